@@ -1,0 +1,1 @@
+"""The HTTP service of optimlab: API, job use cases, database and settings."""

@@ -1,0 +1,160 @@
+"""Optimizers and LR schedulers, found by introspecting ``torch.optim``.
+
+No hand-kept table: a name is valid when ``torch.optim`` (or its
+``lr_scheduler`` module) exports a class of the right kind under it, and a
+keyword is valid when that class's constructor accepts it.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import torch
+from torch.optim import Optimizer, lr_scheduler
+from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
+
+from optimlab.worker.engine.errors import Loc, SpecError
+from optimlab.worker.engine.expression import ExpressionError, parse_expression
+from optimlab.worker.spec import OptimizerSpec, ScheduleSpec
+
+Scheduler = LRScheduler | ReduceLROnPlateau
+
+# Variables a function-valued scheduler keyword (``lr_lambda``, ``scale_fn``) may use:
+# all are bound to the function's single argument (the scheduler's step count).
+FUNCTION_VARIABLES = ("step", "epoch", "x")
+# Length keywords that default to the job's step count when the user leaves them out.
+LENGTH_KEYWORDS = ("total_steps", "T_max")
+_SUPPLIED = {"self", "params", "optimizer"}
+
+
+@functools.cache
+def optimizer_classes() -> dict[str, type[Optimizer]]:
+    return {
+        name: cls
+        for name in torch.optim.__all__
+        if isinstance(cls := getattr(torch.optim, name, None), type)
+        and issubclass(cls, Optimizer)
+        and cls is not Optimizer
+    }
+
+
+@functools.cache
+def scheduler_classes() -> dict[str, type[Scheduler]]:
+    return {
+        name: cls
+        for name in lr_scheduler.__all__
+        if isinstance(cls := getattr(lr_scheduler, name, None), type)
+        and issubclass(cls, LRScheduler | ReduceLROnPlateau)
+        and cls is not LRScheduler
+    }
+
+
+def keyword_parameters(cls: type) -> dict[str, inspect.Parameter]:
+    signature = inspect.signature(cls.__init__)  # type: ignore[misc]
+    return {name: p for name, p in signature.parameters.items()
+            if name not in _SUPPLIED and p.kind is not p.VAR_POSITIONAL}
+
+
+def needs_closure(cls: type[Optimizer]) -> bool:
+    """Whether ``step`` must be given a closure (LBFGS: its line search re-evaluates)."""
+    closure = inspect.signature(cls.step).parameters.get("closure")
+    return closure is not None and closure.default is inspect.Parameter.empty
+
+
+def resolve(name: str, classes: Mapping[str, type], *, loc: Loc,
+            kind: str) -> type:
+    try:
+        return classes[name]
+    except KeyError:
+        known = ", ".join(sorted(classes))
+        raise SpecError((*loc, "name"), f"unknown {kind} {name!r}; known: {known}") from None
+
+
+def check_keywords(cls: type, kwargs: Mapping[str, Any], *, loc: Loc) -> None:
+    accepted = keyword_parameters(cls)
+    for key in kwargs:
+        if key not in accepted:
+            names = ", ".join(accepted)
+            raise SpecError((*loc, key), f"{cls.__name__} has no keyword {key!r}; "
+                                           f"accepted: {names}")
+    for key, parameter in accepted.items():
+        if parameter.default is inspect.Parameter.empty and key not in kwargs:
+            raise SpecError((*loc, key), f"{cls.__name__} requires {key!r}")
+
+
+def _tuples(value: Any) -> Any:
+    # JSON has no tuples; optimizer keywords such as betas are tuples in torch.
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+def build_optimizer(spec: OptimizerSpec, params: Iterable[torch.Tensor]) -> Optimizer:
+    loc = ("optimizer",)
+    cls = resolve(spec.name, optimizer_classes(), loc=loc, kind="optimizer")
+    kwargs = spec.kwargs
+    check_keywords(cls, kwargs, loc=loc)
+    try:
+        return cls(params, **{k: _tuples(v) for k, v in kwargs.items()})
+    except (ValueError, TypeError, RuntimeError, KeyError, IndexError) as exc:
+        raise SpecError(loc, f"{cls.__name__} refused its arguments: {exc}") from None
+
+
+def build_scheduler(spec: ScheduleSpec, optimizer: Optimizer, *, steps: int,
+                    loc: Loc = ("schedule",)) -> Scheduler:
+    cls = resolve(spec.name, scheduler_classes(), loc=loc, kind="scheduler")
+    accepted = keyword_parameters(cls)
+    kwargs = spec.kwargs
+    for key in LENGTH_KEYWORDS:
+        if key in accepted and key not in kwargs and "epochs" not in kwargs:
+            kwargs[key] = steps
+    check_keywords(cls, kwargs, loc=loc)
+    kwargs = {key: _scheduler_argument(value, accepted[key], optimizer, steps, (*loc, key))
+              for key, value in kwargs.items()}
+    if "optimizer" in inspect.signature(cls.__init__).parameters:  # type: ignore[misc]
+        kwargs["optimizer"] = optimizer
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError, RuntimeError, KeyError, IndexError, ZeroDivisionError,
+            OverflowError, ExpressionError) as exc:
+        raise SpecError(loc, f"{cls.__name__} refused its arguments: {exc}") from None
+
+
+def _scheduler_argument(value: Any, parameter: inspect.Parameter, optimizer: Optimizer,
+                        steps: int, loc: Loc) -> Any:
+    annotation = str(parameter.annotation)
+    if "LRScheduler" in annotation:
+        if not isinstance(value, list) or not value:
+            raise SpecError(loc, "expected a non-empty list of schedules")
+        return [build_scheduler(_schedule_spec(item, (*loc, i)), optimizer, steps=steps,
+                                loc=(*loc, i))
+                for i, item in enumerate(value)]
+    if "Callable" in annotation and value is not None:
+        if isinstance(value, list):
+            return [_function(item, (*loc, i)) for i, item in enumerate(value)]
+        return _function(value, loc)
+    return value
+
+
+def _schedule_spec(value: Any, loc: Loc) -> ScheduleSpec:
+    if not isinstance(value, dict):
+        raise SpecError(loc, "expected a schedule object with a 'name'")
+    try:
+        return ScheduleSpec.model_validate(value)
+    except ValueError as exc:
+        raise SpecError(loc, str(exc).splitlines()[-1].strip()) from None
+
+
+def _function(source: Any, loc: Loc) -> Any:
+    if not isinstance(source, str):
+        raise SpecError(loc, "expected an expression string such as '0.95**step'")
+    try:
+        expression = parse_expression(source, allowed_names=FUNCTION_VARIABLES)
+    except ExpressionError as exc:
+        raise SpecError(loc, str(exc)) from None
+
+    def function(argument: Any) -> Any:
+        return expression.evaluate_scalar(dict.fromkeys(FUNCTION_VARIABLES, argument))
+
+    return function

@@ -1,0 +1,52 @@
+"""Where the engine's metrics go: a small interface the worker implements with SQL."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+# (step, name, value): one point of one series.
+MetricPoint = tuple[int, str, float]
+
+
+@dataclass
+class TrainingSummary:
+    """What a run amounts to; updated as it goes and final when it returns."""
+
+    device: str
+    parameter_count: int
+    steps_done: int = 0
+    initial_loss: float | None = None
+    final_loss: float | None = None
+    best_loss: float | None = None
+    best_step: int | None = None
+    wall_seconds: float = 0.0
+    steps_per_second: float | None = None
+    outcome: str = "running"  # completed | diverged | cancelled
+    diverged_at: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class MetricSink(Protocol):
+    def write(self, points: list[MetricPoint], summary: TrainingSummary) -> bool:
+        """Store ``points`` (and the progress so far); return False to stop the run."""
+        ...
+
+
+class ListSink:
+    """Keeps everything in memory: for tests, benchmarks and notebooks."""
+
+    def __init__(self) -> None:
+        self.points: list[MetricPoint] = []
+        self.summaries: list[TrainingSummary] = []
+
+    def write(self, points: list[MetricPoint], summary: TrainingSummary) -> bool:
+        self.points.extend(points)
+        self.summaries.append(summary)
+        return True
+
+    def series(self, name: str) -> list[float]:
+        return [value for _, n, value in sorted(self.points) if n == name]
