@@ -1,0 +1,63 @@
+"""Every refusal as JSON: 422s keep FastAPI's ``detail`` list and add one readable ``message``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from starlette.responses import JSONResponse
+
+from optimlab.service.jobs.errors import (
+    BrokerUnavailable,
+    InvalidCursor,
+    JobConflict,
+    JobNotFound,
+)
+from optimlab.worker.engine import SpecError
+
+
+def field_path(loc: Sequence[Any]) -> str:
+    parts = [str(p) for p in loc]
+    if len(parts) > 1 and parts[0] in ("body", "query", "path"):
+        parts = parts[1:]
+    return ".".join(parts)
+
+
+def unprocessable(errors: list[dict[str, Any]]) -> JSONResponse:
+    message = "; ".join(f"{field_path(e['loc'])}: {e['msg']}" for e in errors)
+    return JSONResponse(status_code=422, content={"detail": errors, "message": message})
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    # The offending input is not echoed back: it may be megabytes of data.
+    errors = [{k: v for k, v in e.items() if k not in ("input", "url")} for e in exc.errors()]
+    return unprocessable(jsonable_encoder(errors))
+
+
+async def _spec_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, SpecError)
+    return unprocessable([{"loc": ["body", *exc.loc], "msg": exc.message, "type": "spec"}])
+
+
+async def _invalid_cursor(_: Request, exc: Exception) -> JSONResponse:
+    return unprocessable([{"loc": ["query", "cursor"], "msg": str(exc), "type": "cursor"}])
+
+
+def _plain(status: int) -> Any:
+    async def handler(_: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(status_code=status, content={"detail": str(exc)})
+
+    return handler
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(SpecError, _spec_error)
+    app.add_exception_handler(InvalidCursor, _invalid_cursor)
+    app.add_exception_handler(JobNotFound, _plain(404))
+    app.add_exception_handler(JobConflict, _plain(409))
+    app.add_exception_handler(BrokerUnavailable, _plain(503))

@@ -1,0 +1,94 @@
+"""/v1/jobs: submit, inspect, list, cancel, and read metric histories."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from starlette.responses import StreamingResponse
+
+from optimlab.service.api.deps import DispatcherDep, EngineDep, SettingsDep
+from optimlab.service.api.responses import OrjsonResponse
+from optimlab.service.api.schemas import JobPublic, JobsPublic, MetricsPublic, Status
+from optimlab.service.jobs import cancel, queries, submit
+from optimlab.worker.spec import JobSpec
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+NamesQuery = Annotated[str | None, Query(
+    description="Comma-separated series names, e.g. loss,lr,param.x; default: all.",
+    max_length=10_000)]
+
+
+def _names(names: str | None) -> list[str] | None:
+    return [n.strip() for n in names.split(",") if n.strip()] if names else None
+
+
+@router.post("", status_code=201, response_model=JobPublic)
+def create_job(spec: JobSpec, response: Response, engine: EngineDep,
+               dispatcher: DispatcherDep, settings: SettingsDep) -> JobPublic:
+    """Validate the spec, store the job as queued and send it to a worker."""
+    job = submit.submit_job(engine=engine, dispatcher=dispatcher, settings=settings, spec=spec)
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return JobPublic.of(job)
+
+
+@router.get("", response_model=JobsPublic)
+def list_jobs(engine: EngineDep, status: Status | None = None,
+              limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+              cursor: Annotated[str | None, Query(max_length=200)] = None) -> JobsPublic:
+    """Newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
+    page, next_cursor = queries.list_jobs(engine=engine, status=status, limit=limit,
+                                          cursor=cursor)
+    return JobsPublic(data=[JobPublic.of(job) for job in page], next_cursor=next_cursor)
+
+
+@router.get("/{job_id}", response_model=JobPublic)
+def get_job(job_id: uuid.UUID, engine: EngineDep) -> JobPublic:
+    return JobPublic.of(queries.get_job(engine=engine, job_id=job_id))
+
+
+@router.post("/{job_id}/cancel", response_model=JobPublic)
+def cancel_job(job_id: uuid.UUID, engine: EngineDep) -> JobPublic:
+    """A queued job never runs; a running one stops within about a second, keeping its metrics."""
+    return JobPublic.of(cancel.cancel_job(engine=engine, job_id=job_id))
+
+
+@router.get("/{job_id}/metrics", response_model=MetricsPublic,
+            response_class=OrjsonResponse)
+def get_metrics(job_id: uuid.UUID, engine: EngineDep, names: NamesQuery = None) -> OrjsonResponse:
+    """Every stored point of each series (so far, while the job runs); NaN and inf are null."""
+    series = queries.read_metrics(engine=engine, job_id=job_id, names=_names(names))
+    return OrjsonResponse({
+        "job_id": job_id,
+        "series": [{"name": s.name, "steps": s.steps, "values": s.values} for s in series],
+    })
+
+
+@router.get("/{job_id}/metrics.csv", response_class=StreamingResponse,
+            responses={200: {"content": {"text/csv": {}}}})
+def get_metrics_csv(job_id: uuid.UUID, engine: EngineDep,
+                    names: NamesQuery = None) -> StreamingResponse:
+    """The same points as CSV rows ``step,name,value``, streamed."""
+    wanted = queries.metric_names(engine=engine, job_id=job_id, names=_names(names))
+    return StreamingResponse(_csv(engine, job_id, wanted), media_type="text/csv",
+                             headers={"Content-Disposition":
+                                      f'attachment; filename="{job_id}-metrics.csv"'})
+
+
+def _csv(engine: EngineDep, job_id: uuid.UUID, names: list[str]) -> Iterator[str]:
+    yield "step,name,value\n"
+    lines: list[str] = []
+    for name, step, value in queries.stream_metrics(engine=engine, job_id=job_id, names=names):
+        # repr() is the shortest text that reads back as the same float
+        lines.append(f"{step},{_csv_field(name)},{value!r}\n")
+        if len(lines) >= 5_000:
+            yield "".join(lines)
+            lines.clear()
+    yield "".join(lines)
+
+
+def _csv_field(text: str) -> str:
+    return f'"{text.replace(chr(34), chr(34) * 2)}"' if any(c in text for c in ',"\n') else text

@@ -1,0 +1,65 @@
+"""Response bodies of the API (the request body is the shared JobSpec)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, PlainSerializer
+
+from optimlab.service.db.models import Job
+from optimlab.worker.spec import JobSpec
+
+Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+
+def _utc(value: datetime) -> str:
+    # Stored as naive UTC; say so on the wire.
+    return value.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
+
+
+UtcDatetime = Annotated[datetime, PlainSerializer(_utc, return_type=str)]
+
+
+class JobPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    status: Status
+    spec: JobSpec
+    queue: str
+    attempt: int
+    created_at: UtcDatetime
+    started_at: UtcDatetime | None
+    finished_at: UtcDatetime | None
+    error: str | None
+    summary: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, job: Job) -> JobPublic:
+        return cls.model_validate(job)
+
+
+class JobsPublic(BaseModel):
+    data: list[JobPublic]
+    next_cursor: str | None
+
+
+class SeriesPublic(BaseModel):
+    name: str
+    steps: list[int]
+    values: list[float | None]
+
+
+class MetricsPublic(BaseModel):
+    job_id: uuid.UUID
+    series: list[SeriesPublic]
+
+
+class Readiness(BaseModel):
+    ready: bool
+    database: str
+    broker: str
+    workers: int

@@ -1,0 +1,121 @@
+"""The ``optimlab`` command: up (everything, embedded), api, worker, migrate."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from optimlab.service.settings import Settings, get_settings
+
+app = typer.Typer(help="optimlab: an optimizer laboratory served over HTTP.",
+                  no_args_is_help=True, add_completion=False)
+
+GpusOption = Annotated[str, typer.Option(
+    "--gpus", help="all (one worker per visible GPU, CPU if none), none, or indices like 0,1.")]
+ConcurrencyOption = Annotated[int, typer.Option(
+    "--concurrency", min=1, help="Jobs run at once by each worker process.")]
+HostOption = Annotated[str, typer.Option("--host", help="Interface the API listens on.")]
+PortOption = Annotated[int, typer.Option("--port", min=1, max=65535)]
+
+
+@app.command()
+def up(host: HostOption = "127.0.0.1", port: PortOption = 8000,
+       data_dir: Annotated[Path | None, typer.Option(
+           "--data-dir", help="Where the SQLite database and the folder broker live "
+                              "(default: OPTIMLAB_DATA_DIR or ~/.local/share/optimlab).")] = None,
+       gpus: GpusOption = "all", concurrency: ConcurrencyOption = 1) -> None:
+    """Run the API and a worker, embedded: SQLite and a folder broker, no server needed."""
+    from optimlab.migrations import upgrade
+    from optimlab.service.db.connection import make_engine
+    from optimlab.service.jobs.recovery import requeue_orphans
+    from optimlab.service.processes import ChildSpec, Supervisor, optimlab_command
+    from optimlab.worker.celery_app import CeleryDispatcher, create_celery
+
+    folder = (data_dir or get_settings().data_dir).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    settings = Settings(data_dir=folder, database_url=None, broker_url=None,
+                        ready_requires_worker=True)
+    upgrade(settings.database)
+    # No worker of ours runs yet: whatever is running or queued was left by the last run.
+    engine = make_engine(settings.database)
+    requeue_orphans(engine, CeleryDispatcher(create_celery(settings)),
+                    stale_after=timedelta(0), include_queued=True)
+    engine.dispose()
+    env = {"OPTIMLAB_DATA_DIR": str(folder), "OPTIMLAB_READY_REQUIRES_WORKER": "true",
+           "OPTIMLAB_DATABASE_URL": "", "OPTIMLAB_BROKER_URL": ""}
+    children = [
+        ChildSpec("worker", optimlab_command("worker", "--gpus", gpus,
+                                             "--concurrency", str(concurrency)), env),
+        ChildSpec("api", optimlab_command("api", "--host", host, "--port", str(port)), env),
+    ]
+    typer.echo(f"optimlab: data in {folder}; API on http://{host}:{port} (docs: /docs)")
+    raise typer.Exit(Supervisor(children, cwd=folder).run())
+
+
+@app.command()
+def api(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
+    """Run the HTTP API (configured by OPTIMLAB_DATABASE_URL and OPTIMLAB_BROKER_URL)."""
+    import uvicorn
+
+    uvicorn.run("optimlab.service.api.main:create_app", factory=True, host=host, port=port,
+                timeout_graceful_shutdown=3, log_level="info")
+
+
+@app.command()
+def worker(gpus: GpusOption = "all", concurrency: ConcurrencyOption = 1) -> None:
+    """Run Celery workers: one per selected GPU, or one on the CPU."""
+    import torch
+
+    from optimlab.service.processes import ChildSpec, Supervisor, optimlab_command
+    from optimlab.worker.launch import GpuSelectionError, plan_workers, run_worker
+
+    settings = get_settings()
+    try:
+        plans = plan_workers(gpus, settings, visible_gpus=torch.cuda.device_count())
+    except GpuSelectionError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--gpus") from None
+    if len(plans) == 1 and not plans[0].env:
+        run_worker(settings, plans[0], concurrency=concurrency)
+        return
+    children = [ChildSpec(plan.name, optimlab_command("gpu-worker", "--concurrency",
+                                                      str(concurrency)), plan.env)
+                for plan in plans]
+    raise typer.Exit(Supervisor(children).run())
+
+
+@app.command("gpu-worker", hidden=True)
+def gpu_worker(concurrency: ConcurrencyOption = 1) -> None:
+    """One worker on the single GPU its CUDA_VISIBLE_DEVICES leaves visible."""
+    from optimlab.worker.launch import gpu_plan, run_worker
+
+    settings = get_settings()
+    index = int(os.environ.get("CUDA_VISIBLE_DEVICES", "0"))
+    run_worker(settings, gpu_plan(index, settings), concurrency=concurrency)
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date (OPTIMLAB_DATABASE_URL)."""
+    from optimlab.migrations import upgrade
+
+    settings = get_settings()
+    if settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.database)
+    typer.echo("database is up to date")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""Queries on the jobs table. Every status change is one conditional UPDATE.
+
+The job row is the source of truth: a broker message only says "look at job
+X". Runs are fenced by ``attempt``: a worker claims a job by incrementing it,
+and every later write of that run names the attempt it holds, so a duplicate
+or superseded run can never overwrite a newer one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, or_, select, update
+
+from optimlab.service.db.models import Job, Metric, utcnow
+
+QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
+    "queued", "running", "succeeded", "failed", "cancelled")
+STATUSES = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
+FINISHED = (SUCCEEDED, FAILED, CANCELLED)
+
+
+@dataclass(frozen=True)
+class Claim:
+    job_id: uuid.UUID
+    attempt: int
+    spec: dict[str, Any]
+
+
+def insert_job(conn: Connection, *, name: str, spec: dict[str, Any], queue: str) -> Job:
+    job_id = uuid.uuid4()
+    now = utcnow()
+    conn.execute(Job.__table__.insert().values(
+        id=job_id, name=name, status=QUEUED, spec=spec, queue=queue, created_at=now, attempt=0))
+    return get_job(conn, job_id)  # type: ignore[return-value]
+
+
+def get_job(conn: Connection, job_id: uuid.UUID) -> Job | None:
+    row = conn.execute(select(Job.__table__).where(Job.id == job_id)).one_or_none()
+    return None if row is None else Job(**row._mapping)
+
+
+def list_jobs(conn: Connection, *, status: str | None, limit: int,
+              after: tuple[datetime, uuid.UUID] | None) -> list[Job]:
+    """Newest first; ``after`` is the (created_at, id) of the last job of the previous page."""
+    query = select(Job.__table__).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
+    if status is not None:
+        query = query.where(Job.status == status)
+    if after is not None:
+        created, last_id = after
+        query = query.where(or_(Job.created_at < created,
+                                and_(Job.created_at == created, Job.id < last_id)))
+    return [Job(**row._mapping) for row in conn.execute(query)]
+
+
+def claim_job(conn: Connection, job_id: uuid.UUID, *, worker: str, stale_before: datetime,
+              max_attempts: int) -> Claim | None:
+    """Take a queued job (or a running one whose worker stopped beating) for a new run.
+
+    Returns None when the job is not to be run by this caller: finished, cancelled,
+    unknown, or running elsewhere with a fresh heartbeat (a duplicate delivery). A job
+    that has already started ``max_attempts`` runs fails instead: it keeps killing workers.
+    """
+    job = get_job(conn, job_id)
+    if job is None:
+        return None
+    claimable = job.status == QUEUED or (
+        job.status == RUNNING and (job.heartbeat_at is None or job.heartbeat_at < stale_before))
+    if not claimable:
+        return None
+    if job.attempt >= max_attempts:
+        fail_job(conn, job_id, f"gave up after {job.attempt} runs that did not finish "
+                               "(the worker was lost each time)")
+        return None
+    now = utcnow()
+    result = conn.execute(
+        update(Job).where(Job.id == job_id, Job.attempt == job.attempt, Job.status == job.status)
+        .values(status=RUNNING, attempt=job.attempt + 1, worker=worker, started_at=now,
+                heartbeat_at=now, error=None, summary=None))
+    if result.rowcount != 1:
+        return None  # another worker claimed it between our read and write
+    # A new run starts from step 0: whatever an abandoned run stored is replaced.
+    conn.execute(Metric.__table__.delete().where(Metric.job_id == job_id))
+    return Claim(job_id=job_id, attempt=job.attempt + 1, spec=job.spec)
+
+
+def heartbeat(conn: Connection, claim: Claim) -> str | None:
+    """Refresh a running job's heartbeat; None when the run no longer holds a running job."""
+    result = conn.execute(
+        update(Job).where(Job.id == claim.job_id, Job.attempt == claim.attempt,
+                          Job.status == RUNNING)
+        .values(heartbeat_at=utcnow()).returning(Job.status))
+    row = result.one_or_none()
+    return None if row is None else str(row.status)
+
+
+def lock_for_write(conn: Connection, claim: Claim) -> str | None:
+    """Lock the job row for a metrics write; return its status, None if the run lost the job.
+
+    A run holds its job while the attempt is its own and the job is running (or was
+    cancelled during the run); a job handed back to the queue belongs to the next run.
+    """
+    query = select(Job.status, Job.attempt).where(Job.id == claim.job_id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = conn.execute(query).one_or_none()
+    if row is None or row.attempt != claim.attempt or row.status not in (RUNNING, CANCELLED):
+        return None
+    return str(row.status)
+
+
+def save_progress(conn: Connection, claim: Claim, summary: dict[str, Any]) -> None:
+    conn.execute(update(Job).where(Job.id == claim.job_id, Job.attempt == claim.attempt)
+                 .values(summary=summary, heartbeat_at=utcnow()))
+
+
+def finish_job(conn: Connection, claim: Claim, *, status: str, summary: dict[str, Any] | None,
+               error: str | None = None) -> bool:
+    """End the run; a job cancelled meanwhile stays cancelled but keeps its summary."""
+    values: dict[str, Any] = {"summary": summary, "heartbeat_at": None}
+    if error is not None:
+        values["error"] = error
+    running = conn.execute(
+        update(Job).where(Job.id == claim.job_id, Job.attempt == claim.attempt,
+                          Job.status == RUNNING)
+        .values(status=status, finished_at=utcnow(), **values))
+    if running.rowcount == 1:
+        return True
+    conn.execute(update(Job).where(Job.id == claim.job_id, Job.attempt == claim.attempt,
+                                   Job.status == CANCELLED)
+                 .values(**values))
+    return False
+
+
+def cancel_job(conn: Connection, job_id: uuid.UUID) -> bool:
+    """Mark a queued or running job cancelled; False if it had already finished."""
+    result = conn.execute(
+        update(Job).where(Job.id == job_id, Job.status.in_((QUEUED, RUNNING)))
+        .values(status=CANCELLED, finished_at=utcnow()))
+    return result.rowcount == 1
+
+
+def fail_job(conn: Connection, job_id: uuid.UUID, error: str) -> None:
+    conn.execute(update(Job).where(Job.id == job_id, Job.status.in_((QUEUED, RUNNING)))
+                 .values(status=FAILED, finished_at=utcnow(), error=error))
+
+
+def orphaned_jobs(conn: Connection, *, stale_after: timedelta,
+                  include_queued: bool = False) -> list[Job]:
+    """Running jobs whose worker stopped beating (and, on request, every queued job)."""
+    stale = or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < utcnow() - stale_after)
+    condition = and_(Job.status == RUNNING, stale)
+    if include_queued:
+        condition = or_(condition, Job.status == QUEUED)
+    return [Job(**row._mapping) for row in conn.execute(select(Job.__table__).where(condition))]
+
+
+def running_on(conn: Connection, worker: str) -> list[Job]:
+    query = select(Job.__table__).where(Job.status == RUNNING, Job.worker == worker)
+    return [Job(**row._mapping) for row in conn.execute(query)]
+
+
+def requeue_job(conn: Connection, job: Job) -> bool:
+    """Put a running job back in the queue, unless someone else changed it first."""
+    result = conn.execute(
+        update(Job).where(Job.id == job.id, Job.attempt == job.attempt, Job.status == job.status)
+        .values(status=QUEUED, heartbeat_at=None))
+    return result.rowcount == 1

@@ -1,0 +1,13 @@
+"""How the use cases reach the queue, without knowing it is Celery."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class Dispatcher(Protocol):
+    def dispatch(self, job_id: str, queue: str) -> None:
+        """Ask a worker on ``queue`` to run the job."""
+
+    def ping(self, timeout: float = 2.0) -> None:
+        """Raise when the broker cannot be reached."""

@@ -1,0 +1,49 @@
+"""Submit a job: validate its spec, store it as queued, send it to a worker's queue."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import Connection, Engine
+
+from optimlab.service.db import jobs, workers
+from optimlab.service.db.models import Job
+from optimlab.service.jobs.dispatch import Dispatcher
+from optimlab.service.jobs.errors import BrokerUnavailable
+from optimlab.service.settings import Settings
+from optimlab.worker.engine.validation import validate_spec
+from optimlab.worker.spec import JobSpec
+
+log = logging.getLogger(__name__)
+
+
+def submit_job(*, engine: Engine, dispatcher: Dispatcher, settings: Settings,
+               spec: JobSpec) -> Job:
+    """Raise SpecError for a spec the engine cannot run; nothing is stored or queued then."""
+    validate_spec(spec)
+    with engine.begin() as conn:
+        queue = choose_queue(spec, settings, gpu_workers=_gpu_workers(conn, settings))
+        job = jobs.insert_job(conn, name=spec.name, spec=spec.model_dump(mode="json"),
+                              queue=queue)
+    # Sent after the commit, so a worker never receives the id of a row it cannot see yet.
+    try:
+        dispatcher.dispatch(str(job.id), queue)
+    except Exception as exc:
+        log.exception("job %s could not be queued", job.id)
+        with engine.begin() as conn:
+            jobs.fail_job(conn, job.id, f"could not be queued: broker unreachable ({exc})")
+        raise BrokerUnavailable(f"the broker is unreachable: {exc}") from exc
+    return job
+
+
+def choose_queue(spec: JobSpec, settings: Settings, *, gpu_workers: int) -> str:
+    """cuda jobs go to the gpu queue; auto jobs too while a GPU worker is alive."""
+    wants_gpu = spec.device == "cuda" or (spec.device == "auto" and gpu_workers > 0)
+    return settings.queue("gpu" if wants_gpu else "cpu")
+
+
+def _gpu_workers(conn: Connection, settings: Settings) -> int:
+    within = timedelta(seconds=3 * settings.heartbeat_seconds)
+    live = workers.live_workers(conn, within=within)
+    return sum(settings.queue("gpu") in w.queues.split(",") for w in live)

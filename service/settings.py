@@ -1,0 +1,77 @@
+"""All configuration, from ``OPTIMLAB_*`` environment variables, in one object."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EMBEDDED_BROKER = "filesystem://"
+
+
+def default_data_dir() -> Path:
+    return Path.home() / ".local" / "share" / "optimlab"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OPTIMLAB_", frozen=True)
+
+    data_dir: Path = Field(default_factory=default_data_dir,
+                           description="Where the embedded database and broker live.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: SQLite in data_dir.")
+    broker_url: str | None = Field(
+        default=None, description="Celery broker URL; default: a folder broker in data_dir.")
+    broker_poll_seconds: float = Field(
+        default=0.05, gt=0, description="Polling interval of the embedded folder broker.")
+    queue_prefix: str = Field(default="", description="Prefix of the cpu/gpu queue names.")
+    flush_seconds: float = Field(default=0.5, gt=0, description="How often metrics are stored.")
+    heartbeat_seconds: float = Field(
+        default=5.0, gt=0, description="How often jobs and workers beat; orphans are checked too.")
+    stale_after_seconds: float = Field(
+        default=60.0, gt=0, description="A running job without heartbeat this long is requeued.")
+    visibility_timeout_seconds: int = Field(
+        default=24 * 3600, gt=0, description="Redis redelivers an unacknowledged task after this.")
+    max_attempts: int = Field(default=3, ge=1, description="Runs a job may start before it fails.")
+    ready_requires_worker: bool = Field(
+        default=False, description="/readyz answers 503 until a worker consumes.")
+    max_request_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+
+    @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'optimlab.db'}"
+
+    @property
+    def broker(self) -> str:
+        return self.broker_url or EMBEDDED_BROKER
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.broker.startswith("filesystem:")
+
+    @property
+    def broker_folder(self) -> Path:
+        return self.data_dir / "broker"
+
+    def queue(self, kind: str) -> str:
+        return f"{self.queue_prefix}{kind}"
+
+    def broker_transport_options(self) -> dict[str, Any]:
+        if self.embedded_broker:
+            messages = str(self.broker_folder / "messages")
+            return {
+                "data_folder_in": messages,
+                "data_folder_out": messages,
+                "control_folder": str(self.broker_folder / "control"),
+                "processing_folder": str(self.broker_folder / "processing"),
+                "polling_interval": self.broker_poll_seconds,
+            }
+        return {"visibility_timeout": self.visibility_timeout_seconds}
+
+
+@functools.cache
+def get_settings() -> Settings:
+    return Settings()

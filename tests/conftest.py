@@ -1,0 +1,135 @@
+"""Fixtures for the real stack: SQLite + folder broker ("embedded") and PostgreSQL + Redis.
+
+PostgreSQL and Redis are required: a test that needs one fails, never skips, when it is
+unreachable. Each test session gets its own PostgreSQL database, emptied after every test;
+each test gets its own queue names on Redis, deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+
+from optimlab.migrations import upgrade
+from optimlab.service.api.main import create_app
+from optimlab.service.db.connection import make_engine
+from optimlab.service.settings import Settings
+
+POSTGRES_SERVER = os.environ.get("OPTIMLAB_TEST_POSTGRES_URL",
+                                 "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("OPTIMLAB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+TABLES = ("metrics", "jobs", "workers")
+# Short intervals so that tests of heartbeats and recovery take seconds, not minutes.
+FAST = {"flush_seconds": 0.2, "heartbeat_seconds": 0.5, "stale_after_seconds": 3.0}
+
+
+@dataclass(frozen=True)
+class Stack:
+    """One deployment shape: its settings, and the environment a child process needs."""
+
+    kind: str
+    settings: Settings
+
+    def env(self) -> dict[str, str]:
+        s = self.settings
+        env = {
+            "OPTIMLAB_DATA_DIR": str(s.data_dir),
+            "OPTIMLAB_DATABASE_URL": s.database,
+            "OPTIMLAB_BROKER_URL": s.broker_url or "",
+            "OPTIMLAB_QUEUE_PREFIX": s.queue_prefix,
+            "OPTIMLAB_FLUSH_SECONDS": str(s.flush_seconds),
+            "OPTIMLAB_HEARTBEAT_SECONDS": str(s.heartbeat_seconds),
+            "OPTIMLAB_STALE_AFTER_SECONDS": str(s.stale_after_seconds),
+            "OPTIMLAB_BROKER_POLL_SECONDS": str(s.broker_poll_seconds),
+        }
+        return {**os.environ, **env}
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    try:
+        with psycopg.connect(POSTGRES_SERVER, connect_timeout=3):
+            pass
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is required at {POSTGRES_SERVER} and is unreachable: {exc}",
+                    pytrace=False)
+    return POSTGRES_SERVER
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"Redis is required at {REDIS_URL} and is unreachable: {exc}",
+                    pytrace=False)
+    return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def postgres_database(postgres_server: str) -> Iterator[str]:
+    """A fresh database for this test session, migrated to head, dropped at the end."""
+    name = f"optimlab_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = postgres_server.rsplit("/", 1)[0] + f"/{name}"
+    upgrade(url)
+    yield url
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["embedded", "postgres"])
+def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
+    """Both deployments: SQLite + folder broker, and PostgreSQL + Redis."""
+    prefix = f"test-{uuid.uuid4().hex[:8]}-"
+    if request.param == "embedded":
+        settings = Settings(data_dir=tmp_path / "data", database_url=None, broker_url=None,
+                            queue_prefix=prefix, **FAST)
+        settings.data_dir.mkdir()
+        upgrade(settings.database)
+        yield Stack("embedded", settings)
+        return
+    database = request.getfixturevalue("postgres_database")
+    broker = request.getfixturevalue("redis_url")
+    settings = Settings(data_dir=tmp_path / "data", database_url=database, broker_url=broker,
+                        queue_prefix=prefix, **FAST)
+    yield Stack("postgres", settings)
+    _empty_postgres(database)
+    _delete_redis_keys(broker, prefix)
+
+
+@pytest.fixture
+def engine(stack: Stack) -> Iterator[Engine]:
+    engine = make_engine(stack.settings.database)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def client(stack: Stack) -> Iterator[TestClient]:
+    with TestClient(create_app(stack.settings)) as client:
+        yield client
+
+
+def _empty_postgres(url: str) -> None:
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {', '.join(TABLES)} CASCADE"))
+    engine.dispose()
+
+
+def _delete_redis_keys(url: str, prefix: str) -> None:
+    client = redis.Redis.from_url(url)
+    keys = list(client.scan_iter(match=f"*{prefix}*"))
+    if keys:
+        client.delete(*keys)

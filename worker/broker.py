@@ -1,0 +1,67 @@
+"""The embedded broker: kombu's filesystem transport, made safe for several processes.
+
+Two changes to kombu's channel (see FIELD-NOTES on the folder transport):
+
+* a message is written under a temporary name and renamed into place, so a
+  consumer never reads a half-written file;
+* a consumed message is moved into a ``processing_folder`` inside the data
+  directory (kombu moves it to the system temp folder), so nothing is written
+  outside the data directory.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from queue import Empty
+from time import monotonic
+from typing import Any
+
+from kombu.exceptions import ChannelError
+from kombu.transport import filesystem
+from kombu.utils.json import dumps, loads
+
+
+class FolderChannel(filesystem.Channel):  # type: ignore[misc]
+    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
+        name = f"{round(monotonic() * 1000):015d}_{uuid.uuid4()}.{queue}.msg"
+        folder = Path(self.data_folder_out)
+        partial = folder / f"~{name}.partial"
+        try:
+            partial.write_text(dumps(payload), encoding="utf-8")
+            os.replace(partial, folder / name)
+        except OSError as exc:
+            raise ChannelError(f"Cannot add {name!r} to {folder}") from exc
+
+    def _get(self, queue: str) -> Any:
+        wanted = f"{queue}.msg"
+        folder = Path(self.data_folder_in)
+        processing = Path(self.transport_options["processing_folder"])
+        processing.mkdir(parents=True, exist_ok=True)
+        for name in sorted(os.listdir(folder)):
+            if name.partition(".")[2] != wanted:
+                continue
+            claimed = processing / f"{os.getpid()}-{name}"
+            try:
+                # rename is atomic: of several consumers exactly one gets the file
+                os.rename(folder / name, claimed)
+            except OSError:
+                continue
+            try:
+                return loads(claimed.read_text(encoding="utf-8"))
+            finally:
+                claimed.unlink(missing_ok=True)
+        raise Empty()
+
+
+class FolderTransport(filesystem.Transport):  # type: ignore[misc]
+    Channel = FolderChannel
+
+
+TRANSPORT = f"{__name__}:FolderTransport"
+
+
+def ensure_folders(options: dict[str, Any]) -> None:
+    for key in ("data_folder_in", "data_folder_out", "control_folder", "processing_folder"):
+        Path(options[key]).mkdir(parents=True, exist_ok=True)

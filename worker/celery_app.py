@@ -1,0 +1,66 @@
+"""The Celery app, configured for long training jobs.
+
+* ``acks_late`` with prefetch 1: a task is acknowledged when it ends, and a
+  worker holds only the job it runs (Redis redelivers what a dead worker held);
+* queues are declared (``cpu`` and ``gpu``, optionally prefixed), never
+  created by accident;
+* no result backend: the job row in SQL is the source of truth.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from optimlab.service.settings import Settings
+from optimlab.worker.broker import TRANSPORT, ensure_folders
+
+RUN_JOB = "optimlab.run_job"
+QUEUE_KINDS = ("cpu", "gpu")
+
+
+def create_celery(settings: Settings) -> Celery:
+    app = Celery("optimlab", set_as_current=False)
+    options = settings.broker_transport_options()
+    if settings.embedded_broker:
+        ensure_folders(options)
+    app.conf.update(
+        broker_url=settings.broker,
+        broker_transport=TRANSPORT if settings.embedded_broker else None,
+        broker_transport_options=options,
+        broker_connection_retry_on_startup=True,
+        task_queues=[Queue(settings.queue(kind), routing_key=settings.queue(kind))
+                     for kind in QUEUE_KINDS],
+        task_default_queue=settings.queue("cpu"),
+        task_create_missing_queues=False,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        task_send_sent_event=False,
+    )
+    return app
+
+
+class CeleryDispatcher:
+    """Sends "run job X" messages; the service's only view of Celery."""
+
+    def __init__(self, app: Celery) -> None:
+        self.app = app
+
+    def dispatch(self, job_id: str, queue: str) -> None:
+        # Fail fast when the broker is down: the caller reports it instead of hanging.
+        self.app.send_task(RUN_JOB, args=[job_id], queue=queue, routing_key=queue,
+                           retry=True, retry_policy={"max_retries": 2, "interval_start": 0,
+                                                     "interval_step": 0.2, "interval_max": 0.5})
+
+    def ping(self, timeout: float = 2.0) -> None:
+        """Raise if the broker cannot be reached."""
+        with self.app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0,
+                                         timeout=timeout)

@@ -1,0 +1,120 @@
+"""Run one job: claim its row, train it with the engine, store metrics and the outcome.
+
+Called by the Celery task with a job id (never a payload): the spec is read
+back from the job row, which stays the source of truth for status.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import traceback
+import uuid
+from datetime import timedelta
+from types import TracebackType
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import Engine
+
+from optimlab.service.db import jobs, metrics
+from optimlab.service.db.models import utcnow
+from optimlab.service.settings import Settings
+from optimlab.worker.engine import MetricPoint, SpecError, TrainingSummary, run_training
+from optimlab.worker.spec import JobSpec
+
+log = logging.getLogger(__name__)
+
+
+def execute_job(job_id: str, *, engine: Engine, settings: Settings, worker: str) -> None:
+    stale_before = utcnow() - timedelta(seconds=settings.stale_after_seconds)
+    with engine.begin() as conn:
+        claim = jobs.claim_job(conn, uuid.UUID(job_id), worker=worker, stale_before=stale_before,
+                               max_attempts=settings.max_attempts)
+    if claim is None:
+        log.info("job %s: nothing to run (finished, cancelled or running elsewhere)", job_id)
+        return
+    log.info("job %s: run %d starts on %s", job_id, claim.attempt, worker)
+    sink = SqlMetricSink(engine, claim)
+    with Heartbeat(engine, claim, every=settings.heartbeat_seconds):
+        status, summary, error = _train(claim, sink, settings)
+    if sink.superseded:
+        log.warning("job %s: run %d was superseded; its result is dropped", job_id, claim.attempt)
+        return
+    with engine.begin() as conn:
+        jobs.finish_job(conn, claim, status=status, summary=summary, error=error)
+    log.info("job %s: run %d ends %s", job_id, claim.attempt, status)
+
+
+def _train(claim: jobs.Claim, sink: SqlMetricSink,
+           settings: Settings) -> tuple[str, dict[str, Any] | None, str | None]:
+    try:
+        spec = JobSpec.model_validate(claim.spec)
+        summary = run_training(spec, sink, flush_seconds=settings.flush_seconds)
+    except (SpecError, ValidationError) as exc:
+        return jobs.FAILED, sink.last_summary, f"invalid spec: {exc}"
+    except Exception as exc:  # a failed job is a result; the worker must go on
+        log.exception("job %s failed", claim.job_id)
+        detail = "".join(traceback.format_exception_only(exc)).strip()
+        return jobs.FAILED, sink.last_summary, detail
+    return jobs.SUCCEEDED, finite_json(summary.as_dict()), None
+
+
+class SqlMetricSink:
+    """Writes each batch, fenced by the run's attempt, and reports cancellation back."""
+
+    def __init__(self, engine: Engine, claim: jobs.Claim) -> None:
+        self.engine = engine
+        self.claim = claim
+        self.superseded = False
+        self.last_summary: dict[str, Any] | None = None
+
+    def write(self, points: list[MetricPoint], summary: TrainingSummary) -> bool:
+        self.last_summary = finite_json(summary.as_dict())
+        with self.engine.begin() as conn:
+            status = jobs.lock_for_write(conn, self.claim)
+            if status is None:
+                self.superseded = True
+                return False
+            metrics.write_points(conn, self.claim.job_id, points)
+            jobs.save_progress(conn, self.claim, self.last_summary)
+        return status == jobs.RUNNING
+
+
+class Heartbeat:
+    """Refreshes the job's heartbeat from a thread, so a long single step is not taken for death."""
+
+    def __init__(self, engine: Engine, claim: jobs.Claim, *, every: float) -> None:
+        self.engine = engine
+        self.claim = claim
+        self.every = every
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="job-heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.stopped.set()
+        self.thread.join()
+
+    def _run(self) -> None:
+        while not self.stopped.wait(self.every):
+            try:
+                with self.engine.begin() as conn:
+                    jobs.heartbeat(conn, self.claim)
+            except Exception:  # a missed beat is retried; the run goes on
+                log.warning("job %s: heartbeat failed", self.claim.job_id, exc_info=True)
+
+
+def finite_json(value: Any) -> Any:
+    """JSON has no NaN or infinity (PostgreSQL refuses them): store null instead."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_json(v) for v in value]
+    return value
