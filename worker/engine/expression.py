@@ -44,7 +44,7 @@ UNARY_OPERATORS: dict[type[ast.unaryop], Callable[[Value], Value]] = {
 CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e}
 
 
-def _as_tensor(function: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[Value], Value]:
+def _as_tensor(function: Callable[..., torch.Tensor]) -> Callable[[Value], Value]:
     def apply(value: Value) -> Value:
         if not isinstance(value, torch.Tensor):
             value = torch.tensor(value, dtype=torch.float32)
@@ -53,23 +53,23 @@ def _as_tensor(function: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[Va
     return apply
 
 
+_TORCH_FUNCTIONS: dict[str, Callable[..., torch.Tensor]] = {
+    "sin": torch.sin,
+    "cos": torch.cos,
+    "tan": torch.tan,
+    "exp": torch.exp,
+    "log": torch.log,
+    "sqrt": torch.sqrt,
+    "abs": torch.abs,
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+    "relu": torch.relu,
+    "softplus": F.softplus,
+    "sum": torch.sum,
+    "mean": torch.mean,
+}
 TENSOR_FUNCTIONS: dict[str, Callable[[Value], Value]] = {
-    name: _as_tensor(function)
-    for name, function in {
-        "sin": torch.sin,
-        "cos": torch.cos,
-        "tan": torch.tan,
-        "exp": torch.exp,
-        "log": torch.log,
-        "sqrt": torch.sqrt,
-        "abs": torch.abs,
-        "tanh": torch.tanh,
-        "sigmoid": torch.sigmoid,
-        "relu": torch.relu,
-        "softplus": F.softplus,
-        "sum": torch.sum,
-        "mean": torch.mean,
-    }.items()
+    name: _as_tensor(function) for name, function in _TORCH_FUNCTIONS.items()
 }
 
 SCALAR_FUNCTIONS: dict[str, Callable[[Value], Value]] = {
@@ -81,9 +81,11 @@ SCALAR_FUNCTIONS: dict[str, Callable[[Value], Value]] = {
     "sqrt": math.sqrt,
     "abs": abs,
     "tanh": math.tanh,
-    "sigmoid": lambda v: 1.0 / (1.0 + math.exp(-v)),
+    # sigmoid and softplus in forms whose exp() cannot overflow, as torch's cannot.
+    "sigmoid": lambda v: 1.0 / (1.0 + math.exp(-v)) if v >= 0 else
+    math.exp(v) / (1.0 + math.exp(v)),
     "relu": lambda v: max(v, 0),
-    "softplus": lambda v: math.log1p(math.exp(v)),
+    "softplus": lambda v: math.log1p(math.exp(v)) if v <= 0 else v + math.log1p(math.exp(-v)),
     "sum": lambda v: v,
     "mean": lambda v: v,
 }
@@ -178,6 +180,10 @@ class _Checker:
         value = node.value
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ExpressionError("only numbers are allowed as constants", self.part(node))
+        # Literals are bounded like folded constants: 1e999 is inf, long digit strings overflow.
+        if (isinstance(value, int) and value.bit_length() > MAX_INT_BITS) or (
+                isinstance(value, float) and not math.isfinite(value)):
+            raise ExpressionError("number too large", self.part(node))
         return value
 
     def visit_name(self, node: ast.Name) -> float | None:
@@ -225,7 +231,7 @@ def _fold(op: ast.operator, left: int | float, right: int | float, part: str) ->
         raise ExpressionError("complex result", part)
     if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
         raise ExpressionError("number too large", part)
-    return value
+    return value  # type: ignore[no-any-return]
 
 
 def _describe(node: ast.AST) -> str:
@@ -270,7 +276,7 @@ def _compile(node: ast.expr, functions: Mapping[str, Callable[[Value], Value]]) 
 def _checked_pow(base: Value, exponent: Value) -> Value:
     # Variables bound to Python ints (``step`` in schedule functions) can make
     # integer powers explode at run time; the check-time fold cannot see them.
-    if isinstance(base, int) and isinstance(exponent, int) and exponent > 0 and abs(base) > 1:
-        if exponent * abs(base).bit_length() > MAX_INT_BITS:
-            raise ExpressionError("number too large", f"{base}**{exponent}")
+    if (isinstance(base, int) and isinstance(exponent, int) and exponent > 0 and abs(base) > 1
+            and exponent * abs(base).bit_length() > MAX_INT_BITS):
+        raise ExpressionError("number too large", f"{base}**{exponent}")
     return base**exponent

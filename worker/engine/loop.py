@@ -134,7 +134,7 @@ def _closure_step(problem: Problem, optimizer: Optimizer, batch: Batch, recorder
         return loss
 
     # The optimizer returns the loss its closure computed first: the one before the update.
-    value = float(optimizer.step(closure))  # type: ignore[arg-type]
+    value = float(optimizer.step(closure).detach())  # type: ignore[arg-type, attr-defined]
     recorder.loss(step, value)
     recorder.points.append((step, "lr", lr))
     return value

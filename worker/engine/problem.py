@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from optimlab.worker.engine.expression import Expression, parse_expression
 from optimlab.worker.engine.errors import Loc, SpecError
+from optimlab.worker.engine.expression import Expression, parse_expression
 from optimlab.worker.spec import JobSpec, NumberArray
 
 Batch = torch.Tensor | None  # row indices of the batch; None is the whole data set

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch.optim import Optimizer, lr_scheduler
@@ -96,7 +96,7 @@ def build_optimizer(spec: OptimizerSpec, params: Iterable[torch.Tensor]) -> Opti
     kwargs = spec.kwargs
     check_keywords(cls, kwargs, loc=loc)
     try:
-        return cls(params, **{k: _tuples(v) for k, v in kwargs.items()})
+        return cast(Optimizer, cls(params, **{k: _tuples(v) for k, v in kwargs.items()}))
     except (ValueError, TypeError, RuntimeError, KeyError, IndexError) as exc:
         raise SpecError(loc, f"{cls.__name__} refused its arguments: {exc}") from None
 
@@ -115,7 +115,7 @@ def build_scheduler(spec: ScheduleSpec, optimizer: Optimizer, *, steps: int,
     if "optimizer" in inspect.signature(cls.__init__).parameters:  # type: ignore[misc]
         kwargs["optimizer"] = optimizer
     try:
-        return cls(**kwargs)
+        return cast(Scheduler, cls(**kwargs))
     except (ValueError, TypeError, RuntimeError, KeyError, IndexError, ZeroDivisionError,
             OverflowError, ExpressionError) as exc:
         raise SpecError(loc, f"{cls.__name__} refused its arguments: {exc}") from None

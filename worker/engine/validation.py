@@ -41,7 +41,8 @@ def validate_spec(spec: JobSpec) -> None:
 
 def _check_shapes(spec: JobSpec, problem: Problem) -> None:
     for rows in _batch_sizes(problem.size, spec.batch_size):
-        env = {name: p.detach().to("meta").requires_grad_() for name, p in problem.parameters.items()}
+        env = {name: p.detach().to("meta").requires_grad_()
+               for name, p in problem.parameters.items()}
         env.update((name, column[:rows].to("meta")) for name, column in problem.inputs.items())
         try:
             output = problem.expression.evaluate(env)
