@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -29,7 +30,8 @@ POSTGRES_SERVER = os.environ.get("OPTIMLAB_TEST_POSTGRES_URL",
 REDIS_URL = os.environ.get("OPTIMLAB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 TABLES = ("metrics", "jobs", "workers")
 # Short intervals so that tests of heartbeats and recovery take seconds, not minutes.
-FAST = {"flush_seconds": 0.2, "heartbeat_seconds": 0.5, "stale_after_seconds": 3.0}
+FAST: dict[str, Any] = {"flush_seconds": 0.2, "heartbeat_seconds": 0.5,
+                        "stale_after_seconds": 3.0}
 
 
 @dataclass(frozen=True)

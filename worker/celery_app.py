@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from celery import Celery
-from kombu import Queue
+from kombu.entity import Queue
 
 from optimlab.service.settings import Settings
 from optimlab.worker.broker import TRANSPORT, ensure_folders

@@ -34,8 +34,37 @@ def unprocessable(errors: list[dict[str, Any]]) -> JSONResponse:
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     # The offending input is not echoed back: it may be megabytes of data.
-    errors = [{k: v for k, v in e.items() if k not in ("input", "url")} for e in exc.errors()]
+    errors = [{**{k: v for k, v in e.items() if k not in ("input", "url", "loc")},
+               "loc": _without_tags(e["loc"], exc.body)} for e in exc.errors()]
     return unprocessable(jsonable_encoder(errors))
+
+
+def _is_tag(node: dict[str, Any], part: Any, rest: Sequence[Any]) -> bool:
+    # The tag may also be a field name (a model of kind "expression" has a field
+    # "expression"): it is the tag when the location goes on below a value that
+    # has nothing below it.
+    return part not in node or (bool(rest) and not isinstance(node[part], dict | list))
+
+
+def _without_tags(loc: Sequence[Any], body: Any) -> list[Any]:
+    """Drop the tag pydantic puts in the location of a discriminated union's error.
+
+    ``("body", "model", "expression", "parameters")`` names the field
+    ``model.parameters`` of a model whose ``kind`` is "expression".
+    """
+    kept: list[Any] = []
+    node = body
+    for i, part in enumerate(loc):
+        if i == 0 and part == "body":
+            kept.append(part)
+            continue
+        if isinstance(node, dict) and node.get("kind") == part and _is_tag(node, part, loc[i + 1:]):
+            continue
+        kept.append(part)
+        node = node.get(part) if isinstance(node, dict) else (
+            node[part] if isinstance(node, list) and isinstance(part, int)
+            and -len(node) <= part < len(node) else None)
+    return kept
 
 
 async def _spec_error(_: Request, exc: Exception) -> JSONResponse:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, or_, select, update
+from sqlalchemy import Connection, and_, delete, insert, or_, select, update
 
 from optimlab.service.db.models import Job, Metric, utcnow
 
@@ -33,7 +33,7 @@ class Claim:
 def insert_job(conn: Connection, *, name: str, spec: dict[str, Any], queue: str) -> Job:
     job_id = uuid.uuid4()
     now = utcnow()
-    conn.execute(Job.__table__.insert().values(
+    conn.execute(insert(Job).values(
         id=job_id, name=name, status=QUEUED, spec=spec, queue=queue, created_at=now, attempt=0))
     return get_job(conn, job_id)  # type: ignore[return-value]
 
@@ -83,7 +83,7 @@ def claim_job(conn: Connection, job_id: uuid.UUID, *, worker: str, stale_before:
     if result.rowcount != 1:
         return None  # another worker claimed it between our read and write
     # A new run starts from step 0: whatever an abandoned run stored is replaced.
-    conn.execute(Metric.__table__.delete().where(Metric.job_id == job_id))
+    conn.execute(delete(Metric).where(Metric.job_id == job_id))
     return Claim(job_id=job_id, attempt=job.attempt + 1, spec=job.spec)
 
 
@@ -167,5 +167,5 @@ def requeue_job(conn: Connection, job: Job) -> bool:
     """Put a running job back in the queue, unless someone else changed it first."""
     result = conn.execute(
         update(Job).where(Job.id == job.id, Job.attempt == job.attempt, Job.status == job.status)
-        .values(status=QUEUED, heartbeat_at=None))
+        .values(status=QUEUED, heartbeat_at=None, summary=None))
     return result.rowcount == 1

@@ -33,7 +33,7 @@ def write_points(conn: Connection, job_id: uuid.UUID, points: Sequence[Point]) -
     if conn.dialect.name == "postgresql":
         _copy_points(conn, job_id, points)
     else:
-        conn.execute(insert(metrics), [
+        conn.execute(insert(Metric), [
             {"job_id": job_id, "name": name, "step": step,
              "value": None if math.isnan(value) else value}
             for step, name, value in points])

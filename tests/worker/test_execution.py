@@ -1,0 +1,271 @@
+"""The task body, called directly against the real databases: claims, fencing, cancel, outcomes."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy import insert as sql_insert
+
+from optimlab.service.db import jobs
+from optimlab.service.db.models import Job, Metric, utcnow
+from optimlab.service.jobs.cancel import cancel_job
+from optimlab.service.jobs.recovery import requeue_orphans
+from optimlab.worker.execution import execute_job
+from tests.conftest import Stack
+from tests.seed_table import SEED_SPEC, assert_matches_seed_table
+from tests.stacks import wait_for
+
+LONG_SPEC: dict[str, Any] = {**SEED_SPEC, "steps": 50_000_000}
+
+
+def insert(engine: Engine, spec: dict[str, Any], *, status: str = jobs.QUEUED,
+           attempt: int = 0, heartbeat_ago: float | None = None) -> uuid.UUID:
+    with engine.begin() as conn:
+        job = jobs.insert_job(conn, name="t", spec=spec, queue="cpu")
+        heartbeat = None if heartbeat_ago is None else utcnow() - timedelta(seconds=heartbeat_ago)
+        conn.execute(update(Job).where(Job.id == job.id).values(
+            status=status, attempt=attempt, heartbeat_at=heartbeat))
+    return job.id
+
+
+def run(engine: Engine, stack: Stack, job_id: uuid.UUID) -> None:
+    execute_job(str(job_id), engine=engine, settings=stack.settings, worker="test-worker")
+
+
+def job(engine: Engine, job_id: uuid.UUID) -> Job:
+    with engine.connect() as conn:
+        found = jobs.get_job(conn, job_id)
+    assert found is not None
+    return found
+
+
+def series(engine: Engine, job_id: uuid.UUID, name: str) -> list[float]:
+    query = (select(Metric.value).where(Metric.job_id == job_id, Metric.name == name)
+             .order_by(Metric.step))
+    with engine.connect() as conn:
+        return [math.nan if v is None else v for v in conn.scalars(query)]
+
+
+def point_count(engine: Engine, job_id: uuid.UUID) -> int:
+    with engine.connect() as conn:
+        return int(conn.scalar(select(func.count()).where(Metric.job_id == job_id)) or 0)
+
+
+def test_seed_job_runs_to_the_table(engine: Engine, stack: Stack) -> None:
+    job_id = insert(engine, SEED_SPEC)
+
+    run(engine, stack, job_id)
+
+    done = job(engine, job_id)
+    assert done.status == jobs.SUCCEEDED
+    assert done.attempt == 1
+    assert done.started_at is not None
+    assert done.finished_at is not None
+    assert_matches_seed_table(series(engine, job_id, "param.x"), series(engine, job_id, "loss"))
+    assert series(engine, job_id, "lr") == [0.01] * 20
+    summary = done.summary
+    assert summary is not None
+    assert summary["steps_done"] == 20
+    assert summary["final_loss"] == 0.0
+    assert summary["best_loss"] == 0.0
+    assert summary["initial_loss"] == 225.0
+    assert summary["device"] == "cpu"
+    assert summary["outcome"] == "completed"
+    assert summary["wall_seconds"] > 0
+
+
+def test_a_redelivered_task_does_not_run_again_or_duplicate_rows(engine: Engine,
+                                                                 stack: Stack) -> None:
+    job_id = insert(engine, SEED_SPEC)
+    run(engine, stack, job_id)
+    finished = job(engine, job_id)
+
+    run(engine, stack, job_id)
+
+    assert job(engine, job_id).attempt == 1
+    assert job(engine, job_id).finished_at == finished.finished_at
+    assert point_count(engine, job_id) == 60
+
+
+def test_a_duplicate_delivery_while_the_job_runs_elsewhere_exits_at_once(engine: Engine,
+                                                                         stack: Stack) -> None:
+    job_id = insert(engine, SEED_SPEC, status=jobs.RUNNING, attempt=1, heartbeat_ago=0.0)
+
+    run(engine, stack, job_id)
+
+    assert job(engine, job_id).status == jobs.RUNNING
+    assert job(engine, job_id).attempt == 1
+    assert point_count(engine, job_id) == 0
+
+
+def test_a_job_whose_worker_died_is_taken_over_from_step_zero(engine: Engine,
+                                                              stack: Stack) -> None:
+    job_id = insert(engine, SEED_SPEC, status=jobs.RUNNING, attempt=1, heartbeat_ago=3600)
+    with engine.begin() as conn:  # what the dead run had stored
+        conn.execute(sql_insert(Metric), [
+            {"job_id": job_id, "name": "loss", "step": s, "value": -1.0} for s in range(5)])
+
+    run(engine, stack, job_id)
+
+    assert job(engine, job_id).status == jobs.SUCCEEDED
+    assert job(engine, job_id).attempt == 2
+    assert point_count(engine, job_id) == 60
+    assert_matches_seed_table(series(engine, job_id, "param.x"), series(engine, job_id, "loss"))
+
+
+def test_a_job_that_keeps_losing_its_worker_fails(engine: Engine, stack: Stack) -> None:
+    attempts = stack.settings.max_attempts
+    job_id = insert(engine, SEED_SPEC, status=jobs.RUNNING, attempt=attempts, heartbeat_ago=3600)
+
+    run(engine, stack, job_id)
+
+    failed = job(engine, job_id)
+    assert failed.status == jobs.FAILED
+    assert failed.error is not None
+    assert "gave up" in failed.error
+
+
+def test_a_cancelled_queued_job_never_runs(engine: Engine, stack: Stack) -> None:
+    job_id = insert(engine, SEED_SPEC)
+    cancel_job(engine=engine, job_id=job_id)
+
+    run(engine, stack, job_id)
+
+    assert job(engine, job_id).status == jobs.CANCELLED
+    assert job(engine, job_id).attempt == 0
+    assert point_count(engine, job_id) == 0
+
+
+def start(engine: Engine, stack: Stack, job_id: uuid.UUID) -> threading.Thread:
+    thread = threading.Thread(target=run, args=(engine, stack, job_id), daemon=True)
+    thread.start()
+    wait_for(lambda: point_count(engine, job_id) > 0, timeout=30, what="first metrics")
+    return thread
+
+
+def test_cancelling_a_running_job_stops_it_within_a_second_keeping_its_metrics(
+        engine: Engine, stack: Stack) -> None:
+    job_id = insert(engine, LONG_SPEC)
+    thread = start(engine, stack, job_id)
+
+    cancelled_at = time.monotonic()
+    cancel_job(engine=engine, job_id=job_id)
+    thread.join(timeout=5)
+    stopped_after = time.monotonic() - cancelled_at
+
+    assert not thread.is_alive()
+    assert stopped_after < 1.5
+    stopped = job(engine, job_id)
+    assert stopped.status == jobs.CANCELLED
+    assert stopped.summary is not None
+    assert stopped.summary["outcome"] == "cancelled"
+    losses = series(engine, job_id, "loss")
+    assert len(losses) == stopped.summary["steps_done"] > 0
+    assert losses[0] == 225.0
+
+
+def test_a_run_that_lost_its_job_to_another_attempt_stops_without_finishing_it(
+        engine: Engine, stack: Stack) -> None:
+    job_id = insert(engine, LONG_SPEC)
+    thread = start(engine, stack, job_id)
+
+    with engine.begin() as conn:  # another worker took the job over
+        conn.execute(update(Job).where(Job.id == job_id).values(attempt=Job.attempt + 1))
+    thread.join(timeout=5)
+
+    assert not thread.is_alive()
+    taken = job(engine, job_id)
+    assert taken.status == jobs.RUNNING
+    assert taken.finished_at is None
+
+
+def test_a_job_handed_back_to_the_queue_stops_and_stays_queued(engine: Engine,
+                                                               stack: Stack) -> None:
+    job_id = insert(engine, LONG_SPEC)
+    thread = start(engine, stack, job_id)
+
+    with engine.begin() as conn:
+        assert jobs.requeue_job(conn, job(engine, job_id))
+    thread.join(timeout=5)
+
+    assert not thread.is_alive()
+    assert job(engine, job_id).status == jobs.QUEUED
+    assert job(engine, job_id).summary is None
+
+
+def test_a_diverging_run_is_a_result(engine: Engine, stack: Stack) -> None:
+    spec = {**SEED_SPEC, "optimizer": {"name": "SGD", "lr": 10.0}}
+    job_id = insert(engine, spec)
+
+    run(engine, stack, job_id)
+
+    done = job(engine, job_id)
+    assert done.status == jobs.SUCCEEDED
+    assert done.summary is not None
+    assert done.summary["outcome"] == "diverged"
+    step = done.summary["diverged_at"]
+    losses = series(engine, job_id, "loss")
+    assert len(losses) == step + 1
+    assert not math.isfinite(losses[-1])
+    assert all(math.isfinite(v) for v in losses[:-1])
+
+
+def test_a_stored_spec_the_engine_refuses_fails_the_job_not_the_worker(engine: Engine,
+                                                                      stack: Stack) -> None:
+    job_id = insert(engine, {**SEED_SPEC, "optimizer": {"name": "NoSuchOptimizer"}})
+
+    run(engine, stack, job_id)
+
+    failed = job(engine, job_id)
+    assert failed.status == jobs.FAILED
+    assert failed.error is not None
+    assert "NoSuchOptimizer" in failed.error
+    assert failed.finished_at is not None
+
+
+def test_orphaned_running_jobs_are_requeued_once(engine: Engine, stack: Stack) -> None:
+    orphan = insert(engine, SEED_SPEC, status=jobs.RUNNING, attempt=1, heartbeat_ago=3600)
+    alive = insert(engine, SEED_SPEC, status=jobs.RUNNING, attempt=1, heartbeat_ago=0)
+    queued = insert(engine, SEED_SPEC)
+    sent: list[tuple[str, str]] = []
+
+    class Recorder:
+        def dispatch(self, job_id: str, queue: str) -> None:
+            sent.append((job_id, queue))
+
+        def ping(self, timeout: float = 2.0) -> None:
+            pass
+
+    stale_after = timedelta(seconds=60)
+    first = requeue_orphans(engine, Recorder(), stale_after=stale_after)
+    second = requeue_orphans(engine, Recorder(), stale_after=stale_after)
+    everything = requeue_orphans(engine, Recorder(), stale_after=stale_after, include_queued=True)
+
+    assert (first, second) == (1, 0)
+    assert sent[0] == (str(orphan), "cpu")
+    assert job(engine, orphan).status == jobs.QUEUED
+    assert job(engine, alive).status == jobs.RUNNING
+    assert everything == 2
+    assert {job_id for job_id, _ in sent[1:]} == {str(orphan), str(queued)}
+
+
+@pytest.mark.parametrize("value", [math.inf, -math.inf, 1e308, -0.0, 5e-324])
+def test_extreme_values_survive_the_store(engine: Engine, stack: Stack, value: float) -> None:
+    from optimlab.service.db import metrics
+
+    job_id = insert(engine, SEED_SPEC)
+    with engine.begin() as conn:
+        metrics.write_points(conn, job_id, [(0, "v", value)])
+    with engine.connect() as conn:
+        (stored,) = metrics.read_series(conn, job_id, ["v"])
+
+    assert stored.values == [value]
+    if stack.kind == "postgres":  # SQLite stores a REAL that is integral as an integer: -0.0 is 0
+        assert math.copysign(1, stored.values[0]) == math.copysign(1, value)
