@@ -2,8 +2,9 @@
 
 In the main process: register in the workers table once consuming (``/readyz``
 and job routing read it), refresh that row, requeue jobs whose worker died,
-and when asked to stop, hand this worker's running jobs back to the queue: the
-runs see it at their next metrics write and end, so a warm shutdown takes
+and when asked to stop, unregister (tasks still delivered during the shutdown
+go back to the queue) and hand this worker's running jobs back to the queue:
+the runs see it at their next metrics write and end, so a warm shutdown takes
 about a second instead of waiting for training to finish. In each pool child:
 forget the parent's database connections and size torch's thread pool to its
 share of the cores.
@@ -89,6 +90,7 @@ class WorkerMonitor:
             self.wake.wait(self.settings.heartbeat_seconds)
             try:
                 if self.shutting_down:
+                    self._stop_taking_jobs(engine)
                     self._hand_back_jobs(engine, dispatcher)
                     return
                 with engine.begin() as conn:
@@ -98,6 +100,13 @@ class WorkerMonitor:
                 log.warning("worker monitor: check failed", exc_info=True)
                 if self.shutting_down:
                     return
+
+    def _stop_taking_jobs(self, engine: Any) -> None:
+        # Celery may still deliver a message or two while it winds down (the one we
+        # are about to send back, say); a task finds its worker unregistered and
+        # returns the message to the queue for another worker.
+        with engine.begin() as conn:
+            workers.unregister_worker(conn, self.name)
 
     def _hand_back_jobs(self, engine: Any, dispatcher: CeleryDispatcher) -> None:
         with engine.begin() as conn:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
+from celery.exceptions import Reject
 
+from optimlab.service.db import workers
 from optimlab.service.settings import Settings
 from optimlab.worker.celery_app import RUN_JOB
 from optimlab.worker.execution import execute_job
@@ -15,5 +17,11 @@ from optimlab.worker.process import process_engine
 def register_tasks(app: Celery, settings: Settings) -> None:
     @app.task(name=RUN_JOB, bind=True)  # type: ignore[untyped-decorator]
     def run_job(task: Any, job_id: str) -> None:
-        execute_job(job_id, engine=process_engine(settings.database), settings=settings,
-                    worker=str(task.request.hostname))
+        engine = process_engine(settings.database)
+        worker = str(task.request.hostname)
+        with engine.connect() as conn:
+            stopping = not workers.is_registered(conn, worker)
+        if stopping:
+            # This worker is shutting down: leave the job to another one.
+            raise Reject(f"worker {worker} is stopping", requeue=True)
+        execute_job(job_id, engine=engine, settings=settings, worker=worker)

@@ -25,6 +25,10 @@ def unregister_worker(conn: Connection, name: str) -> None:
     conn.execute(delete(Worker).where(Worker.name == name))
 
 
+def is_registered(conn: Connection, name: str) -> bool:
+    return conn.scalar(select(Worker.name).where(Worker.name == name)) is not None
+
+
 def live_workers(conn: Connection, *, within: timedelta) -> list[Worker]:
     query = select(Worker.__table__).where(Worker.last_seen >= utcnow() - within)
     return [Worker(**row._mapping) for row in conn.execute(query)]

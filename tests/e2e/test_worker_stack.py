@@ -1,0 +1,133 @@
+"""The API with separate Celery worker processes: folder broker + SQLite, and Redis + PostgreSQL.
+
+Besides the seed table through a real worker, these are the failure stories of long
+jobs: a worker stopped mid-job hands the job back, a worker killed mid-job has its
+job recovered by another worker, and neither leaves duplicate rows.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func, select
+
+from optimlab.service.db import workers
+from optimlab.service.db.models import Metric
+from tests.conftest import Stack
+from tests.processes import optimlab, stop
+from tests.seed_table import SEED_SPEC, assert_matches_seed_table
+from tests.stacks import wait_for
+
+# Long enough to interrupt (seconds on this machine), short enough to finish afterwards.
+MEDIUM_SPEC: dict[str, Any] = {**SEED_SPEC, "name": "medium", "steps": 40_000}
+
+
+def start_worker(stack: Stack, engine: Engine, log: Path) -> subprocess.Popen[bytes]:
+    before = _worker_names(engine)
+    process = optimlab("worker", "--gpus", "none", env=stack.env(), log=log)
+
+    def registered() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"worker exited with {process.returncode}:\n"
+                                 f"{log.read_text()[-3000:]}")
+        return bool(_worker_names(engine) - before)
+
+    wait_for(registered, timeout=90, interval=0.1, what="the worker to consume")
+    return process
+
+
+def _worker_names(engine: Engine) -> set[str]:
+    from datetime import timedelta
+
+    with engine.connect() as conn:
+        return {w.name for w in workers.live_workers(conn, within=timedelta(minutes=5))}
+
+
+def wait_status(client: TestClient, job_id: str, *statuses: str,
+                timeout: float = 60) -> dict[str, Any]:
+    def reached() -> dict[str, Any] | None:
+        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").json()
+        return job if job["status"] in statuses else None
+
+    return wait_for(reached, timeout=timeout, interval=0.05,
+                    what=f"job {job_id} to be {'/'.join(statuses)}")
+
+
+def rows(engine: Engine, job_id: str) -> int:
+    import uuid
+
+    query = select(func.count()).where(Metric.job_id == uuid.UUID(job_id))
+    with engine.connect() as conn:
+        return int(conn.scalar(query) or 0)
+
+
+@pytest.mark.timeout(180)
+def test_the_seed_table_through_a_real_worker(stack: Stack, engine: Engine,
+                                              client: TestClient, tmp_path: Path) -> None:
+    worker = start_worker(stack, engine, tmp_path / "worker.log")
+    try:
+        job = client.post("/v1/jobs", json={**SEED_SPEC, "name": "seed example"}).json()
+        done = wait_status(client, job["id"], "succeeded", "failed")
+        history = client.get(f"/v1/jobs/{job['id']}/metrics",
+                             params={"names": "param.x,loss"}).json()
+    finally:
+        stop(worker)
+
+    assert done["status"] == "succeeded", done["error"]
+    x, loss = history["series"]
+    assert_matches_seed_table(x["values"], loss["values"])
+    assert done["summary"]["steps_done"] == 20
+
+
+@pytest.mark.timeout(240)
+def test_a_stopped_worker_hands_its_job_to_the_next(stack: Stack, engine: Engine,
+                                                    client: TestClient, tmp_path: Path) -> None:
+    first = start_worker(stack, engine, tmp_path / "first.log")
+    job = client.post("/v1/jobs", json=MEDIUM_SPEC).json()
+    wait_status(client, job["id"], "running")
+    wait_for(lambda: rows(engine, job["id"]) > 0, timeout=30, what="first metrics")
+
+    seconds = stop(first, signal.SIGTERM)
+    handed_back = client.get(f"/v1/jobs/{job['id']}").json()
+    second = start_worker(stack, engine, tmp_path / "second.log")
+    try:
+        done = wait_status(client, job["id"], "succeeded", "failed", timeout=120)
+    finally:
+        stop(second)
+
+    assert seconds < 10, f"warm shutdown took {seconds:.1f} s"
+    assert handed_back["status"] == "queued"
+    assert done["status"] == "succeeded", done["error"]
+    assert done["attempt"] == 2
+    assert rows(engine, job["id"]) == 3 * MEDIUM_SPEC["steps"]
+
+
+@pytest.mark.timeout(240)
+def test_a_killed_workers_job_is_recovered_by_another(stack: Stack, engine: Engine,
+                                                      client: TestClient, tmp_path: Path) -> None:
+    first = start_worker(stack, engine, tmp_path / "first.log")
+    second = None
+    job = client.post("/v1/jobs", json=MEDIUM_SPEC).json()
+    wait_status(client, job["id"], "running")
+    try:
+        stop(first, signal.SIGKILL)  # no hand-back: the job is left "running"
+        left = client.get(f"/v1/jobs/{job['id']}").json()
+        killed_at = time.monotonic()
+        second = start_worker(stack, engine, tmp_path / "second.log")
+        rerun = wait_status(client, job["id"], "succeeded", "failed", timeout=150)
+        recovered_after = time.monotonic() - killed_at
+    finally:
+        if second is not None:
+            stop(second)
+
+    assert left["status"] == "running"
+    assert rerun["status"] == "succeeded", rerun["error"]
+    assert rerun["attempt"] == 2
+    assert recovered_after > stack.settings.stale_after_seconds
+    assert rows(engine, job["id"]) == 3 * MEDIUM_SPEC["steps"]
