@@ -14,7 +14,7 @@ import typer
 from optimlab.service.settings import Settings, get_settings
 
 app = typer.Typer(help="optimlab: an optimizer laboratory served over HTTP.",
-                  no_args_is_help=True, add_completion=False)
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
 GpusOption = Annotated[str, typer.Option(
     "--gpus", help="all (one worker per visible GPU, CPU if none), none, or indices like 0,1.")]

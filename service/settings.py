@@ -6,7 +6,7 @@ import functools
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EMBEDDED_BROKER = "filesystem://"
@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     ready_requires_worker: bool = Field(
         default=False, description="/readyz answers 503 until a worker consumes.")
     max_request_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+
+    @field_validator("database_url", "broker_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # OPTIMLAB_DATABASE_URL= (set but empty) means "use the embedded default".
+        return None if value == "" else value
 
     @property
     def database(self) -> str:

@@ -1,6 +1,6 @@
 """The embedded broker: kombu's filesystem transport, made safe for several processes.
 
-Three changes to kombu's transport:
+Changes to kombu's transport:
 
 * a message is written under a temporary name and renamed into place, so a
   consumer never reads a half-written file;
@@ -8,28 +8,35 @@ Three changes to kombu's transport:
   directory (kombu moves it to the system temp folder), so nothing is written
   outside the data directory;
 * waiting for messages returns every quarter second, so that the worker sees
-  a request to stop at once.
+  a request to stop at once;
+* declared exchanges are remembered per folder, not per process.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import uuid
 from pathlib import Path
 from queue import Empty
-from time import monotonic
+from time import monotonic_ns
 from typing import Any
 
 from kombu.exceptions import ChannelError
 from kombu.transport import filesystem
+from kombu.transport.virtual.base import BrokerState
 from kombu.utils.json import dumps, loads
 
 DRAIN_SECONDS = 0.25
+_STATES: dict[str, BrokerState] = {}
+_sequence = itertools.count()
 
 
 class FolderChannel(filesystem.Channel):
     def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]
-        name = f"{round(monotonic() * 1000):015d}_{uuid.uuid4()}.{queue}.msg"
+        # Consumers take files in name order: a nanosecond clock shared by all
+        # processes, then this process's own sequence, keep messages first-in first-out.
+        name = f"{monotonic_ns():020d}-{next(_sequence):012d}-{uuid.uuid4().hex}.{queue}.msg"
         folder = Path(self.data_folder_out)
         partial = folder / f"~{name}.partial"
         try:
@@ -61,6 +68,14 @@ class FolderChannel(filesystem.Channel):
 
 class FolderTransport(filesystem.Transport):
     Channel = FolderChannel
+
+    def __init__(self, client: Any, **kwargs: Any) -> None:
+        super().__init__(client, **kwargs)
+        # kombu shares one in-memory state (declared exchanges and bindings) among
+        # all folder connections of a process; keep one per folder instead, or a
+        # second data directory in the same process never gets its bindings written.
+        folder = str(client.transport_options.get("control_folder", ""))
+        self.state = _STATES.setdefault(folder, BrokerState())
 
     def drain_events(  # type: ignore[override]
             self, connection: Any, timeout: float | None = None) -> Any:
