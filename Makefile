@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PIP := $(BIN)/pip install --quiet --constraint constraints.txt
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run test lint typecheck pytest bench docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ typecheck: $(VENV)/.installed-dev
 
 pytest: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest
+
+## docs: regenerate docs/api.md from the OpenAPI document (a test checks it is current)
+docs: $(VENV)/.installed-dev
+	$(BIN)/python -m optimlab.service.api.reference > docs/api.md
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/engine_overhead.py

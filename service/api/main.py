@@ -29,6 +29,7 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
         app.state.engine.dispose()
 
     app = FastAPI(title="optimlab", version="0.1.0", lifespan=lifespan,
+                  separate_input_output_schemas=False,
                   description="An optimizer laboratory: PyTorch training jobs over HTTP, "
                               "every step's metrics stored for comparison.")
     app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)

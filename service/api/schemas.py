@@ -58,6 +58,17 @@ class MetricsPublic(BaseModel):
     series: list[SeriesPublic]
 
 
+class ErrorPublic(BaseModel):
+    detail: str
+
+
+class ValidationErrorPublic(BaseModel):
+    """A 422: FastAPI's list of errors, each with its ``loc``, plus one readable line."""
+
+    detail: list[dict[str, Any]]
+    message: str
+
+
 class Readiness(BaseModel):
     ready: bool
     database: str

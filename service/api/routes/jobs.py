@@ -4,18 +4,29 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 from starlette.responses import StreamingResponse
 
 from optimlab.service.api.deps import DispatcherDep, EngineDep, SettingsDep
 from optimlab.service.api.responses import OrjsonResponse
-from optimlab.service.api.schemas import JobPublic, JobsPublic, MetricsPublic, Status
+from optimlab.service.api.schemas import (
+    ErrorPublic,
+    JobPublic,
+    JobsPublic,
+    MetricsPublic,
+    Status,
+    ValidationErrorPublic,
+)
 from optimlab.service.jobs import cancel, queries, submit
 from optimlab.worker.spec import JobSpec
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"],
+                   responses={422: {"model": ValidationErrorPublic,
+                                    "description": "A field is invalid; `message` names it"}})
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorPublic, "description": "No job with this id"}}
 
 NamesQuery = Annotated[str | None, Query(
     description="Comma-separated series names, e.g. loss,lr,param.x; default: all.",
@@ -26,7 +37,9 @@ def _names(names: str | None) -> list[str] | None:
     return [n.strip() for n in names.split(",") if n.strip()] if names else None
 
 
-@router.post("", status_code=201, response_model=JobPublic)
+@router.post("", status_code=201, response_model=JobPublic, responses={
+    413: {"model": ErrorPublic, "description": "Body over the size limit"},
+    503: {"model": ErrorPublic, "description": "The broker is unreachable; the job is failed"}})
 def create_job(spec: JobSpec, response: Response, engine: EngineDep,
                dispatcher: DispatcherDep, settings: SettingsDep) -> JobPublic:
     """Validate the spec, store the job as queued and send it to a worker."""
@@ -45,19 +58,21 @@ def list_jobs(engine: EngineDep, status: Status | None = None,
     return JobsPublic(data=[JobPublic.of(job) for job in page], next_cursor=next_cursor)
 
 
-@router.get("/{job_id}", response_model=JobPublic)
+@router.get("/{job_id}", response_model=JobPublic, responses=NOT_FOUND)
 def get_job(job_id: uuid.UUID, engine: EngineDep) -> JobPublic:
+    """The job: status, spec, timestamps, error and summary (progress while it runs)."""
     return JobPublic.of(queries.get_job(engine=engine, job_id=job_id))
 
 
-@router.post("/{job_id}/cancel", response_model=JobPublic)
+@router.post("/{job_id}/cancel", response_model=JobPublic, responses={
+    **NOT_FOUND, 409: {"model": ErrorPublic, "description": "The job has already finished"}})
 def cancel_job(job_id: uuid.UUID, engine: EngineDep) -> JobPublic:
     """A queued job never runs; a running one stops within about a second, keeping its metrics."""
     return JobPublic.of(cancel.cancel_job(engine=engine, job_id=job_id))
 
 
-@router.get("/{job_id}/metrics", response_model=MetricsPublic,
-            response_class=OrjsonResponse)
+@router.get("/{job_id}/metrics", response_class=OrjsonResponse, response_model=None,
+            responses={200: {"model": MetricsPublic}, **NOT_FOUND})
 def get_metrics(job_id: uuid.UUID, engine: EngineDep, names: NamesQuery = None) -> OrjsonResponse:
     """Every stored point of each series (so far, while the job runs); NaN and inf are null."""
     series = queries.read_metrics(engine=engine, job_id=job_id, names=_names(names))
@@ -68,7 +83,7 @@ def get_metrics(job_id: uuid.UUID, engine: EngineDep, names: NamesQuery = None) 
 
 
 @router.get("/{job_id}/metrics.csv", response_class=StreamingResponse,
-            responses={200: {"content": {"text/csv": {}}}})
+            responses={200: {"content": {"text/csv": {}}}, **NOT_FOUND})
 def get_metrics_csv(job_id: uuid.UUID, engine: EngineDep,
                     names: NamesQuery = None) -> StreamingResponse:
     """The same points as CSV rows ``step,name,value``, streamed."""
