@@ -70,7 +70,7 @@ class FolderTransport(filesystem.Transport):
     Channel = FolderChannel
 
     def __init__(self, client: Any, **kwargs: Any) -> None:
-        super().__init__(client, **kwargs)
+        super().__init__(client, **kwargs)  # type: ignore[no-untyped-call]
         # kombu shares one in-memory state (declared exchanges and bindings) among
         # all folder connections of a process; keep one per folder instead, or a
         # second data directory in the same process never gets its bindings written.
