@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 # (step, name, value): one point of one series.
@@ -24,7 +24,6 @@ class TrainingSummary:
     steps_per_second: float | None = None
     outcome: str = "running"  # completed | diverged | cancelled
     diverged_at: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
