@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from kombu import Connection
+from kombu.connection import Connection
 from kombu.entity import Exchange, Queue
 
 from optimlab.service.settings import Settings
