@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, select
 
 from optimlab.service.db.models import Metric
 
@@ -33,10 +33,13 @@ def write_points(conn: Connection, job_id: uuid.UUID, points: Sequence[Point]) -
     if conn.dialect.name == "postgresql":
         _copy_points(conn, job_id, points)
     else:
-        conn.execute(insert(Metric), [
-            {"job_id": job_id, "name": name, "step": step,
-             "value": None if math.isnan(value) else value}
-            for step, name, value in points])
+        # Straight to the driver: SQLAlchemy's per-row parameter processing costs ~4x.
+        # The job id is written as SQLAlchemy's Uuid type stores it on SQLite (32 hex digits).
+        key = job_id.hex
+        conn.exec_driver_sql(
+            "INSERT INTO metrics (job_id, name, step, value) VALUES (?, ?, ?, ?)",
+            [(key, name, step, None if math.isnan(value) else value)
+             for step, name, value in points])
 
 
 def _copy_points(conn: Connection, job_id: uuid.UUID, points: Sequence[Point]) -> None:

@@ -89,7 +89,7 @@ def run_training(spec: JobSpec, sink: MetricSink, *, flush_seconds: float = 0.5,
     summary = TrainingSummary(device=str(device), parameter_count=problem.parameter_count)
     recorder = Recorder(sink, summary, flush_seconds=flush_seconds, clock=clock)
     step_once = _closure_step if needs_closure(type(optimizer)) else _plain_step
-    record_parameters = problem.parameter_count <= MAX_RECORDED_PARAMETERS
+    recorded = _recorded_parameters(problem)
     rows = batches(problem.size, spec.batch_size, seed=spec.seed, device=device)
 
     outcome = "completed"
@@ -99,8 +99,8 @@ def run_training(spec: JobSpec, sink: MetricSink, *, flush_seconds: float = 0.5,
         if not math.isfinite(loss):
             outcome, summary.diverged_at = "diverged", step
             break
-        if record_parameters:
-            _record_parameters(problem, step, recorder.points)
+        for tensor, names in recorded:
+            _record_parameter(tensor, names, step, recorder.points)
         if scheduler is not None:
             _scheduler_step(scheduler, loss)
         if recorder.due() and not recorder.flush():
@@ -140,13 +140,22 @@ def _closure_step(problem: Problem, optimizer: Optimizer, batch: Batch, recorder
     return value
 
 
-def _record_parameters(problem: Problem, step: int, points: list[MetricPoint]) -> None:
-    for name, tensor in problem.parameters.items():
-        values = tensor.detach().reshape(-1).tolist()
-        if len(values) == 1:
-            points.append((step, f"param.{name}", values[0]))
-        else:
-            points.extend((step, f"param.{name}.{k}", v) for k, v in enumerate(values))
+def _recorded_parameters(problem: Problem) -> list[tuple[torch.Tensor, list[str]]]:
+    """Each parameter with the names of its series; none for models too big to record."""
+    if problem.parameter_count > MAX_RECORDED_PARAMETERS:
+        return []
+    return [(tensor, [f"param.{name}"] if tensor.numel() == 1 else
+             [f"param.{name}.{k}" for k in range(tensor.numel())])
+            for name, tensor in problem.parameters.items()]
+
+
+def _record_parameter(tensor: torch.Tensor, names: list[str], step: int,
+                      points: list[MetricPoint]) -> None:
+    if len(names) == 1:
+        points.append((step, names[0], tensor.item()))
+    else:
+        points.extend(zip([step] * len(names), names, tensor.detach().reshape(-1).tolist(),
+                          strict=True))
 
 
 def _scheduler_step(scheduler: Scheduler, loss: float) -> None:

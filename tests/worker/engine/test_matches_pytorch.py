@@ -354,7 +354,7 @@ def reference_history(case: Case) -> History:
                 loss.backward()
                 return loss
 
-            loss_value = float(opt.step(closure))  # type: ignore[arg-type]
+            loss_value = float(opt.step(closure).detach())  # type: ignore[arg-type, attr-defined]
         else:
             opt.zero_grad()
             loss = problem.objective(params, batch)
