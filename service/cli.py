@@ -35,6 +35,7 @@ def up(host: HostOption = "127.0.0.1", port: PortOption = 8000,
     from optimlab.service.db.connection import make_engine
     from optimlab.service.jobs.recovery import requeue_orphans
     from optimlab.service.processes import ChildSpec, Supervisor, optimlab_command
+    from optimlab.worker.broker import purge_messages
     from optimlab.worker.celery_app import CeleryDispatcher, create_celery
 
     folder = (data_dir or get_settings().data_dir).resolve()
@@ -43,6 +44,9 @@ def up(host: HostOption = "127.0.0.1", port: PortOption = 8000,
                         ready_requires_worker=True)
     upgrade(settings.database)
     # No worker of ours runs yet: whatever is running or queued was left by the last run.
+    # The job table is the truth, so the queue is rebuilt from it, oldest job first
+    # (a job interrupted by the last stop runs before the ones submitted after it).
+    purge_messages(settings.broker_transport_options())
     engine = make_engine(settings.database)
     requeue_orphans(engine, CeleryDispatcher(create_celery(settings)),
                     stale_after=timedelta(0), include_queued=True)

@@ -89,6 +89,17 @@ class FolderTransport(filesystem.Transport):
 TRANSPORT = f"{__name__}:FolderTransport"
 
 
+def purge_messages(options: dict[str, Any]) -> int:
+    """Delete every message of the folder broker (only safe while no process uses it)."""
+    count = 0
+    for key in ("data_folder_in", "processing_folder"):
+        folder = Path(options[key])
+        for path in folder.glob("*") if folder.is_dir() else ():
+            path.unlink(missing_ok=True)
+            count += 1
+    return count
+
+
 def ensure_folders(options: dict[str, Any]) -> None:
     for key in ("data_folder_in", "data_folder_out", "control_folder", "processing_folder"):
         Path(options[key]).mkdir(parents=True, exist_ok=True)

@@ -150,12 +150,14 @@ def fail_job(conn: Connection, job_id: uuid.UUID, error: str) -> None:
 
 def orphaned_jobs(conn: Connection, *, stale_after: timedelta,
                   include_queued: bool = False) -> list[Job]:
-    """Running jobs whose worker stopped beating (and, on request, every queued job)."""
+    """Running jobs whose worker stopped beating (and, on request, every queued job),
+    oldest first."""
     stale = or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < utcnow() - stale_after)
     condition = and_(Job.status == RUNNING, stale)
     if include_queued:
         condition = or_(condition, Job.status == QUEUED)
-    return [Job(**row._mapping) for row in conn.execute(select(Job.__table__).where(condition))]
+    query = select(Job.__table__).where(condition).order_by(Job.created_at, Job.id)
+    return [Job(**row._mapping) for row in conn.execute(query)]
 
 
 def running_on(conn: Connection, worker: str) -> list[Job]:

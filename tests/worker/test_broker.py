@@ -95,3 +95,16 @@ def test_the_transport_writes_only_inside_the_data_dir(tmp_path: Path) -> None:
     assert set(tmp_path.iterdir()) == outside
     assert {p.name for p in (data / "broker").iterdir()} == {"messages", "control",
                                                                "processing"}
+
+
+def test_purge_empties_the_queue_folders(tmp_path: Path) -> None:
+    from optimlab.worker.broker import purge_messages
+
+    with connect(tmp_path) as conn:
+        publish(conn, [{"n": i} for i in range(3)])
+    options = Settings(data_dir=tmp_path, database_url=None,
+                       broker_url=None).broker_transport_options()
+
+    assert purge_messages(options) == 3
+    with connect(tmp_path) as conn:
+        assert drain(conn) == []
