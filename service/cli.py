@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -31,26 +30,18 @@ def up(host: HostOption = "127.0.0.1", port: PortOption = 8000,
                               "(default: OPTIMLAB_DATA_DIR or ~/.local/share/optimlab).")] = None,
        gpus: GpusOption = "all", concurrency: ConcurrencyOption = 1) -> None:
     """Run the API and a worker, embedded: SQLite and a folder broker, no server needed."""
-    from optimlab.migrations import upgrade
-    from optimlab.service.db.connection import make_engine
-    from optimlab.service.jobs.recovery import requeue_orphans
+    from optimlab.service.embedded import DataDirInUse, lock_data_dir, prepare
     from optimlab.service.processes import ChildSpec, Supervisor, optimlab_command
-    from optimlab.worker.broker import purge_messages
-    from optimlab.worker.celery_app import CeleryDispatcher, create_celery
 
     folder = (data_dir or get_settings().data_dir).resolve()
     folder.mkdir(parents=True, exist_ok=True)
+    try:
+        lock = lock_data_dir(folder)
+    except DataDirInUse as exc:
+        raise typer.BadParameter(str(exc), param_hint="--data-dir") from None
     settings = Settings(data_dir=folder, database_url=None, broker_url=None,
                         ready_requires_worker=True)
-    upgrade(settings.database)
-    # No worker of ours runs yet: whatever is running or queued was left by the last run.
-    # The job table is the truth, so the queue is rebuilt from it, oldest job first
-    # (a job interrupted by the last stop runs before the ones submitted after it).
-    purge_messages(settings.broker_transport_options())
-    engine = make_engine(settings.database)
-    requeue_orphans(engine, CeleryDispatcher(create_celery(settings)),
-                    stale_after=timedelta(0), include_queued=True)
-    engine.dispose()
+    prepare(settings)
     env = {"OPTIMLAB_DATA_DIR": str(folder), "OPTIMLAB_READY_REQUIRES_WORKER": "true",
            "OPTIMLAB_DATABASE_URL": "", "OPTIMLAB_BROKER_URL": ""}
     children = [
@@ -59,7 +50,9 @@ def up(host: HostOption = "127.0.0.1", port: PortOption = 8000,
         ChildSpec("api", optimlab_command("api", "--host", host, "--port", str(port)), env),
     ]
     typer.echo(f"optimlab: data in {folder}; API on http://{host}:{port} (docs: /docs)")
-    raise typer.Exit(Supervisor(children, cwd=folder).run())
+    with lock:
+        code = Supervisor(children, cwd=folder).run()
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -118,6 +111,7 @@ def migrate() -> None:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     app()
 
 

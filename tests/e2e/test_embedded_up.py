@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -85,6 +88,12 @@ def test_up_serves_the_seed_table_and_writes_only_to_its_data_dir(embedded: Embe
             started = wait_status(embedded.url, queued["id"], "succeeded")
             latencies.append(seconds_between(started["created_at"], started["started_at"]))
 
+        second = subprocess.run(
+            [sys.executable, "-m", "optimlab.service.cli", "up", "--port", str(free_port()),
+             "--data-dir", str(embedded.data_dir)],
+            capture_output=True, text=True, timeout=60, check=False, cwd=embedded.cwd,
+            env={**os.environ, "HOME": str(embedded.home)})
+
     x, loss = history["series"]
     assert (x["name"], loss["name"]) == ("param.x", "loss")
     assert x["steps"] == loss["steps"] == list(range(20))
@@ -94,6 +103,9 @@ def test_up_serves_the_seed_table_and_writes_only_to_its_data_dir(embedded: Embe
     assert csv.splitlines()[0] == "step,name,value"
     assert len(csv.splitlines()) == 1 + 3 * 20
     assert max(latencies) <= 0.2, latencies
+    assert second.returncode == 2
+    # typer draws a box around the message and wraps it: read it as plain words
+    assert "in use by another" in " ".join(re.sub(r"[│╭╮╰╯─]", " ", second.stderr).split())
     assert list(embedded.cwd.iterdir()) == []
     assert list(embedded.home.iterdir()) == []
     assert (embedded.data_dir / "optimlab.db").exists()
