@@ -17,15 +17,9 @@ from optimlab.worker.engine.registry import (
     scheduler_classes,
 )
 from optimlab.worker.spec import JobSpec
+from tests.seed_table import SEED_SPEC
 
-SEED: dict[str, Any] = {
-    "model": {"kind": "expression", "expression": "x**2", "parameters": {"x": [1.0]}},
-    "data": {"kind": "inline", "targets": [16.0]},
-    "loss": "mse",
-    "optimizer": {"name": "SGD", "lr": 0.01},
-    "steps": 20,
-    "device": "cpu",
-}
+SEED: dict[str, Any] = {**SEED_SPEC, "device": "cpu"}
 LINREG: dict[str, Any] = {
     "model": {"kind": "expression", "expression": "w*u + b",
               "parameters": {"w": 0.0, "b": 0.0}},
