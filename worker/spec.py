@@ -22,6 +22,7 @@ MAX_STEPS = 100_000_000
 MAX_ARRAY_VALUES = 2_000_000
 MAX_EXPRESSION_CHARS = 10_000
 MAX_NAMES = 64
+MAX_GENERATED_VALUES = 20_000_000
 
 Name = Annotated[str, Field(min_length=1, max_length=64)]
 
@@ -64,7 +65,53 @@ class ExpressionModel(SpecModel):
         return value
 
 
-class InlineData(SpecModel):
+Activation = Literal["relu", "tanh", "sigmoid", "gelu", "elu", "leaky_relu", "silu"]
+Width = Annotated[int, Field(ge=1, le=4096)]
+
+
+class LinearModel(SpecModel):
+    """``nn.Linear`` from the data's features to its outputs (classes or target columns)."""
+
+    kind: Literal["linear"]
+    bias: bool = True
+
+
+class LogisticModel(SpecModel):
+    """Logistic regression: a linear layer trained with BCE (two classes) or cross-entropy."""
+
+    kind: Literal["logistic"]
+    bias: bool = True
+
+
+class MLPModel(SpecModel):
+    """Fully connected layers ``hidden`` wide, each followed by ``activation`` (and dropout)."""
+
+    kind: Literal["mlp"]
+    hidden: list[Width] = Field(default_factory=lambda: [64], max_length=16)
+    activation: Activation = "relu"
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+
+
+class CNNModel(SpecModel):
+    """Small convolutional net for image data (e.g. 8x8 digits): conv blocks, then dense."""
+
+    kind: Literal["cnn"]
+    channels: list[Annotated[int, Field(ge=1, le=512)]] = Field(
+        default_factory=lambda: [16, 32], min_length=1, max_length=6)
+    kernel_size: int = Field(default=3, ge=1, le=11)
+    hidden: Width = 64
+    activation: Activation = "relu"
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+
+
+class DataOptions(SpecModel):
+    """Options every data kind takes: a seeded validation split, standardisation."""
+
+    val_fraction: float = Field(default=0.0, ge=0.0, le=0.9)
+    standardize: bool = False
+
+
+class InlineData(DataOptions):
     """Data given in the spec itself: named input columns and targets, one row per sample."""
 
     kind: Literal["inline"]
@@ -82,6 +129,44 @@ class InlineData(SpecModel):
         if total > MAX_ARRAY_VALUES:
             raise ValueError(f"{total} data values exceed the limit of {MAX_ARRAY_VALUES}")
         return self
+
+
+SyntheticGenerator = Literal["linear", "nonlinear", "blobs", "moons", "circles", "spirals"]
+
+
+class SyntheticData(DataOptions):
+    """Generated from the job's seed: regression (linear, nonlinear) or classification."""
+
+    kind: Literal["synthetic"]
+    generator: SyntheticGenerator
+    samples: int = Field(default=200, ge=2, le=1_000_000)
+    features: int = Field(default=2, ge=1, le=1_000)
+    classes: int = Field(default=3, ge=2, le=100)
+    noise: float = Field(default=0.1, ge=0.0, le=100.0)
+
+    @model_validator(mode="after")
+    def _check_size(self) -> SyntheticData:
+        if self.samples * self.features > MAX_GENERATED_VALUES:
+            raise ValueError(f"samples x features = {self.samples * self.features} exceeds "
+                             f"the limit of {MAX_GENERATED_VALUES}")
+        return self
+
+
+SklearnName = Literal["digits", "iris", "wine", "breast_cancer", "diabetes"]
+
+
+class SklearnData(DataOptions):
+    """A data set scikit-learn ships inside its package (no network access)."""
+
+    kind: Literal["sklearn"]
+    name: SklearnName
+
+
+class UploadData(DataOptions):
+    """A data set uploaded with ``POST /v1/datasets``, named by its id."""
+
+    kind: Literal["upload"]
+    dataset_id: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
 class ClassSpec(BaseModel):
@@ -128,13 +213,46 @@ class ScheduleSpec(ClassSpec):
     """Any class in ``torch.optim.lr_scheduler``, e.g. ``{"name": "StepLR", "step_size": 10}``.
 
     Function-valued keywords (``lr_lambda``) take an expression in ``step``; scheduler-valued
-    ones (``schedulers`` of ``SequentialLR``) take a list of schedule specs.
+    ones (``schedulers`` of ``SequentialLR``) take a list of schedule specs. ``monitor``
+    (ReduceLROnPlateau) picks the metric it watches: the step's ``loss`` or ``val_loss``.
     """
 
+    monitor: Literal["loss", "val_loss"] | None = None
 
-Model = Annotated[ExpressionModel, Field(discriminator="kind")]
-Data = Annotated[InlineData, Field(discriminator="kind")]
-Loss = Literal["mse", "none"]
+
+class ParameterGroup(SpecModel):
+    """Optimizer settings for some of a built-in model's parameters, e.g. biases."""
+
+    match: str = Field(min_length=1, max_length=200,
+                       description="'bias', 'weight', or a glob on parameter names, e.g. '0.*'")
+    options: dict[str, Any] = Field(default_factory=dict,
+                                    description="optimizer keywords for this group, e.g. lr")
+
+    @model_validator(mode="after")
+    def _check_values(self) -> ParameterGroup:
+        for key, value in self.options.items():
+            check_json_value(value, field=key)
+        return self
+
+
+class StopSpec(SpecModel):
+    """When to stop before the last step; each reason gives its own ``summary.outcome``."""
+
+    loss_below: float | None = Field(default=None, description="reached_target")
+    max_seconds: float | None = Field(default=None, gt=0, description="stopped")
+    patience: int | None = Field(
+        default=None, ge=1, description="stopped: evaluations without a better val_loss")
+    min_delta: float = Field(default=0.0, ge=0.0)
+    converge_tol: float | None = Field(
+        default=None, ge=0, description="converged: update_norm at most this ...")
+    converge_steps: int = Field(default=10, ge=1, description="... for this many steps")
+
+
+Model = Annotated[ExpressionModel | LinearModel | LogisticModel | MLPModel | CNNModel,
+                  Field(discriminator="kind")]
+Data = Annotated[InlineData | SyntheticData | SklearnData | UploadData,
+                 Field(discriminator="kind")]
+Loss = Literal["mse", "l1", "huber", "cross_entropy", "bce_with_logits", "none"]
 Device = Literal["auto", "cpu", "cuda"]
 
 
@@ -144,17 +262,35 @@ class JobSpec(SpecModel):
     name: str = Field(default="", max_length=200)
     model: Model
     data: Data | None = None
-    loss: Loss = "mse"
+    loss: Loss | None = Field(
+        default=None, description="default: mse for regression and expressions with targets, "
+                                  "cross_entropy (or BCE for logistic on two classes) for "
+                                  "classification, none for an expression without targets")
     optimizer: OptimizerSpec
+    parameter_groups: list[ParameterGroup] = Field(default_factory=list, max_length=16)
     schedule: ScheduleSpec | None = None
     batch_size: int | None = Field(default=None, ge=1)
-    steps: int = Field(ge=1, le=MAX_STEPS)
+    drop_last: bool = False
+    steps: int | None = Field(default=None, ge=1, le=MAX_STEPS)
+    epochs: int | None = Field(default=None, ge=1, le=MAX_STEPS)
+    eval_every: int | None = Field(default=None, ge=1)
+    clip_grad_norm: float | None = Field(default=None, gt=0)
+    stop: StopSpec | None = None
+    diverge_factor: float | None = Field(default=None, gt=1)
     seed: int = Field(default=0, ge=0, lt=2**63)
     device: Device = "auto"
 
     @model_validator(mode="after")
+    def _check_length(self) -> JobSpec:
+        if (self.steps is None) == (self.epochs is None):
+            raise ValueError("give exactly one of steps and epochs")
+        return self
+
+    @model_validator(mode="after")
     def _check_loss_needs(self) -> JobSpec:
-        if self.loss != "none" and (self.data is None or self.data.targets is None):
+        inline = self.data is None or isinstance(self.data, InlineData)
+        has_targets = isinstance(self.data, InlineData) and self.data.targets is not None
+        if inline and self.loss not in (None, "none") and not has_targets:
             raise ValueError(f"loss {self.loss!r} needs data.targets (use loss 'none' to "
                              "minimise the expression itself)")
         return self

@@ -28,7 +28,7 @@ class _RowIndices(Dataset[int]):
         return index
 
 
-def batches(size: int, batch_size: int | None, *, seed: int,
+def batches(size: int, batch_size: int | None, *, seed: int, drop_last: bool = False,
             device: torch.device | str = "cpu") -> Iterator[Batch]:
     """Yield the rows of each step forever; ``None`` means the whole data set (full batch)."""
     if batch_size is None:
@@ -36,7 +36,7 @@ def batches(size: int, batch_size: int | None, *, seed: int,
             yield None
     generator = torch.Generator().manual_seed(seed)
     loader = DataLoader(_RowIndices(size), batch_size=batch_size, shuffle=True,
-                        generator=generator)
+                        drop_last=drop_last, generator=generator)
     while True:
         for rows in loader:
             yield rows.to(device)

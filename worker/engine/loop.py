@@ -4,162 +4,79 @@ Read it next to the plain loop it reproduces, step for step::
 
     for i in range(steps):
         opt.zero_grad()
-        loss = loss_fn(model(batch), targets)   # record loss and lr here
+        loss = loss_fn(model(inputs[batch]), targets[batch])  # record loss and lr
         loss.backward()
-        opt.step()                               # record tiny models' parameters here
-        scheduler.step()                         # ReduceLROnPlateau: scheduler.step(loss)
+        clip_grad_norm_(params, max_norm)                      # if asked; record grad_norm
+        opt.step()                                             # record update_norm, param_norm
+                                                               # and tiny models' parameters
+        if (i + 1) % eval_every == 0: evaluate                 # train_loss_full, val_loss, ...
+        scheduler.step()             # ReduceLROnPlateau: scheduler.step(loss or val_loss)
 
-No database, no Celery: the worker wraps this with a SQL sink, tests and
-benchmarks with an in-memory one.
+No database, no Celery: the worker wraps this with a SQL sink, tests and benchmarks
+with an in-memory one.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 
-import torch
-from torch.optim import Optimizer
-from torch.optim.lr_scheduler import ReduceLROnPlateau
-
 from optimlab.worker.engine.batches import batches
+from optimlab.worker.engine.data import DatasetSource
 from optimlab.worker.engine.devices import resolve_device
-from optimlab.worker.engine.problem import Batch, Problem, build_problem
-from optimlab.worker.engine.registry import (
-    Scheduler,
-    build_optimizer,
-    build_scheduler,
-    needs_closure,
-)
-from optimlab.worker.engine.sink import MetricPoint, MetricSink, TrainingSummary
-from optimlab.worker.spec import JobSpec
-
-# Parameters are recorded every step only for models this small (the seed's table).
-MAX_RECORDED_PARAMETERS = 16
-FLUSH_POINTS = 20_000
-
-
-class Recorder:
-    """Buffers points and hands them to the sink every ``flush_seconds``."""
-
-    def __init__(self, sink: MetricSink, summary: TrainingSummary, *, flush_seconds: float,
-                 clock: Callable[[], float]) -> None:
-        self.sink = sink
-        self.summary = summary
-        self.flush_seconds = flush_seconds
-        self.clock = clock
-        self.started = clock()
-        self.next_flush = self.started + flush_seconds
-        self.points: list[MetricPoint] = []
-
-    def loss(self, step: int, value: float) -> None:
-        self.points.append((step, "loss", value))
-        summary = self.summary
-        summary.steps_done = step + 1
-        summary.final_loss = value
-        if step == 0:
-            summary.initial_loss = value
-        if math.isfinite(value) and (summary.best_loss is None or value < summary.best_loss):
-            summary.best_loss, summary.best_step = value, step
-
-    def due(self) -> bool:
-        return len(self.points) >= FLUSH_POINTS or self.clock() >= self.next_flush
-
-    def flush(self) -> bool:
-        """Hand the buffer to the sink; False when the sink asks the run to stop."""
-        now = self.clock()
-        self.summary.wall_seconds = now - self.started
-        if self.summary.wall_seconds > 0:
-            self.summary.steps_per_second = self.summary.steps_done / self.summary.wall_seconds
-        points, self.points = self.points, []
-        self.next_flush = now + self.flush_seconds
-        return self.sink.write(points, self.summary)
+from optimlab.worker.engine.errors import SpecError
+from optimlab.worker.engine.problem import build_problem
+from optimlab.worker.engine.recorder import Recorder
+from optimlab.worker.engine.sink import MetricSink, TrainingSummary
+from optimlab.worker.engine.training import build_training
+from optimlab.worker.spec import MAX_STEPS, JobSpec
 
 
 def run_training(spec: JobSpec, sink: MetricSink, *, flush_seconds: float = 0.5,
-                 clock: Callable[[], float] = time.perf_counter) -> TrainingSummary:
+                 clock: Callable[[], float] = time.perf_counter,
+                 source: DatasetSource | None = None) -> TrainingSummary:
     """Train as ``spec`` says, writing every step's metrics to ``sink``; return the summary."""
     device = resolve_device(spec.device)
-    torch.manual_seed(spec.seed)
-    problem = build_problem(spec, device=device)
-    optimizer = build_optimizer(spec.optimizer, problem.parameters.values())
-    scheduler = (build_scheduler(spec.schedule, optimizer, steps=spec.steps)
-                 if spec.schedule is not None else None)
-    summary = TrainingSummary(device=str(device), parameter_count=problem.parameter_count)
+    problem = build_problem(spec, device=device, source=source)
+    steps, per_epoch = plan_length(spec, problem.train.rows)
+    training = build_training(spec, problem, steps=steps)
+    summary = TrainingSummary(device=str(device), parameter_count=problem.parameter_count,
+                              loss=problem.plan.name, steps=steps)
     recorder = Recorder(sink, summary, flush_seconds=flush_seconds, clock=clock)
-    step_once = _closure_step if needs_closure(type(optimizer)) else _plain_step
-    recorded = _recorded_parameters(problem)
-    rows = batches(problem.size, spec.batch_size, seed=spec.seed, device=device)
-
-    outcome = "completed"
-    for step in range(spec.steps):
-        lr = float(optimizer.param_groups[0]["lr"])
-        loss = step_once(problem, optimizer, next(rows), recorder, step, lr)
-        if not math.isfinite(loss):
-            outcome, summary.diverged_at = "diverged", step
+    rows = batches(problem.train.rows, spec.batch_size, seed=spec.seed, drop_last=spec.drop_last,
+                   device=device)
+    outcome, reason = "completed", None
+    for step in range(steps):
+        ending = training.step(step, next(rows), recorder, last=step == steps - 1)
+        summary.epochs_done = (step + 1) / per_epoch
+        if ending is None and recorder.due() and not recorder.flush():
+            ending = ("cancelled", None)
+        if ending is not None:
+            outcome, reason = ending
+            if outcome == "diverged":
+                summary.diverged_at = step
+            elif outcome == "reached_target":
+                summary.reached_at = step
             break
-        for tensor, names in recorded:
-            _record_parameter(tensor, names, step, recorder.points)
-        if scheduler is not None:
-            _scheduler_step(scheduler, loss)
-        if recorder.due() and not recorder.flush():
-            outcome = "cancelled"
-            break
-    summary.outcome = outcome
+    summary.outcome, summary.stop_reason = outcome, reason
     recorder.flush()
     return summary
 
 
-def _plain_step(problem: Problem, optimizer: Optimizer, batch: Batch, recorder: Recorder,
-                step: int, lr: float) -> float:
-    optimizer.zero_grad()
-    loss = problem.objective(batch)
-    value = loss.item()
-    recorder.loss(step, value)
-    recorder.points.append((step, "lr", lr))
-    if not math.isfinite(value):
-        return value
-    loss.backward()
-    optimizer.step()
-    return value
-
-
-def _closure_step(problem: Problem, optimizer: Optimizer, batch: Batch, recorder: Recorder,
-                  step: int, lr: float) -> float:
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad()
-        loss = problem.objective(batch)
-        loss.backward()
-        return loss
-
-    # The optimizer returns the loss its closure computed first: the one before the update.
-    value = float(optimizer.step(closure).detach())  # type: ignore[arg-type, attr-defined]
-    recorder.loss(step, value)
-    recorder.points.append((step, "lr", lr))
-    return value
-
-
-def _recorded_parameters(problem: Problem) -> list[tuple[torch.Tensor, list[str]]]:
-    """Each parameter with the names of its series; none for models too big to record."""
-    if problem.parameter_count > MAX_RECORDED_PARAMETERS:
-        return []
-    return [(tensor, [f"param.{name}"] if tensor.numel() == 1 else
-             [f"param.{name}.{k}" for k in range(tensor.numel())])
-            for name, tensor in problem.parameters.items()]
-
-
-def _record_parameter(tensor: torch.Tensor, names: list[str], step: int,
-                      points: list[MetricPoint]) -> None:
-    if len(names) == 1:
-        points.append((step, names[0], tensor.item()))
+def plan_length(spec: JobSpec, rows: int) -> tuple[int, int]:
+    """(total steps, steps per epoch) for the spec's steps or epochs."""
+    if spec.batch_size is None:
+        per_epoch = 1
+    elif rows == 0:
+        raise SpecError(("batch_size",), "mini-batches need data rows; this job has none")
     else:
-        points.extend(zip([step] * len(names), names, tensor.detach().reshape(-1).tolist(),
-                          strict=True))
+        per_epoch = rows // spec.batch_size if spec.drop_last else -(-rows // spec.batch_size)
+        if per_epoch == 0:
+            raise SpecError(("batch_size",), f"with drop_last, a batch of {spec.batch_size} "
+                                             f"is larger than the {rows} training rows")
+    steps = spec.steps if spec.steps is not None else (spec.epochs or 0) * per_epoch
+    if steps > MAX_STEPS:
+        raise SpecError(("epochs",), f"{steps} steps exceed the limit of {MAX_STEPS}")
+    return steps, per_epoch
 
 
-def _scheduler_step(scheduler: Scheduler, loss: float) -> None:
-    if isinstance(scheduler, ReduceLROnPlateau):
-        scheduler.step(loss)
-    else:
-        scheduler.step()

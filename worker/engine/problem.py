@@ -1,101 +1,141 @@
-"""Turn a spec's model, data and loss into tensors and a differentiable objective."""
+"""Turn a spec's data, model and loss into a trainable problem: model, splits, objective."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
+from torch import nn
 
+from optimlab.worker.engine.data import Dataset, DatasetSource, load_dataset, prepare_split
 from optimlab.worker.engine.errors import Loc, SpecError
-from optimlab.worker.engine.expression import Expression, parse_expression
-from optimlab.worker.spec import JobSpec, NumberArray
+from optimlab.worker.engine.losses import (
+    LossPlan,
+    correct,
+    loss_value,
+    plan_loss,
+    prepare_targets,
+)
+from optimlab.worker.engine.models import (
+    ExpressionModule,
+    Inputs,
+    build_expression_model,
+    build_network,
+    named_parameters,
+)
+from optimlab.worker.spec import ExpressionModel, JobSpec, NumberArray
 
-Batch = torch.Tensor | None  # row indices of the batch; None is the whole data set
+Batch = torch.Tensor | None  # row indices of the batch; None is the whole training split
+MAX_PARAMETERS = 50_000_000
 
-LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    "mse": F.mse_loss,
-}
+
+@dataclass(frozen=True)
+class Part:
+    """One split, on the device, in the form the model reads."""
+
+    inputs: Inputs
+    targets: torch.Tensor | None
+    rows: int
+
+    def select(self, batch: Batch) -> tuple[Inputs, torch.Tensor | None]:
+        if batch is None:
+            return self.inputs, self.targets
+        inputs = ({name: column[batch] for name, column in self.inputs.items()}
+                  if isinstance(self.inputs, dict) else self.inputs[batch])
+        return inputs, None if self.targets is None else self.targets[batch]
 
 
 @dataclass
 class Problem:
-    """Parameters, data and an objective: ``objective(batch)`` is the loss to minimise."""
-
-    parameters: dict[str, torch.Tensor]
-    inputs: dict[str, torch.Tensor]
-    targets: torch.Tensor | None
-    expression: Expression
-    loss: str
-    size: int  # number of samples (rows); 1 when there is no data
-
-    def output(self, batch: Batch) -> torch.Tensor:
-        env: dict[str, torch.Tensor] = dict(self.parameters)
-        if batch is None:
-            env.update(self.inputs)
-        else:
-            env.update((name, column[batch]) for name, column in self.inputs.items())
-        return self.expression.evaluate(env)  # type: ignore[no-any-return]
+    model: nn.Module
+    plan: LossPlan
+    train: Part
+    val: Part | None
 
     def objective(self, batch: Batch) -> torch.Tensor:
-        output = self.output(batch)
-        if self.loss == "none":
-            return output
-        assert self.targets is not None  # guaranteed by JobSpec
-        targets = self.targets if batch is None else self.targets[batch]
-        return LOSSES[self.loss](output, targets)
+        """The loss on a batch of the training split (the whole split for ``None``)."""
+        inputs, targets = self.train.select(batch)
+        return loss_value(self.plan, self.model(inputs), targets)
+
+    @torch.no_grad()
+    def evaluate(self, part: Part) -> tuple[float, float | None]:
+        """Loss (and accuracy, for classification) on a whole split, in eval mode."""
+        self.model.eval()
+        try:
+            output = self.model(part.inputs)
+            loss = loss_value(self.plan, output, part.targets).item()
+            accuracy = None
+            if self.plan.classification and part.targets is not None:
+                accuracy = correct(self.plan, output, part.targets).item() / part.rows
+        finally:
+            self.model.train()
+        return loss, accuracy
+
+    @property
+    def parameters(self) -> list[tuple[str, nn.Parameter]]:
+        return named_parameters(self.model)
 
     @property
     def parameter_count(self) -> int:
-        return sum(p.numel() for p in self.parameters.values())
+        return sum(p.numel() for _, p in self.parameters)
 
 
-def to_tensor(value: NumberArray, *, loc: Loc,
-              device: torch.device | str) -> torch.Tensor:
+def build_problem(spec: JobSpec, *, device: torch.device | str = "cpu",
+                  source: DatasetSource | None = None) -> Problem:
+    data = load_dataset(spec.data, seed=spec.seed, source=source)
+    plan = plan_loss(spec, data)
+    split = prepare_split(data, spec.data, seed=spec.seed)
+    expression = isinstance(spec.model, ExpressionModel)
+    _check_size(spec, split.train, plan)
+    # Seeded right before the model is built, as a script seeds before `nn.Sequential(...)`.
+    torch.manual_seed(spec.seed)
+    model = _build_model(spec, split.train, plan).to(device)
+    parts = [None if d is None else _part(d, plan, expression=expression, device=device)
+             for d in (split.train, split.val)]
+    assert parts[0] is not None
+    return Problem(model=model, plan=plan, train=parts[0], val=parts[1])
+
+
+def _build_model(spec: JobSpec, train: Dataset, plan: LossPlan) -> nn.Module:
+    if isinstance(spec.model, ExpressionModel):
+        initial = {name: to_tensor(value, loc=("model", "parameters", name))
+                   for name, value in spec.model.parameters.items()}
+        return build_expression_model(spec.model, initial, list(train.columns))
+    if not train.columns:
+        raise SpecError(("data",), f"a {spec.model.kind} model needs input features")
+    return build_network(spec.model, features=train.features().shape[1], outputs=plan.outputs,
+                         image_shape=train.image_shape)
+
+
+def _check_size(spec: JobSpec, train: Dataset, plan: LossPlan) -> None:
+    """Refuse absurdly large networks before allocating them (counted on the meta device)."""
+    if isinstance(spec.model, ExpressionModel) or not train.columns:
+        return
+    with torch.device("meta"):
+        network = build_network(spec.model, features=_feature_count(train),
+                                outputs=plan.outputs, image_shape=train.image_shape)
+    count = sum(p.numel() for p in network.parameters())
+    if count > MAX_PARAMETERS:
+        raise SpecError(("model",), f"{count} parameters exceed the limit of {MAX_PARAMETERS}")
+
+
+def _feature_count(data: Dataset) -> int:
+    return sum(int(c[0].numel()) if c.dim() > 1 else 1 for c in data.columns.values())
+
+
+def _part(data: Dataset, plan: LossPlan, *, expression: bool,
+          device: torch.device | str) -> Part:
+    data = data.to(device)
+    inputs: Inputs = dict(data.columns) if expression else data.features()
+    targets = prepare_targets(plan, data.targets, expression=expression)
+    return Part(inputs=inputs, targets=targets, rows=data.rows)
+
+
+def to_tensor(value: NumberArray, *, loc: Loc) -> torch.Tensor:
     try:
-        return torch.tensor(value, dtype=torch.float32, device=device)
+        return torch.tensor(value, dtype=torch.float32)
     except (ValueError, TypeError) as exc:
         raise SpecError(loc, f"not a rectangular array of numbers ({exc})") from None
 
 
-def build_problem(spec: JobSpec, *, device: torch.device | str = "cpu") -> Problem:
-    model = spec.model
-    parameters = {
-        name: to_tensor(value, loc=("model", "parameters", name), device=device).requires_grad_()
-        for name, value in model.parameters.items()
-    }
-    data = spec.data
-    inputs: dict[str, torch.Tensor] = {}
-    targets = None
-    if data is not None:
-        inputs = {name: to_tensor(column, loc=("data", "inputs", name), device=device)
-                  for name, column in data.inputs.items()}
-        if data.targets is not None:
-            targets = to_tensor(data.targets, loc=("data", "targets"), device=device)
-    clash = set(parameters) & set(inputs)
-    if clash:
-        raise SpecError(("data", "inputs", sorted(clash)[0]),
-                          "an input column has the same name as a parameter")
-    try:
-        expression = parse_expression(model.expression, allowed_names=[*parameters, *inputs])
-    except ValueError as exc:
-        raise SpecError(("model", "expression"), str(exc)) from None
-    return Problem(parameters=parameters, inputs=inputs, targets=targets,
-                   expression=expression, loss=spec.loss, size=_size(inputs, targets))
-
-
-def _size(inputs: Mapping[str, torch.Tensor], targets: torch.Tensor | None) -> int:
-    columns = {f"data.inputs.{name}": t for name, t in inputs.items()}
-    if targets is not None:
-        columns["data.targets"] = targets
-    sizes = {name: (t.shape[0] if t.dim() else 0) for name, t in columns.items()}
-    if not sizes:
-        return 1
-    if 0 in sizes.values():
-        name = next(n for n, s in sizes.items() if s == 0)
-        raise SpecError(tuple(name.split(".")), "data needs at least one row")
-    if len(set(sizes.values())) > 1:
-        described = ", ".join(f"{n}: {s}" for n, s in sizes.items())
-        raise SpecError(("data",), f"columns have different numbers of rows ({described})")
-    return next(iter(sizes.values()))
+__all__ = ["Batch", "ExpressionModule", "Part", "Problem", "build_problem", "to_tensor"]

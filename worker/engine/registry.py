@@ -85,20 +85,32 @@ def check_keywords(cls: type, kwargs: Mapping[str, Any], *, loc: Loc) -> None:
             raise SpecError((*loc, key), f"{cls.__name__} requires {key!r}")
 
 
-def _tuples(value: Any) -> Any:
-    # JSON has no tuples; optimizer keywords such as betas are tuples in torch.
-    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+def as_argument(value: Any) -> Any:
+    """A JSON value as an optimizer keyword: lists become tuples (betas, etas, ...)."""
+    return tuple(as_argument(v) for v in value) if isinstance(value, list) else value
 
 
-def build_optimizer(spec: OptimizerSpec, params: Iterable[torch.Tensor]) -> Optimizer:
+def build_optimizer(spec: OptimizerSpec,
+                    params: Iterable[torch.Tensor] | Iterable[dict[str, Any]]) -> Optimizer:
+    """The optimizer over ``params``: tensors, or groups (dicts with "params" and options)."""
     loc = ("optimizer",)
     cls = resolve(spec.name, optimizer_classes(), loc=loc, kind="optimizer")
     kwargs = spec.kwargs
     check_keywords(cls, kwargs, loc=loc)
     try:
-        return cast(Optimizer, cls(params, **{k: _tuples(v) for k, v in kwargs.items()}))
+        return cast(Optimizer, cls(params, **{k: as_argument(v) for k, v in kwargs.items()}))
     except (ValueError, TypeError, RuntimeError, KeyError, IndexError) as exc:
         raise SpecError(loc, f"{cls.__name__} refused its arguments: {exc}") from None
+
+
+def check_group_options(spec: OptimizerSpec, options: Mapping[str, Any], *, loc: Loc) -> None:
+    """Options of a parameter group must be keywords of the job's optimizer."""
+    cls = resolve(spec.name, optimizer_classes(), loc=("optimizer",), kind="optimizer")
+    accepted = keyword_parameters(cls)
+    for key in options:
+        if key not in accepted or key == "params":
+            raise SpecError((*loc, key), f"{cls.__name__} has no keyword {key!r}; "
+                                         f"accepted: {', '.join(accepted)}")
 
 
 def build_scheduler(spec: ScheduleSpec, optimizer: Optimizer, *, steps: int,

@@ -15,15 +15,24 @@ class TrainingSummary:
 
     device: str
     parameter_count: int
+    loss: str = "mse"  # the loss function the job trains with
+    steps: int = 0  # the run's length in steps (epochs x batches per epoch when given epochs)
     steps_done: int = 0
+    epochs_done: float = 0.0
     initial_loss: float | None = None
     final_loss: float | None = None
     best_loss: float | None = None
     best_step: int | None = None
     wall_seconds: float = 0.0
     steps_per_second: float | None = None
-    outcome: str = "running"  # completed | diverged | cancelled
+    # completed | converged | reached_target | stopped | diverged | cancelled
+    outcome: str = "running"
+    stop_reason: str | None = None
     diverged_at: int | None = None
+    reached_at: int | None = None
+    evaluation: dict[str, float] | None = None  # the latest train_loss_full, val_loss, ...
+    best_val_loss: float | None = None
+    best_val_step: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,27 +1,27 @@
-"""Check at submit time that the engine can run a spec, without running it.
+"""Check at submit time that the engine can run a spec, by starting to run it.
 
-Shapes are checked by evaluating the model on ``meta`` tensors (shapes only,
-no arithmetic); the optimizer and scheduler are built for real on zero
-tensors of the model's shapes and stepped, so whatever their constructors or
-first steps refuse is reported now, naming the field, instead of failing in a
-worker later.
+The problem is built for real on the CPU (data, split, model, loss); the model is
+evaluated on each batch size the run will see; then one real training step runs
+(optimizer, parameter groups, clipping, evaluation, scheduler) and the schedule is
+stepped ahead. Whatever fails is reported now, naming the field, instead of failing in
+a worker later. Nothing here is recorded or kept.
 """
 
 from __future__ import annotations
 
+import time
 import warnings
 
 import torch
 
+from optimlab.worker.engine.data import DatasetSource
 from optimlab.worker.engine.errors import SpecError
+from optimlab.worker.engine.loop import plan_length
 from optimlab.worker.engine.problem import Problem, build_problem
-from optimlab.worker.engine.registry import (
-    Scheduler,
-    build_optimizer,
-    build_scheduler,
-    needs_closure,
-)
-from optimlab.worker.spec import JobSpec
+from optimlab.worker.engine.recorder import Recorder
+from optimlab.worker.engine.sink import ListSink, TrainingSummary
+from optimlab.worker.engine.training import Training, build_training
+from optimlab.worker.spec import ExpressionModel, JobSpec
 
 # Scheduler steps simulated at submit time (later failures fail the job instead).
 SIMULATED_SCHEDULER_STEPS = 2_000
@@ -29,92 +29,88 @@ _RUN_ERRORS = (RuntimeError, ValueError, TypeError, IndexError, KeyError, ZeroDi
                OverflowError, AssertionError, NotImplementedError)
 
 
-
-def validate_spec(spec: JobSpec) -> None:
+def validate_spec(spec: JobSpec, *, source: DatasetSource | None = None) -> None:
     """Raise :class:`SpecError` for the first field the engine could not run."""
-    problem = build_problem(spec, device="cpu")
-    _check_shapes(spec, problem)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        _check_optimization(spec, problem)
+        problem = build_problem(spec, device="cpu", source=source)
+        steps, _ = plan_length(spec, problem.train.rows)
+        for rows in _batch_sizes(problem.train.rows, spec.batch_size):
+            _check_output(spec, problem, rows)
+        training = build_training(spec, problem, steps=steps)
+        _check_step(spec, training, problem)
+        _check_schedule(spec, training, steps)
 
 
-def _check_shapes(spec: JobSpec, problem: Problem) -> None:
-    for rows in _batch_sizes(problem.size, spec.batch_size):
-        env = {name: p.detach().to("meta").requires_grad_()
-               for name, p in problem.parameters.items()}
-        env.update((name, column[:rows].to("meta")) for name, column in problem.inputs.items())
-        try:
-            output = problem.expression.evaluate(env)
-        except _RUN_ERRORS as exc:
-            raise SpecError(("model", "expression"), f"cannot be evaluated: {exc}") from None
-        if not isinstance(output, torch.Tensor) or not output.requires_grad:
-            raise SpecError(("model", "expression"), "does not depend on any parameter")
-        if spec.loss == "none":
-            if output.numel() != 1:
-                raise SpecError(("model", "expression"),
-                                f"gives shape {tuple(output.shape)}, but loss 'none' needs a "
-                                "single value: wrap it in sum() or mean()")
-        else:
-            assert problem.targets is not None
-            _check_against_targets(tuple(output.shape), tuple(problem.targets[:rows].shape))
-
-
-def _batch_sizes(size: int, batch_size: int | None) -> list[int]:
+def _batch_sizes(size: int, batch_size: int | None) -> list[int | None]:
     if batch_size is None or batch_size >= size:
-        return [size]
-    sizes = [batch_size]
-    if size % batch_size:
-        sizes.append(size % batch_size)
-    return sizes
+        return [None]
+    return [batch_size, *([size % batch_size] if size % batch_size else [])]
 
 
-def _check_against_targets(output: tuple[int, ...], targets: tuple[int, ...]) -> None:
+def _check_output(spec: JobSpec, problem: Problem, rows: int | None) -> None:
+    batch = None if rows is None else torch.arange(rows)
+    inputs, targets = problem.train.select(batch)
+    where = ("model", "expression") if isinstance(spec.model, ExpressionModel) else ("model",)
+    try:
+        output = problem.model(inputs)
+    except _RUN_ERRORS as exc:
+        raise SpecError(where, f"cannot be evaluated on the data: {exc}") from None
+    if not isinstance(output, torch.Tensor) or not output.requires_grad:
+        raise SpecError(where, "does not depend on any parameter")
+    plan = problem.plan
+    if plan.name == "none":
+        if output.numel() != 1:
+            raise SpecError(where, f"gives shape {tuple(output.shape)}, but loss 'none' needs a "
+                                   "single value: wrap it in sum() or mean()")
+    else:
+        assert targets is not None
+        _check_against_targets(plan.name, tuple(output.shape), tuple(targets.shape), where)
+    try:
+        problem.objective(batch).backward()
+    except _RUN_ERRORS as exc:
+        raise SpecError(("loss",), f"{plan.name} fails on this model and data: {exc}") from None
+
+
+def _check_against_targets(loss: str, output: tuple[int, ...], targets: tuple[int, ...],
+                           where: tuple[str, ...]) -> None:
+    if loss == "cross_entropy":
+        if len(output) != 2 or output[0] != targets[0]:
+            raise SpecError(where, f"gives shape {output} per batch; cross_entropy needs one "
+                                   f"row of class scores per target, i.e. ({targets[0]}, classes)")
+        return
     try:
         broadcast = torch.broadcast_shapes(output, targets)
     except RuntimeError:
         broadcast = None
     if broadcast != targets:
-        raise SpecError(("model", "expression"),
-                        f"gives shape {output} per batch, which does not match data.targets "
-                        f"{targets}")
+        raise SpecError(where, f"gives shape {output} per batch, which does not match the "
+                               f"targets {targets}")
 
 
-def _check_optimization(spec: JobSpec, problem: Problem) -> None:
-    params = [torch.zeros_like(p).requires_grad_() for p in problem.parameters.values()]
-    optimizer = build_optimizer(spec.optimizer, params)
+def _check_step(spec: JobSpec, training: Training, problem: Problem) -> None:
+    recorder = Recorder(ListSink(), TrainingSummary(device="cpu", parameter_count=0),
+                        flush_seconds=3600.0, clock=time.perf_counter)
+    batch = None if spec.batch_size is None else torch.arange(
+        min(spec.batch_size, problem.train.rows))
+    # The schedule is checked on its own below, so that its failures name it.
+    scheduler, training.scheduler = training.scheduler, None
     try:
-        _dry_step(optimizer, params)
+        training.step(0, batch, recorder, last=True)
     except _RUN_ERRORS as exc:
         raise SpecError(("optimizer", "name"),
                         f"{spec.optimizer.name} cannot train this model: {exc}") from None
-    if spec.schedule is None:
+    finally:
+        training.scheduler = scheduler
+
+
+def _check_schedule(spec: JobSpec, training: Training, steps: int) -> None:
+    scheduler = training.scheduler
+    if scheduler is None or spec.schedule is None:
         return
-    scheduler = build_scheduler(spec.schedule, optimizer, steps=spec.steps)
     try:
-        for _ in range(min(spec.steps, SIMULATED_SCHEDULER_STEPS)):
-            _dry_scheduler_step(scheduler)
+        for _ in range(min(steps, SIMULATED_SCHEDULER_STEPS)):
+            training.step_schedule_only()
     except _RUN_ERRORS as exc:
         raise SpecError(("schedule",), f"{spec.schedule.name} fails while stepping: {exc}") \
             from None
-
-
-def _dry_step(optimizer: torch.optim.Optimizer, params: list[torch.Tensor]) -> None:
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad()
-        loss = sum((p.sum() for p in params), torch.zeros(()))
-        loss.backward()
-        return loss
-
-    if needs_closure(type(optimizer)):
-        optimizer.step(closure)  # type: ignore[arg-type]
-    else:
-        closure()
-        optimizer.step()
-
-
-def _dry_scheduler_step(scheduler: Scheduler) -> None:
-    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-        scheduler.step(1.0)
-    else:
-        scheduler.step()

@@ -1,0 +1,82 @@
+"""Validation split and standardisation, exactly as a plain PyTorch script would do them.
+
+For a data set of ``N`` rows, ``options`` (``val_fraction``, ``standardize``) and the job's
+``seed``:
+
+1. If ``val_fraction > 0``::
+
+       perm = torch.randperm(N, generator=torch.Generator().manual_seed(seed))
+       n_val = max(1, round(N * val_fraction))    # Python's round: halves to even
+       # refused (data.val_fraction) unless n_val < N: at least one training row
+       val_rows = perm[:n_val].sort().values       # both keep the original row order
+       train_rows = perm[n_val:].sort().values
+       train, val = dataset.subset(train_rows), dataset.subset(val_rows)
+
+   otherwise ``train`` is the whole data set and there is no ``val``.
+2. If ``standardize``: for every input column ``c`` (shape ``[N, ...]``), statistics of the
+   *training* rows only::
+
+       mean = c_train.mean(dim=0)
+       std = c_train.std(dim=0, unbiased=False)
+       std = torch.where(std > 0, std, 1.0)        # a constant feature is only centred
+       c_train = (c_train - mean) / std
+       c_val = (c_val - mean) / std
+
+   Targets are never standardised.
+3. With neither (or ``options`` None) the data set is returned unchanged as ``train``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+
+from optimlab.worker.engine.data.dataset import Dataset
+from optimlab.worker.engine.errors import SpecError
+from optimlab.worker.spec import DataOptions
+
+
+@dataclass(frozen=True)
+class Split:
+    train: Dataset
+    val: Dataset | None
+
+
+def prepare_split(dataset: Dataset, options: DataOptions | None, *, seed: int) -> Split:
+    """The training rows (and validation rows, if asked for), standardised if asked for."""
+    if options is None:
+        return Split(train=dataset, val=None)
+    train, val = dataset, None
+    if options.val_fraction > 0:
+        train, val = _split(dataset, options.val_fraction, seed=seed)
+    if options.standardize:
+        train, val = _standardize(train, val)
+    return Split(train=train, val=val)
+
+
+def _split(dataset: Dataset, fraction: float, *, seed: int) -> tuple[Dataset, Dataset]:
+    n = dataset.rows
+    n_val = max(1, round(n * fraction))
+    if n_val >= n:
+        raise SpecError(("data", "val_fraction"),
+                        f"a validation split of {fraction} takes {n_val} of the {n} rows and "
+                        "leaves none for training")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    val_rows = perm[:n_val].sort().values
+    train_rows = perm[n_val:].sort().values
+    return dataset.subset(train_rows), dataset.subset(val_rows)
+
+
+def _standardize(train: Dataset, val: Dataset | None) -> tuple[Dataset, Dataset | None]:
+    train_columns: dict[str, torch.Tensor] = {}
+    val_columns: dict[str, torch.Tensor] = {}
+    for name, column in train.columns.items():
+        mean = column.mean(dim=0)
+        std = column.std(dim=0, unbiased=False)
+        std = torch.where(std > 0, std, 1.0)
+        train_columns[name] = (column - mean) / std
+        if val is not None:
+            val_columns[name] = (val.columns[name] - mean) / std
+    return (replace(train, columns=train_columns),
+            None if val is None else replace(val, columns=val_columns))
