@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 
 from optimlab.service.db import jobs, metrics
 from optimlab.service.db.models import utcnow
+from optimlab.service.jobs.datasets import SqlDatasetSource
 from optimlab.service.settings import Settings
 from optimlab.worker.engine import MetricPoint, SpecError, TrainingSummary, run_training
 from optimlab.worker.spec import JobSpec
@@ -51,7 +52,8 @@ def _train(claim: jobs.Claim, sink: SqlMetricSink,
            settings: Settings) -> tuple[str, dict[str, Any] | None, str | None]:
     try:
         spec = JobSpec.model_validate(claim.spec)
-        summary = run_training(spec, sink, flush_seconds=settings.flush_seconds)
+        summary = run_training(spec, sink, flush_seconds=settings.flush_seconds,
+                               source=SqlDatasetSource(sink.engine))
     except (SpecError, ValidationError) as exc:
         return jobs.FAILED, sink.last_summary, f"invalid spec: {exc}"
     except Exception as exc:  # a failed job is a result; the worker must go on

@@ -10,6 +10,12 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from starlette.responses import JSONResponse
 
+from optimlab.service.jobs.datasets import (
+    DatasetConflict,
+    DatasetNotFound,
+    InvalidUpload,
+    PayloadTooLarge,
+)
 from optimlab.service.jobs.errors import (
     BrokerUnavailable,
     InvalidCursor,
@@ -72,6 +78,11 @@ async def _spec_error(_: Request, exc: Exception) -> JSONResponse:
     return unprocessable([{"loc": ["body", *exc.loc], "msg": exc.message, "type": "spec"}])
 
 
+async def _invalid_upload(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, InvalidUpload)
+    return unprocessable([{"loc": ["body", exc.field], "msg": exc.message, "type": "upload"}])
+
+
 async def _invalid_cursor(_: Request, exc: Exception) -> JSONResponse:
     return unprocessable([{"loc": ["query", "cursor"], "msg": str(exc), "type": "cursor"}])
 
@@ -90,3 +101,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(JobNotFound, _plain(404))
     app.add_exception_handler(JobConflict, _plain(409))
     app.add_exception_handler(BrokerUnavailable, _plain(503))
+    app.add_exception_handler(InvalidUpload, _invalid_upload)
+    app.add_exception_handler(PayloadTooLarge, _plain(413))
+    app.add_exception_handler(DatasetNotFound, _plain(404))
+    app.add_exception_handler(DatasetConflict, _plain(409))

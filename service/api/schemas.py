@@ -1,4 +1,4 @@
-"""Response bodies of the API (the request body is the shared JobSpec)."""
+"""Response bodies of the API (the request body is the shared JobSpec, or a data set file)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, PlainSerializer
 
-from optimlab.service.db.models import Job
+from optimlab.service.db.models import Job, StoredDataset
 from optimlab.worker.spec import JobSpec
 
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -74,3 +74,28 @@ class Readiness(BaseModel):
     database: str
     broker: str
     workers: int
+
+
+class DatasetPublic(BaseModel):
+    """An uploaded data set; jobs use it as ``{"kind": "upload", "dataset_id": id}``."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    filename: str
+    format: Literal["csv", "npz"]
+    target: str | None
+    rows: int
+    features: int
+    classes: int | None
+    size_bytes: int
+    created_at: UtcDatetime
+
+    @classmethod
+    def of(cls, dataset: StoredDataset) -> DatasetPublic:
+        return cls.model_validate(dataset)
+
+
+class DatasetsPublic(BaseModel):
+    data: list[DatasetPublic]

@@ -1,4 +1,5 @@
-"""Tables: jobs (the source of truth for status), their metric points, live workers."""
+"""Tables: jobs (the source of truth for status), their metric points, live workers,
+uploaded data sets."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -84,3 +86,25 @@ class Worker(Base):
     pid: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class StoredDataset(Base):
+    """An uploaded data set file, keyed by the SHA-256 of its bytes.
+
+    The bytes live in the database, not on a disk, so that the API and workers in separate
+    containers share them.
+    """
+
+    __tablename__ = "datasets"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    filename: Mapped[str] = mapped_column(String(255))
+    format: Mapped[str] = mapped_column(String(8))
+    target: Mapped[str | None] = mapped_column(String(200))
+    rows: Mapped[int] = mapped_column(Integer)
+    features: Mapped[int] = mapped_column(Integer)
+    classes: Mapped[int | None] = mapped_column(Integer)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)

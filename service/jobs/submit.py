@@ -9,6 +9,7 @@ from sqlalchemy import Connection, Engine
 
 from optimlab.service.db import jobs, workers
 from optimlab.service.db.models import Job
+from optimlab.service.jobs.datasets import SqlDatasetSource
 from optimlab.service.jobs.dispatch import Dispatcher
 from optimlab.service.jobs.errors import BrokerUnavailable
 from optimlab.service.settings import Settings
@@ -21,7 +22,7 @@ log = logging.getLogger(__name__)
 def submit_job(*, engine: Engine, dispatcher: Dispatcher, settings: Settings,
                spec: JobSpec) -> Job:
     """Raise SpecError for a spec the engine cannot run; nothing is stored or queued then."""
-    validate_spec(spec)
+    validate_spec(spec, source=SqlDatasetSource(engine))
     with engine.begin() as conn:
         queue = choose_queue(spec, settings, gpu_workers=_gpu_workers(conn, settings))
         job = jobs.insert_job(conn, name=spec.name, spec=spec.model_dump(mode="json"),

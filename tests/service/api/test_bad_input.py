@@ -35,6 +35,13 @@ def rosenbrock(**changes: Any) -> dict[str, Any]:
     return {**spec, **changes}
 
 
+def network(**changes: Any) -> dict[str, Any]:
+    """A small MLP on iris (three classes, tabular): the base of the built-in model cases."""
+    spec = {"model": {"kind": "mlp", "hidden": [8]}, "data": {"kind": "sklearn", "name": "iris"},
+            "optimizer": {"name": "SGD", "lr": 0.1}, "steps": 10}
+    return {**spec, **changes}
+
+
 BAD_SPECS: list[tuple[str, dict[str, Any], str]] = [
     ("missing steps", spec_with("steps", ...), "steps"),
     ("zero steps", spec_with("steps", 0), "steps"),
@@ -108,6 +115,60 @@ BAD_SPECS: list[tuple[str, dict[str, Any], str]] = [
      "schedule.name"),
     ("params keyword smuggled", spec_with("optimizer.params", [1.0]), "optimizer.params"),
     ("nested list too long", spec_with("optimizer.betas", [0.9] * 20_000), "optimizer"),
+    ("steps and epochs", spec_with("epochs", 3), "steps"),
+    ("neither steps nor epochs", spec_with("steps", ...), "steps"),
+    ("zero eval_every", spec_with("eval_every", 0), "eval_every"),
+    ("negative clipping", spec_with("clip_grad_norm", -1.0), "clip_grad_norm"),
+    ("diverge factor below one", spec_with("diverge_factor", 0.5), "diverge_factor"),
+    ("zero-width layer", network(model={"kind": "mlp", "hidden": [0]}), "model.hidden"),
+    ("dropout of one", network(model={"kind": "mlp", "dropout": 1.0}), "model.dropout"),
+    ("network over the size limit", network(model={"kind": "mlp", "hidden": [4096] * 8}),
+     "model"),
+    ("cnn on tabular data", network(model={"kind": "cnn"}), "model.kind"),
+    ("logistic with a regression loss", network(model={"kind": "logistic"}, loss="mse"),
+     "loss"),
+    ("bce on three classes", network(loss="bce_with_logits"), "loss"),
+    ("regression loss on class labels", network(loss="huber"), "loss"),
+    ("classification loss on a regression set",
+     network(data={"kind": "sklearn", "name": "diabetes"}, loss="cross_entropy"), "loss"),
+    ("unknown sklearn set", network(data={"kind": "sklearn", "name": "mnist"}), "data.name"),
+    ("unknown generator", network(data={"kind": "synthetic", "generator": "swiss"}),
+     "data.generator"),
+    ("generated data too large", network(data={"kind": "synthetic", "generator": "linear",
+                                               "samples": 1_000_000, "features": 1_000}),
+     "data"),
+    ("moons in five dimensions", network(data={"kind": "synthetic", "generator": "moons",
+                                               "features": 5}), "data.features"),
+    ("validation fraction too large", network(data={"kind": "sklearn", "name": "iris",
+                                                    "val_fraction": 0.95}), "data.val_fraction"),
+    ("unknown upload", network(data={"kind": "upload", "dataset_id": "ab" * 32}),
+     "data.dataset_id"),
+    ("upload id not a hash", network(data={"kind": "upload", "dataset_id": "../../etc"}),
+     "data.dataset_id"),
+    ("cross_entropy on a scalar expression", {**SEED_SPEC, "loss": "cross_entropy"},
+     "model.expression"),
+    ("expression on a missing feature",
+     {**rosenbrock(), "model": {"kind": "expression", "expression": "sum(w*x999)",
+                                "parameters": {"w": 1.0}},
+      "data": {"kind": "sklearn", "name": "iris"}}, "model.expression"),
+    ("group matching nothing", network(parameter_groups=[{"match": "gamma*"}]),
+     "parameter_groups.0.match"),
+    ("group with an unknown option", network(parameter_groups=[
+        {"match": "bias", "options": {"learning_rate": 0.1}}]),
+     "parameter_groups.0.options.learning_rate"),
+    ("patience without a validation split", network(stop={"patience": 3}, eval_every=5),
+     "stop.patience"),
+    ("plateau on val_loss without evaluations",
+     network(data={"kind": "sklearn", "name": "iris", "val_fraction": 0.2},
+             schedule={"name": "ReduceLROnPlateau", "monitor": "val_loss"}),
+     "schedule.monitor"),
+    ("a metric for a scheduler that watches none",
+     network(data={"kind": "sklearn", "name": "iris", "val_fraction": 0.2}, eval_every=5,
+             schedule={"name": "StepLR", "step_size": 2, "monitor": "val_loss"}),
+     "schedule.monitor"),
+    ("drop_last with a batch larger than the data", network(batch_size=1000, drop_last=True),
+     "batch_size"),
+    ("mini-batches without data", rosenbrock(batch_size=4), "batch_size"),
 ]
 
 

@@ -1,0 +1,124 @@
+"""Uploaded data sets: upload (checked before anything is stored), list, get, delete, and
+the :class:`DatasetSource` through which the engine reads them."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from pathlib import PurePosixPath
+
+from sqlalchemy import Engine
+
+from optimlab.service.db import datasets
+from optimlab.service.db.models import StoredDataset
+from optimlab.service.settings import Settings
+from optimlab.worker.engine.data.dataset import Dataset
+from optimlab.worker.engine.data.uploads import UploadError, load_upload, parse_upload
+from optimlab.worker.engine.errors import SpecError
+
+# Values (cells, array elements) an upload may hold: 64 MB as float32 at job time.
+MAX_UPLOAD_VALUES = 16_000_000
+
+
+class PayloadTooLarge(ValueError):
+    """The file is over ``max_upload_bytes``."""
+
+
+class InvalidUpload(ValueError):
+    """The file (or the form field ``field``) cannot be read as a data set."""
+
+    def __init__(self, message: str, *, field: str = "file") -> None:
+        self.message = message
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+class DatasetNotFound(LookupError):
+    def __init__(self, dataset_id: str) -> None:
+        super().__init__(f"data set {dataset_id} not found")
+
+
+class DatasetConflict(RuntimeError):
+    """The request does not fit the stored data set."""
+
+
+class DatasetInUse(DatasetConflict):
+    """Queued or running jobs still read the data set."""
+
+
+def upload_dataset(*, engine: Engine, settings: Settings, content: bytes, filename: str,
+                   name: str | None, target: str | None) -> StoredDataset:
+    """Check the file, then store it; the same bytes uploaded again give the stored row."""
+    if len(content) > settings.max_upload_bytes:
+        raise PayloadTooLarge(f"the file is over the limit of {settings.max_upload_bytes} "
+                              "bytes")
+    filename = PurePosixPath(filename.replace("\\", "/")).name[-255:]
+    target = target.strip() if target and target.strip() else None
+    try:
+        parsed = parse_upload(content, filename=filename, target=target,
+                              max_values=MAX_UPLOAD_VALUES)
+    except UploadError as exc:
+        raise InvalidUpload(exc.message, field=exc.field) from None
+    stored_target = target if parsed.format == "csv" else None
+    with engine.begin() as conn:
+        stored = datasets.insert_dataset(
+            conn, id=hashlib.sha256(content).hexdigest(),
+            name=(name or filename or "upload")[:200], filename=filename,
+            format=parsed.format, target=stored_target, rows=parsed.rows,
+            features=parsed.features, classes=parsed.classes, content=content)
+    if (stored.format, stored.target) != (parsed.format, stored_target):
+        raise DatasetConflict(
+            f"this file is already stored as data set {stored.id} ({stored.format}, target "
+            f"{stored.target!r}); delete that one to store it with target {stored_target!r}")
+    return stored
+
+
+def list_datasets(*, engine: Engine) -> list[StoredDataset]:
+    with engine.connect() as conn:
+        return datasets.list_datasets(conn)
+
+
+def get_dataset(*, engine: Engine, dataset_id: str) -> StoredDataset:
+    with engine.connect() as conn:
+        stored = datasets.get_dataset(conn, dataset_id)
+    if stored is None:
+        raise DatasetNotFound(dataset_id)
+    return stored
+
+
+def delete_dataset(*, engine: Engine, dataset_id: str) -> None:
+    """Remove the data set, unless a queued or running job reads it."""
+    with engine.begin() as conn:
+        if datasets.get_dataset(conn, dataset_id) is None:
+            raise DatasetNotFound(dataset_id)
+        users = datasets.active_jobs_using(conn, dataset_id)
+        if users:
+            raise DatasetInUse(f"data set {dataset_id} is read by {len(users)} queued or "
+                               f"running job(s) ({_listed(users)}); cancel them or let them "
+                               "finish first")
+        datasets.delete_dataset(conn, dataset_id)
+
+
+def _listed(job_ids: list[uuid.UUID]) -> str:
+    shown = ", ".join(map(str, job_ids[:5]))
+    return shown + (", ..." if len(job_ids) > 5 else "")
+
+
+class SqlDatasetSource:
+    """The engine's :class:`DatasetSource` for uploads stored in the database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def load(self, dataset_id: str) -> Dataset:
+        with self.engine.connect() as conn:
+            stored = datasets.get_dataset(conn, dataset_id)
+            content = None if stored is None else datasets.get_content(conn, dataset_id)
+        if stored is None or content is None:
+            raise SpecError(("data", "dataset_id"), f"no uploaded data set {dataset_id}")
+        try:
+            return load_upload(content, stored.format, stored.target)
+        except UploadError as exc:
+            raise SpecError(("data", "dataset_id"),
+                            f"uploaded data set {dataset_id} cannot be read: {exc.message}"
+                            ) from None
