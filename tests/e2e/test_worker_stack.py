@@ -26,6 +26,7 @@ from tests.stacks import wait_for
 
 # Long enough to interrupt (seconds on this machine), short enough to finish afterwards.
 MEDIUM_SPEC: dict[str, Any] = {**SEED_SPEC, "name": "medium", "steps": 40_000}
+SERIES_PER_STEP = 6  # loss, lr, grad_norm, update_norm, param_norm, param.x
 
 
 def start_worker(stack: Stack, engine: Engine, log: Path) -> subprocess.Popen[bytes]:
@@ -105,7 +106,7 @@ def test_a_stopped_worker_hands_its_job_to_the_next(stack: Stack, engine: Engine
     assert handed_back["status"] == "queued"
     assert done["status"] == "succeeded", done["error"]
     assert done["attempt"] == 2
-    assert rows(engine, job["id"]) == 3 * MEDIUM_SPEC["steps"]
+    assert rows(engine, job["id"]) == SERIES_PER_STEP * MEDIUM_SPEC["steps"]
 
 
 @pytest.mark.timeout(240)
@@ -130,4 +131,4 @@ def test_a_killed_workers_job_is_recovered_by_another(stack: Stack, engine: Engi
     assert rerun["status"] == "succeeded", rerun["error"]
     assert rerun["attempt"] == 2
     assert recovered_after > stack.settings.stale_after_seconds
-    assert rows(engine, job["id"]) == 3 * MEDIUM_SPEC["steps"]
+    assert rows(engine, job["id"]) == SERIES_PER_STEP * MEDIUM_SPEC["steps"]

@@ -23,6 +23,9 @@ from tests.seed_table import SEED_SPEC, assert_matches_seed_table
 from tests.stacks import wait_for
 
 LONG_SPEC: dict[str, Any] = {**SEED_SPEC, "steps": 50_000_000}
+# Each step of the seed job records loss, lr, grad_norm, update_norm, param_norm, param.x.
+SEED_SERIES = ("loss", "lr", "grad_norm", "update_norm", "param_norm", "param.x")
+SEED_POINTS = len(SEED_SERIES) * SEED_SPEC["steps"]
 
 
 def insert(engine: Engine, spec: dict[str, Any], *, status: str = jobs.QUEUED,
@@ -70,6 +73,9 @@ def test_seed_job_runs_to_the_table(engine: Engine, stack: Stack) -> None:
     assert done.finished_at is not None
     assert_matches_seed_table(series(engine, job_id, "param.x"), series(engine, job_id, "loss"))
     assert series(engine, job_id, "lr") == [0.01] * 20
+    with engine.connect() as conn:
+        names = set(conn.scalars(select(Metric.name).where(Metric.job_id == job_id)))
+    assert names == set(SEED_SERIES)
     summary = done.summary
     assert summary is not None
     assert summary["steps_done"] == 20
@@ -91,7 +97,7 @@ def test_a_redelivered_task_does_not_run_again_or_duplicate_rows(engine: Engine,
 
     assert job(engine, job_id).attempt == 1
     assert job(engine, job_id).finished_at == finished.finished_at
-    assert point_count(engine, job_id) == 60
+    assert point_count(engine, job_id) == SEED_POINTS
 
 
 def test_a_duplicate_delivery_while_the_job_runs_elsewhere_exits_at_once(engine: Engine,
@@ -116,7 +122,7 @@ def test_a_job_whose_worker_died_is_taken_over_from_step_zero(engine: Engine,
 
     assert job(engine, job_id).status == jobs.SUCCEEDED
     assert job(engine, job_id).attempt == 2
-    assert point_count(engine, job_id) == 60
+    assert point_count(engine, job_id) == SEED_POINTS
     assert_matches_seed_table(series(engine, job_id, "param.x"), series(engine, job_id, "loss"))
 
 
