@@ -11,6 +11,7 @@ import math
 from typing import Any, get_args
 
 from pydantic import BaseModel
+from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from optimlab.worker.engine.losses import CLASSIFICATION, REGRESSION
 from optimlab.worker.engine.registry import (
@@ -42,7 +43,8 @@ def catalog() -> dict[str, Any]:
                     "classification" if name in CLASSIFICATION else None}
                    for name in get_args(Loss)],
         "optimizers": [_describe(name, cls) for name, cls in optimizer_classes().items()],
-        "schedulers": [_describe(name, cls) for name, cls in scheduler_classes().items()],
+        "schedulers": [_describe_scheduler(name, cls)
+                       for name, cls in scheduler_classes().items()],
     }
 
 
@@ -53,6 +55,12 @@ def _union(annotated: Any) -> list[dict[str, Any]]:
         assert issubclass(model, BaseModel)
         schema = model.model_json_schema()
         properties = {k: v for k, v in schema.get("properties", {}).items() if k != "kind"}
+        for key, info in model.model_fields.items():
+            # JSON schema leaves out defaults made by a factory (mlp hidden, cnn channels).
+            if key in properties and "default" not in properties[key] and \
+                    info.default_factory is not None:
+                properties[key] = {**properties[key],
+                                   "default": info.get_default(call_default_factory=True)}
         kind = model.model_fields["kind"].annotation
         described.append({"kind": get_args(kind)[0], "description": _first_line(model),
                           "fields": properties, "required": [
@@ -75,6 +83,16 @@ def _describe(name: str, cls: type) -> dict[str, Any]:
             entry["note"] = "defaults to the job's number of steps"
         parameters.append(entry)
     return {"name": name, "description": _first_line(cls), "parameters": parameters}
+
+
+def _describe_scheduler(name: str, cls: type) -> dict[str, Any]:
+    described = _describe(name, cls)
+    if issubclass(cls, ReduceLROnPlateau):
+        described["parameters"].append({
+            "name": "monitor", "required": False, "default": "loss", "type": "str",
+            "note": "optimlab's own: the metric it watches, 'loss' (every step) or 'val_loss' "
+                    "(at evaluations; needs eval_every and data.val_fraction)"})
+    return described
 
 
 def _first_line(cls: type) -> str:

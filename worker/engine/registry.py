@@ -111,6 +111,14 @@ def check_group_options(spec: OptimizerSpec, options: Mapping[str, Any], *, loc:
         if key not in accepted or key == "params":
             raise SpecError((*loc, key), f"{cls.__name__} has no keyword {key!r}; "
                                          f"accepted: {', '.join(accepted)}")
+    # torch checks values only in the constructor, not in add_param_group: build one
+    # with the group's options over a stand-in parameter to have them checked.
+    merged = {**spec.kwargs, **options}
+    try:
+        cls([torch.zeros(1, requires_grad=True)],
+            **{k: as_argument(v) for k, v in merged.items()})
+    except (ValueError, TypeError, RuntimeError, KeyError, IndexError) as exc:
+        raise SpecError(loc, f"{cls.__name__} refused these options: {exc}") from None
 
 
 def build_scheduler(spec: ScheduleSpec, optimizer: Optimizer, *, steps: int,

@@ -229,3 +229,13 @@ def test_a_spec_near_the_array_limit_is_refused_not_crashing(client: TestClient)
 
     assert response.status_code == 422
     assert "model.parameters" in response.json()["message"]
+
+
+def test_a_parameter_group_with_a_refused_value_is_422(client: TestClient, stack: Stack) -> None:
+    spec = network(parameter_groups=[{"match": "bias", "options": {"lr": -1.0}}])
+
+    response = client.post("/v1/jobs", json=spec)
+
+    assert response.status_code == 422
+    assert "parameter_groups.0.options" in response.json()["message"]
+    assert queued_messages(stack) == 0

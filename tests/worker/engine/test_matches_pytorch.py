@@ -5,8 +5,9 @@ metrics out through a ``ListSink``), and once by the loop below, which builds it
 own tensors, calls ``torch.optim`` and ``torch.optim.lr_scheduler`` directly and
 draws mini-batches from ``DataLoader(TensorDataset(...), shuffle=True)`` with a
 seeded generator: the training script a user would write. Every recorded value
-(loss before the update, learning rate used, parameters after the update) must
-agree to a relative 1e-6; in practice they are bit-equal.
+(loss before the update, learning rate and cycled momentum used, the gradient's norm,
+the update's and the parameters' norms, parameters after the update) must agree to a
+relative 1e-6; in practice they are bit-equal.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.nn.utils import get_total_norm
 from torch.optim import lr_scheduler as sched
 from torch.utils.data import DataLoader, TensorDataset
 
 from optimlab.worker.engine import ListSink, run_training
+from optimlab.worker.engine.problem import build_problem
 from optimlab.worker.spec import JobSpec
 
 REL_TOL = 1e-6
@@ -237,6 +240,9 @@ SCHEDULES: dict[str, ScheduleBuilder] = {
                                           sched.ExponentialLR(o, gamma=0.97)])),
 }
 
+# Schedules that cycle momentum (or Adam's beta1) along with the lr: the job records it.
+CYCLES_MOMENTUM = {"OneCycleLR-total_steps", "OneCycleLR-default-total_steps", "CyclicLR"}
+
 # --------------------------------------------------------------------------- cases
 
 
@@ -338,43 +344,67 @@ def reference_history(case: Case) -> History:
     _, make_optimizer, _ = OPTIMIZERS[case.optimizer]
     _, make_scheduler = SCHEDULES[case.schedule](case.lr, case.steps)
     params = {name: t.to(device).requires_grad_() for name, t in problem.parameters().items()}
-    opt = make_optimizer(list(params.values()), case.lr)
+    tensors = list(params.values())
+    opt = make_optimizer(tensors, case.lr)
     scheduler = make_scheduler(opt) if make_scheduler is not None else None
+    momentum = None
+    if case.schedule in CYCLES_MOMENTUM:
+        momentum = "beta1" if "betas" in opt.param_groups[0] else "momentum"
     closure_based = case.optimizer.startswith("LBFGS")
     rows = batches(problem, case.batch_size, case.seed, device)
-    history: History = {"loss": [], "lr": []}
+    history: History = {"loss": [], "lr": [], "grad_norm": [], "update_norm": [],
+                        "param_norm": [], **({momentum: []} if momentum else {})}
+
+    def gradient_norm() -> torch.Tensor:
+        return get_total_norm([p.grad for p in tensors if p.grad is not None])
 
     for _ in range(case.steps):
         batch = next(rows)
-        lr = opt.param_groups[0]["lr"]
+        group = opt.param_groups[0]
+        history["lr"].append(group["lr"])
+        if momentum == "momentum":
+            history["momentum"].append(group["momentum"])
+        elif momentum == "beta1":
+            history["beta1"].append(group["betas"][0])
+        before = [p.detach().clone() for p in tensors]
         if closure_based:
-            def closure(batch: Any = batch) -> torch.Tensor:
+            first_norm: list[torch.Tensor] = []
+
+            def closure(batch: Any = batch, first_norm: list[torch.Tensor] = first_norm
+                        ) -> torch.Tensor:
                 opt.zero_grad()
                 loss = problem.objective(params, batch)
                 loss.backward()
+                norm = gradient_norm()
+                if not first_norm:  # the gradient at the parameters the step starts from
+                    first_norm.append(norm)
                 return loss
 
             loss_value = float(opt.step(closure).detach())  # type: ignore[arg-type, attr-defined]
+            grad_norm = first_norm[0]
         else:
             opt.zero_grad()
             loss = problem.objective(params, batch)
             loss_value = loss.item()
-            if not math.isfinite(loss_value):
+            if not math.isfinite(loss_value):  # stop before backward: nothing else recorded
                 history["loss"].append(loss_value)
-                history["lr"].append(lr)
                 break
             loss.backward()
+            grad_norm = gradient_norm()
             opt.step()
         history["loss"].append(loss_value)
-        history["lr"].append(lr)
-        if not math.isfinite(loss_value):
-            break
+        history["grad_norm"].append(grad_norm.item())
+        history["update_norm"].append(
+            get_total_norm([p.detach() - b for p, b in zip(tensors, before, strict=True)]).item())
+        history["param_norm"].append(get_total_norm([p.detach() for p in tensors]).item())
         for name, tensor in params.items():
             values = tensor.detach().reshape(-1).tolist()
             keys = [f"param.{name}"] if len(values) == 1 else [
                 f"param.{name}.{k}" for k in range(len(values))]
             for key, value in zip(keys, values, strict=True):
                 history.setdefault(key, []).append(value)
+        if not math.isfinite(loss_value):  # a closure step's checks come after the step
+            break
         if isinstance(scheduler, sched.ReduceLROnPlateau):
             scheduler.step(loss_value)
         elif scheduler is not None:
@@ -442,6 +472,9 @@ def test_engine_matches_plain_pytorch_loop(case: Case,
     assert all(math.isfinite(v) for v in reference["loss"]), "pick a smaller lr for this case"
     if case.schedule != "none":  # and a schedule case only when the schedule does something
         assert len(set(reference["lr"])) > 1, "the schedule never changes the lr"
+    if case.schedule in CYCLES_MOMENTUM:  # ...to the momentum too, where it cycles it
+        cycled = reference.get("momentum") or reference["beta1"]
+        assert len(set(cycled)) > 1, "the schedule never changes the momentum"
 
     engine, summary = engine_history(case_spec(case))
     worst = assert_same_history(engine, reference)
@@ -480,9 +513,28 @@ def test_parameters_of_larger_models_are_not_recorded() -> None:
                      "parameters": {"w": [0.0] * 17}},
            "loss": "none", "optimizer": {"name": "SGD", "lr": 0.1}, "steps": 3, "device": "cpu"}
     engine, summary = engine_history(raw)
-    assert sorted(engine) == ["loss", "lr"]
+    assert sorted(engine) == ["grad_norm", "loss", "lr", "param_norm", "update_norm"]
     assert summary.parameter_count == 17
+    # w_k = 1 - 0.8**k: the gradient 2 (w - 1) shrinks by 0.8 a step, each update is lr times
+    # it, and the parameters' norm approaches sqrt(17).
+    root = math.sqrt(17)
     assert engine["loss"] == [17.0, pytest.approx(17 * 0.8**2), pytest.approx(17 * 0.8**4)]
+    assert engine["grad_norm"] == pytest.approx([2 * root * 0.8**k for k in range(3)])
+    assert engine["update_norm"] == pytest.approx([0.2 * root * 0.8**k for k in range(3)])
+    assert engine["param_norm"] == pytest.approx([root * (1 - 0.8 ** (k + 1)) for k in range(3)])
+
+
+def test_expression_parameters_keep_the_order_of_the_spec() -> None:
+    # The order is the optimizer's (LBFGS's flat vectors, the norms' sums), so it must be
+    # the spec's, not sorted by name (which a plain dict in an nn.ParameterDict would do).
+    names = ["z", "a", "m", "b"]
+    raw = {"model": {"kind": "expression", "expression": "(z - 1)**2 + a**2 + m**2 + b**2",
+                     "parameters": dict.fromkeys(names, 0.5)},
+           "loss": "none", "optimizer": {"name": "LBFGS"}, "steps": 2, "device": "cpu"}
+    problem = build_problem(JobSpec.model_validate(raw))
+    assert [name for name, _ in problem.parameters] == names
+    assert [name for name, _ in problem.model.named_parameters()] == [
+        f"values.{name}" for name in names]
 
 
 def test_minibatches_follow_the_dataloader_order_not_a_plain_permutation() -> None:
@@ -556,8 +608,12 @@ def test_huge_learning_rate_diverges_without_exception(optimizer: str) -> None:
     reference = reference_history(Case("seed", optimizer, steps=50, lr_override=10.0))
     assert reference["loss"][:-1] == losses[:-1]
     assert len(reference["loss"]) == len(losses)
-    # No parameters are recorded for the step whose loss was not finite.
-    assert all(len(engine[name]) == len(losses) - 1 for name in _param_series(engine))
+    # Nothing but the lr and the loss is recorded for the step whose loss was not finite:
+    # the plain loop stops before backward.
+    assert_same_history(engine, reference)
+    after_update = [*_param_series(engine), "grad_norm", "update_norm", "param_norm"]
+    assert all(len(engine[name]) == len(losses) - 1 for name in after_update)
+    assert len(engine["lr"]) == len(losses)
 
 
 def test_a_finite_run_is_not_marked_diverged() -> None:

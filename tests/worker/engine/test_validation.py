@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import copy
 import inspect
+import itertools
 import math
+import time
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from torch import nn
 
 from optimlab.worker.engine import ListSink, SpecError, run_training, validate_spec
+from optimlab.worker.engine import problem as problem_module
 from optimlab.worker.engine.registry import (
     keyword_parameters,
     optimizer_classes,
     scheduler_classes,
 )
-from optimlab.worker.spec import JobSpec
+from optimlab.worker.spec import ExpressionModel, JobSpec
 from tests.seed_table import SEED_SPEC
 
 SEED: dict[str, Any] = {**SEED_SPEC, "device": "cpu"}
@@ -209,6 +213,7 @@ def test_one_cycle_with_epochs_does_not_get_total_steps() -> None:
 def test_validation_does_not_train_the_model() -> None:
     job = spec()
     validate_spec(job)
+    assert isinstance(job.model, ExpressionModel)
     assert job.model.parameters["x"] == [1.0]
     sink = ListSink()
     run_training(job, sink)
@@ -318,7 +323,8 @@ def test_the_introspected_schedulers_include_the_usual_ones() -> None:
         ({"model": expression_model("x**2", x=[math.nan])}, "non-finite"),
         ({"model": expression_model("x**2", x=[[1.0], [math.inf]])}, "non-finite"),
         ({"model": expression_model("x**2", x=-math.inf)}, "non-finite"),
-        ({"model": {**expression_model("x", x=1.0), "kind": "mlp"}}, "kind"),
+        ({"model": {**expression_model("x", x=1.0), "kind": "transformer"}}, "kind"),
+        ({"model": {**expression_model("x", x=1.0), "kind": "mlp"}}, "extra"),
         ({"model": expression_model("x", __class__=1.0)}, "not a valid name"),
         ({"model": expression_model("x", **{"lambda": 1.0})}, "not a valid name"),
         ({"model": expression_model("x")}, "parameters"),
@@ -338,6 +344,37 @@ def test_the_introspected_schedulers_include_the_usual_ones() -> None:
         ({"schedule": {"name": "StepLR", "step_size": 2, "gamma": math.inf}}, "non-finite"),
         ({"loss": "mse", "data": None}, "targets"),
         ({"loss": "mse", "data": {"kind": "inline", "inputs": {"u": [1.0]}}}, "targets"),
+        # the length: exactly one of steps and epochs
+        ({"steps": None}, "exactly one of steps and epochs"),
+        ({"epochs": 3}, "exactly one of steps and epochs"),
+        ({"steps": None, "epochs": 0}, "epochs"),
+        ({"eval_every": 0}, "eval_every"),
+        ({"clip_grad_norm": 0.0}, "clip_grad_norm"),
+        ({"diverge_factor": 1.0}, "diverge_factor"),
+        ({"drop_last": "sometimes"}, "drop_last"),
+        ({"stop": {"patience": 0}}, "patience"),
+        ({"stop": {"max_seconds": 0}}, "max_seconds"),
+        ({"stop": {"converge_steps": 0}}, "converge_steps"),
+        ({"stop": {"loss_below": 1.0, "typo": 1}}, "extra"),
+        ({"schedule": {"name": "ReduceLROnPlateau", "monitor": "accuracy"}}, "monitor"),
+        ({"parameter_groups": [{"match": "", "options": {}}]}, "match"),
+        ({"parameter_groups": [{"match": "bias", "options": {"lr": math.nan}}]}, "non-finite"),
+        ({"parameter_groups": [{"match": "bias"}] * 17}, "parameter_groups"),
+        # built-in models and data kinds
+        ({"model": {"kind": "mlp", "hidden": [0]}}, "hidden"),
+        ({"model": {"kind": "mlp", "hidden": [5000]}}, "hidden"),
+        ({"model": {"kind": "mlp", "dropout": 1.0}}, "dropout"),
+        ({"model": {"kind": "mlp", "activation": "swish"}}, "activation"),
+        ({"model": {"kind": "cnn", "channels": []}}, "channels"),
+        ({"model": {"kind": "cnn", "kernel_size": 12}}, "kernel_size"),
+        ({"model": {"kind": "linear", "hidden": [3]}}, "extra"),
+        ({"data": {"kind": "synthetic", "generator": "swirls"}}, "generator"),
+        ({"data": {"kind": "synthetic", "generator": "linear", "samples": 1}}, "samples"),
+        ({"data": {"kind": "synthetic", "generator": "linear", "samples": 1_000_000,
+                   "features": 1_000}}, "exceeds"),
+        ({"data": {"kind": "sklearn", "name": "mnist"}}, "name"),
+        ({"data": {"kind": "sklearn", "name": "iris", "val_fraction": 0.95}}, "val_fraction"),
+        ({"data": {"kind": "upload", "dataset_id": "abc"}}, "dataset_id"),
     ],
 )
 def test_job_spec_refuses(changes: dict[str, Any], words: str) -> None:
@@ -364,3 +401,188 @@ def test_job_spec_accepts_loss_none_without_data_and_keeps_optimizer_keywords() 
     assert job.optimizer.kwargs == {"lr": 0.1, "betas": [0.8, 0.9]}
     assert job.device == "auto"
     assert job.seed == 0
+
+
+# --------------------------------------------------------------------------- real experiments
+
+IRIS: dict[str, Any] = {"kind": "sklearn", "name": "iris"}
+IRIS_SPLIT: dict[str, Any] = {**IRIS, "val_fraction": 0.2}
+MLP: dict[str, Any] = {"kind": "mlp", "hidden": [8]}
+
+
+def experiment(**changes: Any) -> JobSpec:
+    """An MLP on iris, changed as asked (None removes a key)."""
+    raw: dict[str, Any] = {"model": MLP, "data": IRIS, "optimizer": {"name": "SGD", "lr": 0.1},
+                           "steps": 10, "device": "cpu"}
+    raw.update(changes)
+    return JobSpec.model_validate({k: v for k, v in raw.items() if v is not None})
+
+
+@pytest.mark.parametrize(
+    ("changes", "loc", "words"),
+    [
+        # losses against models and data
+        ({"model": {"kind": "logistic"}, "loss": "mse"}, ("loss",), "logistic"),
+        ({"model": {"kind": "logistic"}, "loss": "huber",
+          "data": {"kind": "synthetic", "generator": "linear"}}, ("loss",), "logistic"),
+        ({"model": {"kind": "logistic"}, "loss": "bce_with_logits"}, ("loss",),
+         "two classes; the targets have 3"),
+        ({"model": {"kind": "linear"}, "loss": "bce_with_logits",
+          "data": {"kind": "synthetic", "generator": "blobs", "classes": 4}}, ("loss",),
+         "two classes"),
+        ({"loss": "mse"}, ("loss",), "regression loss"),
+        ({"loss": "cross_entropy", "data": {"kind": "synthetic", "generator": "linear"}},
+         ("loss",), "classification loss"),
+        ({"loss": "cross_entropy", "data": {"kind": "inline", "inputs": {"u": [1.0, 2.0]},
+                                            "targets": [0.5, 1.0]}},
+         ("data", "targets"), "class labels"),
+        ({"model": expression_model("w*x0 + b", w=1.0, b=0.0), "loss": "cross_entropy"},
+         ("model", "expression"), "cross_entropy needs one row of class scores"),
+        ({"model": expression_model("w*x0 + b", w=[1.0, 1.0], b=0.0),
+          "loss": "cross_entropy"},
+         ("model", "expression"), "cannot be evaluated"),
+        # built-in models need inputs and targets (and learn from targets)
+        ({"data": None}, ("data",), "needs data with targets"),
+        ({"data": {"kind": "inline", "inputs": {"u": [1.0, 2.0, 3.0]}}}, ("data",),
+         "needs data with targets"),
+        ({"data": {"kind": "inline", "targets": [0.0, 1.0, 1.0]}}, ("data",),
+         "needs input features"),
+        ({"data": {"kind": "inline", "inputs": {"u": [1.0]}}, "loss": "none"}, ("loss",),
+         "trains against targets"),
+        ({"model": {"kind": "cnn"}}, ("model", "kind"), "image data"),
+        ({"model": {"kind": "cnn"}, "data": {"kind": "synthetic", "generator": "linear"}},
+         ("model", "kind"), "image data"),
+        # parameter groups
+        ({"parameter_groups": [{"match": "conv*", "options": {"lr": 0.1}}]},
+         ("parameter_groups", 0, "match"), "matches no parameter"),
+        ({"parameter_groups": [{"match": "bias", "options": {"lr": 0.1}},
+                               {"match": "*.bias", "options": {"lr": 0.2}}]},
+         ("parameter_groups", 1, "match"), "0.weight, 0.bias, 2.weight, 2.bias"),
+        ({"parameter_groups": [{"match": "bias", "options": {"momentun": 0.5}}]},
+         ("parameter_groups", 0, "options", "momentun"), "no keyword 'momentun'"),
+        ({"parameter_groups": [{"match": "bias", "options": {"params": []}}]},
+         ("parameter_groups", 0, "options", "params"), "no keyword"),
+        ({"optimizer": {"name": "Adam"},
+          "parameter_groups": [{"match": "weight", "options": {"momentum": 0.5}}]},
+         ("parameter_groups", 0, "options", "momentum"), "Adam has no keyword"),
+        # what watches val_loss needs evaluations on a validation split
+        ({"schedule": {"name": "ReduceLROnPlateau", "monitor": "val_loss"},
+          "data": IRIS_SPLIT}, ("schedule", "monitor"), "eval_every"),
+        ({"schedule": {"name": "ReduceLROnPlateau", "monitor": "val_loss"},
+          "eval_every": 2}, ("schedule", "monitor"), "validation split"),
+        ({"schedule": {"name": "StepLR", "step_size": 2, "monitor": "val_loss"},
+          "data": IRIS_SPLIT, "eval_every": 2}, ("schedule", "monitor"), "ReduceLROnPlateau"),
+        ({"stop": {"patience": 3}, "eval_every": 2}, ("stop", "patience"), "validation split"),
+        ({"stop": {"patience": 3}, "data": IRIS_SPLIT}, ("stop", "patience"), "eval_every"),
+        # batches and lengths
+        ({"batch_size": 151, "drop_last": True}, ("batch_size",),
+         "larger than the 150 training rows"),
+        ({"batch_size": 121, "drop_last": True, "data": IRIS_SPLIT, "steps": None,
+          "epochs": 2}, ("batch_size",), "larger than the 120 training rows"),
+        ({"batch_size": 1, "steps": None, "epochs": 10_000_000}, ("epochs",),
+         "exceed the limit"),
+        # data options
+        ({"data": {"kind": "inline", "inputs": {"u": [1.0, 2.0]}, "targets": [0.0, 1.0],
+                   "val_fraction": 0.9}}, ("data", "val_fraction"), "none for training"),
+        ({"data": {"kind": "synthetic", "generator": "moons", "features": 3}},
+         ("data", "features"), "exactly 2 features"),
+        ({"data": {"kind": "synthetic", "generator": "circles", "classes": 3}},
+         ("data", "classes"), "exactly 2 classes"),
+        ({"data": {"kind": "upload", "dataset_id": "0" * 64}}, ("data", "dataset_id"),
+         "need the service"),
+        # expressions over sklearn's columns x0 .. x3
+        ({"model": expression_model("w*x999", w=1.0), "loss": None,
+          "data": {"kind": "sklearn", "name": "diabetes"}}, ("model", "expression"), "'x999'"),
+        # a nested schedule that fails while stepping
+        ({"schedule": {"name": "SequentialLR", "milestones": [3], "schedulers": [
+            {"name": "ConstantLR"},
+            {"name": "ChainedScheduler", "schedulers": [{"name": "ConstantLR"}]}]}},
+         ("schedule",), "SequentialLR"),
+    ],
+)
+def test_experiment_mistakes_are_blamed_on_their_field(
+        changes: dict[str, Any], loc: tuple[Any, ...], words: str) -> None:
+    error = refused(experiment(**changes))
+    assert error.loc == loc
+    assert words in error.message
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"model": {"kind": "logistic"}},
+        {"model": {"kind": "logistic"},
+         "data": {"kind": "synthetic", "generator": "moons", "samples": 20}},
+        {"model": {"kind": "linear"}, "loss": "huber",
+         "data": {"kind": "sklearn", "name": "diabetes"}},
+        {"model": {"kind": "cnn", "channels": [2]}, "data": {"kind": "sklearn", "name": "digits"},
+         "batch_size": 64},
+        # the expression reads sklearn's columns by name (x0 .. x9 of diabetes)
+        {"model": expression_model("w*x0 + v*x9 + b", w=0.0, v=0.0, b=0.0), "loss": None,
+         "data": {"kind": "sklearn", "name": "diabetes", "standardize": True}},
+        # cross_entropy on a formula giving one row of 3 class scores per sample
+        {"model": expression_model("w*u + b", w=[0.1, 0.2, 0.3], b=[0.0, 0.0, 0.0]),
+         "loss": "cross_entropy",
+         "data": {"kind": "inline", "inputs": {"u": [[-1.0], [0.0], [1.0], [2.0]]},
+                  "targets": [0, 1, 2, 2]}},
+        {"batch_size": 150, "drop_last": True, "steps": None, "epochs": 2},
+        {"data": IRIS_SPLIT, "eval_every": 2, "stop": {"patience": 2, "converge_tol": 0.0},
+         "schedule": {"name": "ReduceLROnPlateau", "monitor": "val_loss"}},
+        {"parameter_groups": [{"match": "bias", "options": {"lr": 0.5, "weight_decay": 0.0}},
+                              {"match": "0.*", "options": {"momentum": 0.9}}],
+         "clip_grad_norm": 1.0, "diverge_factor": 10.0},
+    ],
+)
+def test_experiments_that_make_sense_pass_and_run(changes: dict[str, Any]) -> None:
+    job = experiment(**changes)
+    validate_spec(job)
+    sink = ListSink()
+    summary = run_training(job, sink)
+    assert summary.outcome in ("completed", "stopped", "converged")
+    assert all(math.isfinite(v) for v in sink.series("loss"))
+
+
+def test_an_mlp_over_the_parameter_limit_is_refused_before_allocation(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # 4 iris features, 3 classes, four layers 4096 wide: just over 50 million values.
+    hidden = [4096] * 4
+    widths = [4, *hidden, 3]
+    count = sum(a * b + b for a, b in itertools.pairwise(widths))
+    assert count > problem_module.MAX_PARAMETERS
+    built_on: list[str] = []
+    reset = nn.Linear.reset_parameters
+
+    def spy(self: nn.Linear) -> None:
+        built_on.append(self.weight.device.type)
+        reset(self)
+
+    monkeypatch.setattr(nn.Linear, "reset_parameters", spy)
+    started = time.perf_counter()
+    error = refused(experiment(model={"kind": "mlp", "hidden": hidden}))
+    assert error.loc == ("model",)
+    assert f"{count} parameters exceed the limit of {problem_module.MAX_PARAMETERS}" in (
+        error.message)
+    assert built_on, "the network was never built"
+    assert set(built_on) == {"meta"}, "weights were allocated before the check"
+    assert time.perf_counter() - started < 10
+
+
+def test_the_parameter_limit_is_inclusive(monkeypatch: pytest.MonkeyPatch) -> None:
+    # mlp [8] on iris: (4*8 + 8) + (8*3 + 3) values.
+    count = (4 * 8 + 8) + (8 * 3 + 3)
+    monkeypatch.setattr(problem_module, "MAX_PARAMETERS", count)
+    validate_spec(experiment())
+    monkeypatch.setattr(problem_module, "MAX_PARAMETERS", count - 1)
+    error = refused(experiment())
+    assert error.loc == ("model",)
+    assert str(count) in error.message
+
+
+def test_an_expression_may_use_sklearn_columns_but_only_those_it_has() -> None:
+    base = {"data": {"kind": "sklearn", "name": "diabetes"}, "loss": None}
+    validate_spec(experiment(model=expression_model("w*x0 + b", w=0.0, b=0.0), **base))
+    error = refused(experiment(model=expression_model("w*x999 + b", w=0.0, b=0.0), **base))
+    assert error.loc == ("model", "expression")
+    assert "x999" in error.message
+    assert "x9" in error.message  # the names it could have used are listed
