@@ -129,6 +129,11 @@ def build_scheduler(spec: ScheduleSpec, optimizer: Optimizer, *, steps: int,
     for key in LENGTH_KEYWORDS:
         if key in accepted and key not in kwargs and "epochs" not in kwargs:
             kwargs[key] = steps
+    if "cycle_momentum" in accepted and "cycle_momentum" not in kwargs and not (
+            "momentum" in optimizer.defaults or "betas" in optimizer.defaults):
+        # CyclicLR and OneCycleLR cycle momentum by default, and refuse optimizers that
+        # have none (Adagrad, Rprop, ...): cycle it where the optimizer has it.
+        kwargs["cycle_momentum"] = False
     check_keywords(cls, kwargs, loc=loc)
     kwargs = {key: _scheduler_argument(value, accepted[key], optimizer, steps, (*loc, key))
               for key, value in kwargs.items()}

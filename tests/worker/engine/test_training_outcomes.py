@@ -344,3 +344,24 @@ def test_a_sink_that_never_objects_sees_the_whole_run() -> None:
     history, summary, _ = run(job(SEED), sink, flush_seconds=0.0)
     assert summary.outcome == "completed"
     assert len(history["loss"]) == 20
+
+
+@pytest.mark.parametrize("schedule", [
+    {"name": "OneCycleLR", "max_lr": 0.5},
+    {"name": "CyclicLR", "base_lr": 0.01, "max_lr": 0.5, "step_size_up": 3},
+])
+def test_cycling_schedules_cycle_momentum_only_where_the_optimizer_has_it(
+        schedule: dict[str, Any]) -> None:
+    def run(optimizer: dict[str, Any]) -> set[str]:
+        spec = JobSpec.model_validate({
+            "model": {"kind": "expression", "expression": "(1 - x)**2", "parameters": {"x": 0.0}},
+            "loss": "none", "optimizer": optimizer, "schedule": schedule, "steps": 8})
+        validate_spec(spec)
+        sink = ListSink()
+        run_training(spec, sink)
+        assert len(set(sink.series("lr"))) > 1
+        return {name for _, name, _ in sink.points}
+
+    assert "momentum" not in run({"name": "Adagrad", "lr": 0.1})
+    assert "momentum" in run({"name": "SGD", "lr": 0.1, "momentum": 0.9})
+    assert "beta1" in run({"name": "Adam", "lr": 0.1})
