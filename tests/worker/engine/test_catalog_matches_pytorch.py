@@ -32,10 +32,7 @@ from torch.optim import lr_scheduler as sched
 from torch.utils.data import DataLoader, TensorDataset
 
 from optimlab.worker.engine import (
-    ListSink,
     SpecError,
-    TrainingSummary,
-    run_training,
     validate_spec,
 )
 from optimlab.worker.engine.data import load_dataset, prepare_split
@@ -45,10 +42,13 @@ from optimlab.worker.engine.registry import (
     scheduler_classes,
 )
 from optimlab.worker.spec import JobSpec
+from tests.worker.engine.histories import (
+    History,
+    assert_same_history,
+    engine_history,
+)
 
-REL_TOL = 1e-6
 optim = torch.optim
-History = dict[str, list[float]]
 Tensor = torch.Tensor
 
 # --------------------------------------------------------------------------- the script
@@ -228,32 +228,10 @@ def reference_history(raw: dict[str, Any], script: Script) -> History:
     return history
 
 
-def engine_history(raw: dict[str, Any]) -> tuple[History, TrainingSummary]:
-    sink = ListSink()
-    summary = run_training(JobSpec.model_validate(raw), sink)
-    names = sorted({name for _, name, _ in sink.points})
-    return {name: sink.series(name) for name in names}, summary
 
 
-def relative_deviation(a: float, b: float) -> float:
-    if a == b:
-        return 0.0
-    return abs(a - b) / max(abs(a), abs(b))
 
 
-def assert_same_history(engine: History, reference: History) -> float:
-    """Every series value by value; returns the largest relative deviation."""
-    assert sorted(engine) == sorted(reference), "recorded series differ"
-    worst, failures = 0.0, []
-    for name, expected in reference.items():
-        got = engine[name]
-        assert len(got) == len(expected), f"{name}: {len(got)} values, expected {len(expected)}"
-        for step, (a, b) in enumerate(zip(got, expected, strict=True)):
-            worst = max(worst, relative_deviation(a, b))
-            if not math.isclose(a, b, rel_tol=REL_TOL, abs_tol=0):
-                failures.append(f"{name}[{step}]: engine {a!r}, reference {b!r}")
-    assert not failures, f"{len(failures)} values differ:\n" + "\n".join(failures[:10])
-    return worst
 
 
 def check_case(case: Case, record_property: Callable[[str, object], None]) -> History:

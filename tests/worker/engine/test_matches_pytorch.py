@@ -26,11 +26,15 @@ from torch.nn.utils import get_total_norm
 from torch.optim import lr_scheduler as sched
 from torch.utils.data import DataLoader, TensorDataset
 
-from optimlab.worker.engine import ListSink, run_training
 from optimlab.worker.engine.problem import build_problem
 from optimlab.worker.spec import JobSpec
+from tests.worker.engine.histories import (
+    REL_TOL,
+    History,
+    assert_same_history,
+    engine_history,
+)
 
-REL_TOL = 1e-6
 optim = torch.optim
 
 # --------------------------------------------------------------------------- problems
@@ -317,7 +321,6 @@ CASES = _cases()
 
 # --------------------------------------------------------------------------- the two runs
 
-History = dict[str, list[float]]
 
 
 def batches(problem: Problem, batch_size: int | None, seed: int,
@@ -429,37 +432,10 @@ def case_spec(case: Case) -> dict[str, Any]:
     return raw
 
 
-def engine_history(raw: dict[str, Any]) -> tuple[History, Any]:
-    sink = ListSink()
-    summary = run_training(JobSpec.model_validate(raw), sink)
-    names = sorted({name for _, name, _ in sink.points})
-    return {name: sink.series(name) for name in names}, summary
 
 
-def relative_deviation(a: float, b: float) -> float:
-    if a == b or (math.isnan(a) and math.isnan(b)):
-        return 0.0
-    return abs(a - b) / max(abs(a), abs(b))
 
 
-def assert_same_history(engine: History, reference: History) -> float:
-    """Compare every series value by value; return the largest relative deviation."""
-    assert sorted(engine) == sorted(reference), "recorded series differ"
-    worst, where = 0.0, ""
-    failures = []
-    for name, expected in reference.items():
-        got = engine[name]
-        assert len(got) == len(expected), f"{name}: {len(got)} values, expected {len(expected)}"
-        for step, (a, b) in enumerate(zip(got, expected, strict=True)):
-            deviation = relative_deviation(a, b)
-            if deviation > worst:
-                worst, where = deviation, f"{name}[{step}]"
-            if not (math.isclose(a, b, rel_tol=REL_TOL, abs_tol=0)
-                    or (math.isnan(a) and math.isnan(b))):
-                failures.append(f"{name}[{step}]: engine {a!r}, reference {b!r}")
-    assert not failures, (f"{len(failures)} values differ (max relative deviation {worst:.3g} "
-                          f"at {where}):\n" + "\n".join(failures[:10]))
-    return worst
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
