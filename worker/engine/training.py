@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch.nn.utils import clip_grad_norm_, get_total_norm
+from torch.nn.utils import clip_grad_norm_
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
@@ -40,6 +40,7 @@ class Training:
     recorded: list[tuple[torch.Tensor, list[str]]]
     momentum_key: str | None
     monitor: str
+    closure: bool
     bad_evaluations: int = 0
     best_val: float = math.inf
     calm_steps: int = 0
@@ -49,7 +50,7 @@ class Training:
     def step(self, i: int, batch: Batch, rec: Recorder, *, last: bool) -> Ending | None:
         self._record_schedule(i, rec)
         before = [p.detach().clone() for p in self.params]
-        if needs_closure(type(self.optimizer)):
+        if self.closure:
             value = self._closure_update(batch)
             rec.loss(i, value)
             ending = self._check_loss(i, value)
@@ -105,11 +106,12 @@ class Training:
         if self.spec.clip_grad_norm is not None:
             return clip_grad_norm_(self.params, self.spec.clip_grad_norm)
         grads = [p.grad for p in self.params if p.grad is not None]
-        return get_total_norm(grads) if grads else torch.zeros((), device=self.params[0].device)
+        return total_norm(grads) if grads else torch.zeros((), device=self.params[0].device)
 
     def _record_norms(self, i: int, rec: Recorder, before: list[torch.Tensor]) -> float:
-        update = get_total_norm([p.detach() - b for p, b in zip(self.params, before, strict=True)])
-        size = get_total_norm([p.detach() for p in self.params])
+        current = [p.detach() for p in self.params]
+        update = total_norm(torch._foreach_sub(current, before))
+        size = total_norm(current)
         # One host-device synchronisation for the three numbers.
         grad_norm, update_norm, param_norm = torch.stack(
             [self._grad_norm[0].to(update.device), update, size]).tolist()
@@ -188,6 +190,13 @@ class Training:
         return None
 
 
+def total_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """``torch.nn.utils.get_total_norm`` for tensors of one device and dtype (a model's are),
+    without its grouping of the tensors on every call: the same kernels, the same bits, at a
+    fraction of the cost of a small model's step."""
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(tensors)))
+
+
 def build_training(spec: JobSpec, problem: Problem, *, steps: int) -> Training:
     named = problem.parameters
     for i, group in enumerate(spec.parameter_groups):
@@ -199,7 +208,8 @@ def build_training(spec: JobSpec, problem: Problem, *, steps: int) -> Training:
     _check_evaluation_needs(spec, problem, scheduler, monitor)
     return Training(spec=spec, problem=problem, optimizer=optimizer, scheduler=scheduler,
                     params=[p for _, p in named], recorded=_recorded(problem),
-                    momentum_key=_momentum_key(optimizer, scheduler), monitor=monitor)
+                    momentum_key=_momentum_key(optimizer, scheduler), monitor=monitor,
+                    closure=needs_closure(type(optimizer)))
 
 
 def _groups(named: list[tuple[str, torch.nn.Parameter]],
