@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -190,11 +191,13 @@ class Training:
         return None
 
 
-def total_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
+def total_norm(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     """``torch.nn.utils.get_total_norm`` for tensors of one device and dtype (a model's are),
     without its grouping of the tensors on every call: the same kernels, the same bits, at a
     fraction of the cost of a small model's step."""
-    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(tensors)))
+    norms: list[torch.Tensor] = list(torch._foreach_norm(list(tensors)))
+    total: torch.Tensor = torch.linalg.vector_norm(torch.stack(norms))
+    return total
 
 
 def build_training(spec: JobSpec, problem: Problem, *, steps: int) -> Training:
