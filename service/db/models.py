@@ -57,8 +57,35 @@ class Job(Base):
     worker: Mapped[str | None] = mapped_column(String(255))
     error: Mapped[str | None] = mapped_column(Text)
     summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    sweep_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("sweeps.id", ondelete="SET NULL"), index=True)
+    # The sweep axes' values this job was generated with, e.g. {"optimizer.lr": 0.01}.
+    sweep_point: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     __table_args__ = (Index("ix_jobs_created_at_id", "created_at", "id"),)
+
+
+class JobTag(Base):
+    """Tags of a job, one row each, so that filtering by tag is an indexed lookup."""
+
+    __tablename__ = "job_tags"
+
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(100), primary_key=True, index=True)
+
+
+class Sweep(Base):
+    """A set of jobs generated from one base spec and axes over its fields."""
+
+    __tablename__ = "sweeps"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)  # the SweepSpec as submitted
+    size: Mapped[int] = mapped_column(Integer)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
 
 
 class Metric(Base):
