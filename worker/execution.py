@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import Engine
 
-from optimlab.service.db import jobs, metrics
+from optimlab.service.db import jobs, metrics, summaries
 from optimlab.service.db.models import utcnow
 from optimlab.service.jobs.datasets import SqlDatasetSource
 from optimlab.service.settings import Settings
@@ -44,6 +44,10 @@ def execute_job(job_id: str, *, engine: Engine, settings: Settings, worker: str)
         log.warning("job %s: run %d was superseded; its result is dropped", job_id, claim.attempt)
         return
     with engine.begin() as conn:
+        if summary is not None:
+            summary["converged_at"] = summaries.converged_at(
+                conn, claim.job_id, final=summary.get("final_loss"),
+                tolerance=float(claim.spec.get("summary", {}).get("tolerance", 0.01)))
         jobs.finish_job(conn, claim, status=status, summary=summary, error=error)
     log.info("job %s: run %d ends %s", job_id, claim.attempt, status)
 

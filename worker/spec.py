@@ -248,6 +248,22 @@ class StopSpec(SpecModel):
     converge_steps: int = Field(default=10, ge=1, description="... for this many steps")
 
 
+class SummarySpec(SpecModel):
+    """What the finished job's summary measures besides the usual figures."""
+
+    thresholds: list[float] | None = Field(
+        default=None, max_length=20,
+        description="losses whose first crossing is reported (steps_to); default: the "
+                    "initial loss divided by 10, 100 and 1000")
+    tolerance: float = Field(
+        default=0.01, gt=0, le=1,
+        description="converged_at: the first step after which the loss stays within this "
+                    "fraction of its final value")
+
+
+Tag = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[\w.:=-]+$")]
+
+
 Model = Annotated[ExpressionModel | LinearModel | LogisticModel | MLPModel | CNNModel,
                   Field(discriminator="kind")]
 Data = Annotated[InlineData | SyntheticData | SklearnData | UploadData,
@@ -260,6 +276,7 @@ class JobSpec(SpecModel):
     """One training run: model, data, loss, optimizer, schedule, batching, length, seed."""
 
     name: str = Field(default="", max_length=200)
+    tags: list[Tag] = Field(default_factory=list, max_length=20)
     model: Model
     data: Data | None = None
     loss: Loss | None = Field(
@@ -277,6 +294,7 @@ class JobSpec(SpecModel):
     clip_grad_norm: float | None = Field(default=None, gt=0)
     stop: StopSpec | None = None
     diverge_factor: float | None = Field(default=None, gt=1)
+    summary: SummarySpec = Field(default_factory=SummarySpec)
     seed: int = Field(default=0, ge=0, lt=2**63)
     device: Device = "auto"
 

@@ -22,6 +22,7 @@ from optimlab.service.jobs.errors import (
     JobConflict,
     JobNotFound,
 )
+from optimlab.service.jobs.listing import InvalidSort
 from optimlab.worker.engine import SpecError
 
 
@@ -87,6 +88,10 @@ async def _invalid_cursor(_: Request, exc: Exception) -> JSONResponse:
     return unprocessable([{"loc": ["query", "cursor"], "msg": str(exc), "type": "cursor"}])
 
 
+async def _invalid_sort(_: Request, exc: Exception) -> JSONResponse:
+    return unprocessable([{"loc": ["query", "sort"], "msg": str(exc), "type": "sort"}])
+
+
 def _plain(status: int) -> Any:
     async def handler(_: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(status_code=status, content={"detail": str(exc)})
@@ -98,6 +103,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(SpecError, _spec_error)
     app.add_exception_handler(InvalidCursor, _invalid_cursor)
+    app.add_exception_handler(InvalidSort, _invalid_sort)
     app.add_exception_handler(JobNotFound, _plain(404))
     app.add_exception_handler(JobConflict, _plain(409))
     app.add_exception_handler(BrokerUnavailable, _plain(503))

@@ -36,10 +36,15 @@ class JobPublic(BaseModel):
     finished_at: UtcDatetime | None
     error: str | None
     summary: dict[str, Any] | None
+    tags: list[str]
+    sweep_id: uuid.UUID | None
+    sweep_point: dict[str, Any] | None
 
     @classmethod
     def of(cls, job: Job) -> JobPublic:
-        return cls.model_validate(job)
+        return cls.model_validate({**{c: getattr(job, c) for c in cls.model_fields
+                                      if c != "tags"},
+                                   "tags": job.spec.get("tags") or []})
 
 
 class JobsPublic(BaseModel):

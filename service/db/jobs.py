@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, delete, insert, or_, select, update
 
-from optimlab.service.db.models import Job, Metric, utcnow
+from optimlab.service.db.models import Job, JobTag, Metric, utcnow
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
     "queued", "running", "succeeded", "failed", "cancelled")
@@ -30,11 +30,17 @@ class Claim:
     spec: dict[str, Any]
 
 
-def insert_job(conn: Connection, *, name: str, spec: dict[str, Any], queue: str) -> Job:
+def insert_job(conn: Connection, *, name: str, spec: dict[str, Any], queue: str,
+               sweep_id: uuid.UUID | None = None,
+               sweep_point: dict[str, Any] | None = None) -> Job:
     job_id = uuid.uuid4()
     now = utcnow()
     conn.execute(insert(Job).values(
-        id=job_id, name=name, status=QUEUED, spec=spec, queue=queue, created_at=now, attempt=0))
+        id=job_id, name=name, status=QUEUED, spec=spec, queue=queue, created_at=now, attempt=0,
+        sweep_id=sweep_id, sweep_point=sweep_point))
+    tags = sorted(set(spec.get("tags") or []))
+    if tags:
+        conn.execute(insert(JobTag), [{"job_id": job_id, "tag": tag} for tag in tags])
     return get_job(conn, job_id)  # type: ignore[return-value]
 
 

@@ -85,6 +85,11 @@ def test_seed_job_runs_to_the_table(engine: Engine, stack: Stack) -> None:
     assert summary["device"] == "cpu"
     assert summary["outcome"] == "completed"
     assert summary["wall_seconds"] > 0
+    # the loss is exactly 0 from step 14 on: it converged there, and crossed 22.5, 2.25
+    # and 0.225 (the initial 225 over 10, 100 and 1000) at steps 3, 4 and 4
+    assert summary["converged_at"] == 14
+    assert (summary["steps_to_10x"], summary["steps_to_100x"], summary["steps_to_1000x"]) \
+        == (3, 4, 4)
 
 
 def test_a_redelivered_task_does_not_run_again_or_duplicate_rows(engine: Engine,

@@ -42,7 +42,8 @@ def run_training(spec: JobSpec, sink: MetricSink, *, flush_seconds: float = 0.5,
     training = build_training(spec, problem, steps=steps)
     summary = TrainingSummary(device=str(device), parameter_count=problem.parameter_count,
                               loss=problem.plan.name, steps=steps)
-    recorder = Recorder(sink, summary, flush_seconds=flush_seconds, clock=clock)
+    recorder = Recorder(sink, summary, flush_seconds=flush_seconds, clock=clock,
+                        thresholds=spec.summary.thresholds)
     rows = batches(problem.train.rows, spec.batch_size, seed=spec.seed, drop_last=spec.drop_last,
                    device=device)
     outcome, reason = "completed", None

@@ -10,11 +10,19 @@ from optimlab.worker.engine.sink import MetricPoint, MetricSink, TrainingSummary
 FLUSH_POINTS = 20_000
 
 
+# The smallest positive float32: log10 of a loss that reached exactly 0 counts as this.
+TINY = 1.1754943508222875e-38
+DEFAULT_FACTORS = (10, 100, 1000)
+
+
 class Recorder:
     def __init__(self, sink: MetricSink, summary: TrainingSummary, *, flush_seconds: float,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], thresholds: list[float] | None = None) -> None:
         self.sink = sink
         self.summary = summary
+        self.thresholds = thresholds
+        self.pending: list[tuple[float, int]] = []  # (threshold, its index in steps_to)
+        self.last_log: float | None = None
         self.flush_seconds = flush_seconds
         self.clock = clock
         self.started = clock()
@@ -28,8 +36,45 @@ class Recorder:
         summary.final_loss = value
         if step == 0:
             summary.initial_loss = value
+            self._set_thresholds(value)
         if math.isfinite(value) and (summary.best_loss is None or value < summary.best_loss):
             summary.best_loss, summary.best_step = value, step
+        self._crossings(step, value)
+        self._area(step, value)
+
+    def _set_thresholds(self, initial: float) -> None:
+        summary = self.summary
+        if self.thresholds is not None:
+            thresholds = list(self.thresholds)
+        elif math.isfinite(initial) and initial > 0:
+            thresholds = [initial / factor for factor in DEFAULT_FACTORS]
+        else:
+            thresholds = []
+        summary.steps_to = [{"threshold": t, "step": None} for t in thresholds]
+        self.pending = [(t, i) for i, t in enumerate(thresholds)]
+
+    def _crossings(self, step: int, value: float) -> None:
+        if not self.pending or not value <= max(t for t, _ in self.pending):
+            return
+        crossed = [(t, i) for t, i in self.pending if value <= t]
+        for _, i in crossed:
+            self.summary.steps_to[i]["step"] = step
+            if self.thresholds is None:
+                setattr(self.summary, f"steps_to_{DEFAULT_FACTORS[i]}x", step)
+        self.pending = [p for p in self.pending if p not in crossed]
+
+    def _area(self, step: int, value: float) -> None:
+        if not math.isfinite(value):
+            self.summary.loss_area_log10 = None
+            self.last_log = math.nan
+            return
+        current = math.log10(max(value, TINY))
+        if step == 0:
+            self.summary.loss_area_log10 = 0.0
+        elif self.last_log is not None and math.isfinite(self.last_log) and \
+                self.summary.loss_area_log10 is not None:
+            self.summary.loss_area_log10 += (self.last_log + current) / 2
+        self.last_log = current
 
     def add(self, step: int, name: str, value: float) -> None:
         self.points.append((step, name, value))

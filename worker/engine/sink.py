@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 # (step, name, value): one point of one series.
@@ -33,6 +33,14 @@ class TrainingSummary:
     evaluation: dict[str, float] | None = None  # the latest train_loss_full, val_loss, ...
     best_val_loss: float | None = None
     best_val_step: int | None = None
+    # First step whose loss is at most each threshold (None: never), the defaults' three
+    # also as fields of their own; the area under log10(loss) over the steps (trapezoids).
+    steps_to: list[dict[str, float | int | None]] = field(default_factory=list)
+    steps_to_10x: int | None = None
+    steps_to_100x: int | None = None
+    steps_to_1000x: int | None = None
+    loss_area_log10: float | None = None
+    converged_at: int | None = None  # filled in from the stored history (the worker)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
@@ -15,7 +16,8 @@ from optimlab.service.api.schemas import (
     Status,
     ValidationErrorPublic,
 )
-from optimlab.service.jobs import cancel, queries, submit
+from optimlab.service.db.listing import JobFilter
+from optimlab.service.jobs import cancel, listing, queries, submit
 from optimlab.worker.spec import JobSpec
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"],
@@ -37,12 +39,32 @@ def create_job(spec: JobSpec, response: Response, engine: EngineDep,
 
 @router.get("", response_model=JobsPublic)
 def list_jobs(engine: EngineDep, status: Status | None = None,
+              tag: Annotated[str | None, Query(max_length=100)] = None,
+              name: Annotated[str | None, Query(max_length=200,
+                                                description="a substring of the name")] = None,
+              optimizer: Annotated[str | None, Query(max_length=64)] = None,
+              sweep: uuid.UUID | None = None,
+              created_after: datetime | None = None, created_before: datetime | None = None,
+              sort: Annotated[str, Query(
+                  max_length=100, description="-created_at (default), or a summary field such "
+                  "as best_loss, -steps_per_second or evaluation.val_accuracy; - is descending"
+              )] = listing.NEWEST_FIRST,
               limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-              cursor: Annotated[str | None, Query(max_length=200)] = None) -> JobsPublic:
-    """Newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
-    page, next_cursor = queries.list_jobs(engine=engine, status=status, limit=limit,
+              cursor: Annotated[str | None, Query(max_length=500)] = None) -> JobsPublic:
+    """Jobs matching every filter given; pass ``next_cursor`` back as ``cursor`` for more."""
+    where = JobFilter(status=status, tag=tag, name=name, optimizer=optimizer, sweep_id=sweep,
+                      created_after=_naive_utc(created_after),
+                      created_before=_naive_utc(created_before))
+    page, next_cursor = listing.list_jobs(engine=engine, where=where, sort=sort, limit=limit,
                                           cursor=cursor)
     return JobsPublic(data=[JobPublic.of(job) for job in page], next_cursor=next_cursor)
+
+
+def _naive_utc(value: datetime | None) -> datetime | None:
+    # Stored timestamps are naive UTC; a client's may carry any offset.
+    if value is None or value.tzinfo is None:
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None)
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses=NOT_FOUND)

@@ -365,3 +365,31 @@ def test_cycling_schedules_cycle_momentum_only_where_the_optimizer_has_it(
     assert "momentum" not in run({"name": "Adagrad", "lr": 0.1})
     assert "momentum" in run({"name": "SGD", "lr": 0.1, "momentum": 0.9})
     assert "beta1" in run({"name": "Adam", "lr": 0.1})
+
+
+def test_summary_reports_threshold_crossings_and_the_log_loss_area() -> None:
+    spec = JobSpec.model_validate({**SEED_SPEC, "summary": {"thresholds": [100.0, 1.0, 1e-30]}})
+    sink = ListSink()
+    summary = run_training(spec, sink)
+    losses = sink.series("loss")
+
+    def first_at_most(threshold: float) -> int | None:
+        return next((i for i, v in enumerate(losses) if v <= threshold), None)
+
+    assert summary.steps_to == [{"threshold": t, "step": first_at_most(t)}
+                                for t in (100.0, 1.0, 1e-30)]
+    assert summary.steps_to_10x is None  # custom thresholds replace the defaults
+    logs = [math.log10(max(v, 1.1754943508222875e-38)) for v in losses]
+    area = sum((a + b) / 2 for a, b in itertools.pairwise(logs))
+    assert summary.loss_area_log10 == pytest.approx(area, rel=1e-12)
+
+
+def test_default_thresholds_are_ten_hundred_and_thousand_times_below_the_start() -> None:
+    sink = ListSink()
+    summary = run_training(JobSpec.model_validate(SEED_SPEC), sink)
+    losses = sink.series("loss")
+    expected = [next(i for i, v in enumerate(losses) if v <= losses[0] / f)
+                for f in (10, 100, 1000)]
+
+    assert [s["step"] for s in summary.steps_to] == expected
+    assert [summary.steps_to_10x, summary.steps_to_100x, summary.steps_to_1000x] == expected
