@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import uuid
 
 import pytest
 from sqlalchemy import Engine
@@ -12,7 +13,7 @@ from optimlab.service.db.summaries import converged_at
 from tests.seed_table import SEED_SPEC
 
 
-def history(engine: Engine, losses: list[float]) -> object:
+def history(engine: Engine, losses: list[float]) -> uuid.UUID:
     with engine.begin() as conn:
         job = jobs.insert_job(conn, name="", spec=SEED_SPEC, queue="cpu")
         metrics.write_points(conn, job.id, [(i, "loss", v) for i, v in enumerate(losses)])
