@@ -19,6 +19,7 @@ from optimlab.service.jobs.datasets import (
 from optimlab.service.jobs.errors import (
     BrokerUnavailable,
     InvalidCursor,
+    InvalidQuery,
     JobConflict,
     JobNotFound,
 )
@@ -92,6 +93,11 @@ async def _invalid_sort(_: Request, exc: Exception) -> JSONResponse:
     return unprocessable([{"loc": ["query", "sort"], "msg": str(exc), "type": "sort"}])
 
 
+async def _invalid_query(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, InvalidQuery)
+    return unprocessable([{"loc": ["query", exc.field], "msg": str(exc), "type": "query"}])
+
+
 def _plain(status: int) -> Any:
     async def handler(_: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(status_code=status, content={"detail": str(exc)})
@@ -104,6 +110,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(SpecError, _spec_error)
     app.add_exception_handler(InvalidCursor, _invalid_cursor)
     app.add_exception_handler(InvalidSort, _invalid_sort)
+    app.add_exception_handler(InvalidQuery, _invalid_query)
     app.add_exception_handler(JobNotFound, _plain(404))
     app.add_exception_handler(JobConflict, _plain(409))
     app.add_exception_handler(BrokerUnavailable, _plain(503))

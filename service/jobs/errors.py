@@ -18,3 +18,11 @@ class BrokerUnavailable(RuntimeError):
 
 class InvalidCursor(ValueError):
     pass
+
+
+class InvalidQuery(ValueError):
+    """A query parameter the use case refused after parsing it; ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
