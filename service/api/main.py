@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from optimlab.service.api.errors import install_error_handlers
 from optimlab.service.api.limits import RequestSizeLimit
-from optimlab.service.api.routes import catalog, datasets, health, jobs, metrics
+from optimlab.service.api.routes import catalog, compare, datasets, health, jobs, metrics
 from optimlab.service.db.connection import make_engine
 from optimlab.service.jobs.dispatch import Dispatcher
 from optimlab.service.settings import Settings, get_settings
@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
     app.include_router(metrics.router)
     app.include_router(datasets.router)
     app.include_router(catalog.router)
+    app.include_router(compare.router)
     return app
 
 
