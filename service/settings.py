@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     ready_requires_worker: bool = Field(
         default=False, description="/readyz answers 503 until a worker consumes.")
     max_request_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    max_sweep_jobs: int = Field(default=5000, ge=1,
+                                description="Most jobs one sweep may generate (points x seeds).")
     max_upload_bytes: int = Field(default=32 * 1024 * 1024, gt=0,
                                   description="Largest data set file POST /v1/datasets takes.")
 

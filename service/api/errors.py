@@ -24,6 +24,7 @@ from optimlab.service.jobs.errors import (
     JobNotFound,
 )
 from optimlab.service.jobs.listing import InvalidSort
+from optimlab.service.jobs.sweeps import SweepNotFound
 from optimlab.worker.engine import SpecError
 
 
@@ -112,6 +113,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InvalidSort, _invalid_sort)
     app.add_exception_handler(InvalidQuery, _invalid_query)
     app.add_exception_handler(JobNotFound, _plain(404))
+    app.add_exception_handler(SweepNotFound, _plain(404))
     app.add_exception_handler(JobConflict, _plain(409))
     app.add_exception_handler(BrokerUnavailable, _plain(503))
     app.add_exception_handler(InvalidUpload, _invalid_upload)

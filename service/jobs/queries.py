@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import Engine
 
 from optimlab.service.db import jobs, metrics
-from optimlab.service.db.models import Job
+from optimlab.service.db.models import Job, Sweep
 from optimlab.service.jobs.errors import InvalidCursor, JobNotFound
 
 # Series shown first when a client asks for all of them.
@@ -37,8 +37,8 @@ def list_jobs(*, engine: Engine, status: str | None, limit: int,
     return page, encode_cursor(page[-1])
 
 
-def encode_cursor(job: Job) -> str:
-    raw = f"{job.created_at.isoformat()}|{job.id}".encode()
+def encode_cursor(item: Job | Sweep) -> str:
+    raw = f"{item.created_at.isoformat()}|{item.id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 

@@ -24,7 +24,7 @@ def submit_job(*, engine: Engine, dispatcher: Dispatcher, settings: Settings,
     """Raise SpecError for a spec the engine cannot run; nothing is stored or queued then."""
     validate_spec(spec, source=SqlDatasetSource(engine))
     with engine.begin() as conn:
-        queue = choose_queue(spec, settings, gpu_workers=_gpu_workers(conn, settings))
+        queue = choose_queue(spec, settings, gpu_workers=count_gpu_workers(conn, settings))
         job = jobs.insert_job(conn, name=spec.name, spec=spec.model_dump(mode="json"),
                               queue=queue)
     # Sent after the commit, so a worker never receives the id of a row it cannot see yet.
@@ -44,7 +44,7 @@ def choose_queue(spec: JobSpec, settings: Settings, *, gpu_workers: int) -> str:
     return settings.queue("gpu" if wants_gpu else "cpu")
 
 
-def _gpu_workers(conn: Connection, settings: Settings) -> int:
+def count_gpu_workers(conn: Connection, settings: Settings) -> int:
     within = timedelta(seconds=3 * settings.heartbeat_seconds)
     live = workers.live_workers(conn, within=within)
     return sum(settings.queue("gpu") in w.queues.split(",") for w in live)

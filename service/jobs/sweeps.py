@@ -1,0 +1,199 @@
+"""Sweeps: expand a request into jobs, validate them all, queue them; inspect and cancel.
+
+Every generated spec is validated before anything is stored, so a sweep is queued whole or
+refused whole, with the first invalid point named.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import statistics
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import ValidationError
+from sqlalchemy import Engine
+
+from optimlab.service.db import jobs, listing, sweeps
+from optimlab.service.db.listing import JobFilter
+from optimlab.service.db.models import Job, Sweep
+from optimlab.service.jobs import queries
+from optimlab.service.jobs.datasets import SqlDatasetSource
+from optimlab.service.jobs.dispatch import Dispatcher
+from optimlab.service.jobs.errors import BrokerUnavailable, InvalidQuery
+from optimlab.service.jobs.listing import InvalidSort, parse_sort
+from optimlab.service.jobs.submit import choose_queue, count_gpu_workers
+from optimlab.service.jobs.sweep_spec import PathError, SweepPoint, SweepSpec, expand
+from optimlab.service.settings import Settings
+from optimlab.worker.engine import SpecError
+from optimlab.worker.engine.validation import validate_spec
+from optimlab.worker.spec import JobSpec
+
+log = logging.getLogger(__name__)
+ACTIVE = (jobs.QUEUED, jobs.RUNNING)
+
+
+class SweepNotFound(LookupError):
+    def __init__(self, sweep_id: object) -> None:
+        super().__init__(f"sweep {sweep_id} not found")
+
+
+@dataclass
+class SweepView:
+    sweep: Sweep
+    counts: dict[str, int]
+    rank_by: str = "final_loss"
+    leaderboard: list[dict[str, Any]] = field(default_factory=list)
+    by_point: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def status(self) -> Literal["queued", "running", "finished"]:
+        active = self.counts.get(jobs.RUNNING, 0) + self.counts.get(jobs.QUEUED, 0)
+        if not active:
+            return "finished"
+        return "queued" if self.counts.get(jobs.QUEUED, 0) == self.sweep.size else "running"
+
+
+def submit_sweep(*, engine: Engine, dispatcher: Dispatcher, settings: Settings,
+                 request: SweepSpec) -> Sweep:
+    """Raise SpecError naming the first invalid point; then nothing is stored or queued."""
+    if request.size() > settings.max_sweep_jobs:
+        raise SpecError(("axes",), f"the sweep makes {request.size()} jobs; at most "
+                                   f"{settings.max_sweep_jobs} are allowed")
+    specs = [(point, _checked(point, request, engine)) for point in _points(request)]
+    if not specs:
+        raise SpecError(("axes",), "the sweep makes no jobs")
+    with engine.begin() as conn:
+        gpus = count_gpu_workers(conn, settings)
+        sweep = sweeps.insert_sweep(conn, name=request.name, size=len(specs),
+                                    request=request.model_dump(mode="json"),
+                                    tags=list(request.tags))
+        queued = [jobs.insert_job(conn, name=spec.name, spec=spec.model_dump(mode="json"),
+                                  queue=choose_queue(spec, settings, gpu_workers=gpus),
+                                  sweep_id=sweep.id, sweep_point=point.values)
+                  for point, spec in specs]
+    _dispatch(engine, dispatcher, queued)
+    return sweep
+
+
+def _points(request: SweepSpec) -> list[SweepPoint]:
+    try:
+        return expand(request)
+    except PathError as exc:
+        raise SpecError(("axes", exc.path), str(exc)) from None
+
+
+def _checked(point: SweepPoint, request: SweepSpec, engine: Engine) -> JobSpec:
+    raw = dict(point.spec)
+    raw["name"] = _job_name(request, point)
+    raw["tags"] = list(dict.fromkeys([*(raw.get("tags") or []), *request.tags]))
+    where = f"point {point.index} ({point.describe()})"
+    try:
+        spec = JobSpec.model_validate(raw)
+        validate_spec(spec, source=SqlDatasetSource(engine))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        path = ".".join(str(p) for p in first["loc"]) or "spec"
+        raise SpecError(("points", point.index), f"{where}: {path}: {first['msg']}") from None
+    except SpecError as exc:
+        raise SpecError(("points", point.index), f"{where}: {exc}") from None
+    return spec
+
+
+def _job_name(request: SweepSpec, point: SweepPoint) -> str:
+    return f"{request.name or 'sweep'} [{point.describe()}]"[:200]
+
+
+def _dispatch(engine: Engine, dispatcher: Dispatcher, queued: list[Job]) -> None:
+    # Sent after the commit, so a worker never receives the id of a row it cannot see yet.
+    for sent, job in enumerate(queued):
+        try:
+            dispatcher.dispatch(str(job.id), job.queue)
+        except Exception as exc:
+            log.exception("sweep %s: job %s could not be queued", job.sweep_id, job.id)
+            with engine.begin() as conn:
+                for unsent in queued[sent:]:
+                    jobs.fail_job(conn, unsent.id, f"could not be queued: broker unreachable "
+                                                   f"({exc})")
+            raise BrokerUnavailable(f"the broker is unreachable after {sent} of "
+                                    f"{len(queued)} jobs: {exc}") from exc
+
+
+def get_sweep(*, engine: Engine, sweep_id: uuid.UUID, rank_by: str = "final_loss",
+              limit: int | None = None) -> SweepView:
+    order = _rank_order(rank_by)
+    with engine.connect() as conn:
+        sweep = _existing(conn, sweep_id)
+        counts = sweeps.status_counts(conn, [sweep_id])[sweep_id]
+        ranked = listing.by_summary(conn, JobFilter(sweep_id=sweep_id), order,
+                                    limit=limit or sweep.size, offset=0)
+    view = SweepView(sweep, counts, rank_by)
+    view.leaderboard = [_entry(i + 1, job, order.path) for i, job in enumerate(ranked)]
+    view.by_point = _by_point(view.leaderboard, descending=order.descending)
+    return view
+
+
+def _rank_order(rank_by: str) -> listing.SummaryOrder:
+    try:
+        order = parse_sort(rank_by)
+    except InvalidSort as exc:
+        raise InvalidQuery("rank_by", str(exc).replace("cannot sort", "cannot rank")) from None
+    if order is None:
+        raise InvalidQuery("rank_by", "rank by a summary field such as final_loss")
+    return order
+
+
+def _existing(conn: Any, sweep_id: uuid.UUID) -> Sweep:
+    sweep = sweeps.get_sweep(conn, sweep_id)
+    if sweep is None:
+        raise SweepNotFound(sweep_id)
+    return sweep
+
+
+def _entry(rank: int, job: Job, path: tuple[str, ...]) -> dict[str, Any]:
+    node: Any = job.summary or {}
+    for key in path:
+        node = node.get(key) if isinstance(node, dict) else None
+    return {"rank": rank, "job_id": str(job.id), "status": job.status,
+            "point": job.sweep_point or {}, "seed": job.spec.get("seed", 0), "value": node,
+            "outcome": (job.summary or {}).get("outcome")}
+
+
+def _by_point(leaderboard: list[dict[str, Any]], *, descending: bool) -> list[dict[str, Any]]:
+    """The metric over each point's seeds: mean, min, max; points ranked by the mean."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for entry in leaderboard:
+        groups.setdefault(repr(sorted(entry["point"].items())), []).append(entry)
+    rows = []
+    for entries in groups.values():
+        values = [e["value"] for e in entries
+                  if isinstance(e["value"], int | float) and math.isfinite(e["value"])]
+        rows.append({"point": entries[0]["point"], "jobs": [e["job_id"] for e in entries],
+                     "seeds": [e["seed"] for e in entries], "values": len(values),
+                     "mean": statistics.fmean(values) if values else None,
+                     "min": min(values) if values else None,
+                     "max": max(values) if values else None})
+    present = sorted((r for r in rows if r["mean"] is not None), key=lambda r: r["mean"],
+                     reverse=descending)
+    return present + [r for r in rows if r["mean"] is None]
+
+
+def list_sweeps(*, engine: Engine, tag: str | None, limit: int,
+                cursor: str | None) -> tuple[list[SweepView], str | None]:
+    after = queries.decode_cursor(cursor) if cursor else None
+    with engine.connect() as conn:
+        page = sweeps.list_sweeps(conn, tag=tag, limit=limit + 1, after=after)
+        counts = sweeps.status_counts(conn, [s.id for s in page[:limit]])
+    views = [SweepView(s, counts[s.id]) for s in page[:limit]]
+    return views, queries.encode_cursor(page[limit - 1]) if len(page) > limit else None
+
+
+def cancel_sweep(*, engine: Engine, sweep_id: uuid.UUID) -> SweepView:
+    """Cancel every queued or running job of the sweep; finished ones keep their results."""
+    with engine.begin() as conn:
+        _existing(conn, sweep_id)
+        for job_id in sweeps.job_ids(conn, sweep_id, statuses=ACTIVE):
+            jobs.cancel_job(conn, job_id)
+    return get_sweep(engine=engine, sweep_id=sweep_id)

@@ -1,0 +1,161 @@
+"""POST/GET /v1/sweeps without a worker: expansion, all-or-nothing validation, listing,
+cancel, the leaderboard over stored summaries (both stacks)."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func, select, update
+
+from optimlab.service.db.models import Job, Sweep
+from tests.conftest import Stack
+from tests.seed_table import SEED_SPEC
+from tests.stacks import queued_messages
+
+GRID: dict[str, Any] = {"name": "lr x momentum", "tags": ["grid"], "base": SEED_SPEC,
+                        "axes": {"optimizer.lr": [0.001, 0.01, 0.1],
+                                 "optimizer.momentum": [0.0, 0.5, 0.9]},
+                        "seeds": 2}
+
+
+def counts(engine: Engine) -> tuple[int, int]:
+    with engine.connect() as conn:
+        return (int(conn.scalar(select(func.count()).select_from(Sweep)) or 0),
+                int(conn.scalar(select(func.count()).select_from(Job)) or 0))
+
+
+def test_a_grid_queues_one_job_per_point_and_seed(client: TestClient, engine: Engine,
+                                                  stack: Stack) -> None:
+    response = client.post("/v1/sweeps", json=GRID)
+    assert response.status_code == 201, response.text
+    sweep = response.json()
+    assert response.headers["location"] == f"/v1/sweeps/{sweep['id']}"
+    assert sweep["size"] == 18
+    assert sweep["counts"] == {"queued": 18}
+    assert sweep["status"] == "queued"
+    assert queued_messages(stack) == 18
+
+    jobs = client.get("/v1/jobs", params={"sweep": sweep["id"], "limit": 100}).json()["data"]
+    assert len(jobs) == 18
+    seen = {(j["sweep_point"]["optimizer.lr"], j["sweep_point"]["optimizer.momentum"],
+             j["spec"]["seed"]) for j in jobs}
+    assert seen == {(lr, m, s) for lr in (0.001, 0.01, 0.1) for m in (0.0, 0.5, 0.9)
+                    for s in (0, 1)}
+    for job in jobs:
+        assert job["spec"]["optimizer"]["lr"] == job["sweep_point"]["optimizer.lr"]
+        assert job["spec"]["optimizer"]["momentum"] == job["sweep_point"]["optimizer.momentum"]
+        assert "grid" in job["tags"]
+        assert job["name"].startswith("lr x momentum [")
+    assert {j["id"] for j in client.get("/v1/jobs", params={"tag": "grid", "limit": 100})
+            .json()["data"]} == {j["id"] for j in jobs}
+
+
+def test_one_invalid_point_refuses_the_whole_sweep(client: TestClient, engine: Engine,
+                                                   stack: Stack) -> None:
+    bad = {**GRID, "axes": {"optimizer.lr": [0.01, -1.0], "optimizer.momentum": [0.0, 0.9]}}
+    response = client.post("/v1/sweeps", json=bad)
+
+    assert response.status_code == 422, response.text
+    message = response.json()["message"]
+    assert message.startswith("points.4: point 4 (optimizer.lr=-1, optimizer.momentum=0, "
+                              "seed=0): optimizer"), message
+    assert "lr" in message
+    assert counts(engine) == (0, 0)
+    assert queued_messages(stack) == 0
+
+
+def test_refusals_name_the_field(client: TestClient, engine: Engine) -> None:
+    cases = [  # (where the message starts, what else it must name, body)
+        ("axes", "use mode 'random'",
+         {**GRID, "axes": {"optimizer.lr": {"log_uniform": [1e-3, 1e-1]}}}),
+        ("points.0", "optimizer.nosuch: SGD has no keyword 'nosuch'",
+         {**GRID, "axes": {"optimizer.nosuch": [1]}, "seeds": None}),
+        ("axes.optimizer.lr.x", "optimizer.lr is a value",
+         {**GRID, "axes": {"optimizer.lr.x": [1]}}),
+        ("points.0", "nosuch: Extra inputs are not permitted", {**GRID, "axes": {"nosuch": [1]}}),
+        ("base", "Field required", {"axes": {}}),
+        ("seeds", "greater than or equal to 1", {**GRID, "seeds": -1}),
+        ("samples", "needs samples", {**GRID, "mode": "random"}),
+    ]
+    for field, detail, body in cases:
+        response = client.post("/v1/sweeps", json=body)
+        assert response.status_code == 422, (field, response.text)
+        message = response.json()["message"]
+        assert message.startswith((f"{field}:", f"{field}.")), message
+        assert detail in message, message
+    assert counts(engine) == (0, 0)
+
+
+def test_an_oversized_sweep_is_refused_before_expanding(client: TestClient,
+                                                        engine: Engine) -> None:
+    huge = {**GRID, "axes": {f"a{i}": list(range(100)) for i in range(8)}}
+    response = client.post("/v1/sweeps", json=huge)
+    assert response.status_code == 422
+    assert "at most 5000" in response.json()["message"]
+
+
+def test_leaderboard_ranks_the_stored_summaries(client: TestClient, engine: Engine) -> None:
+    sweep = client.post("/v1/sweeps", json=GRID).json()
+    rng = random.Random(1)
+    with engine.begin() as conn:
+        ids = list(conn.scalars(select(Job.id).where(Job.sweep_id == uuid.UUID(sweep["id"]))))
+        for job_id in ids[:-1]:
+            conn.execute(update(Job).where(Job.id == job_id).values(
+                status="succeeded", summary={"final_loss": rng.uniform(0, 5),
+                                             "steps_per_second": rng.uniform(1, 100)}))
+    jobs = {j["id"]: j for j in client.get(
+        "/v1/jobs", params={"sweep": sweep["id"], "limit": 100}).json()["data"]}
+
+    for rank_by, key, reverse in (("final_loss", "final_loss", False),
+                                  ("-steps_per_second", "steps_per_second", True)):
+        body = client.get(f"/v1/sweeps/{sweep['id']}", params={"rank_by": rank_by}).json()
+        finished = [j for j in jobs.values() if j["summary"]]
+        by_hand = sorted(finished, key=lambda j: j["summary"][key], reverse=reverse)
+        board = body["leaderboard"]
+        assert [e["job_id"] for e in board[:-1]] == [j["id"] for j in by_hand]
+        assert board[-1]["value"] is None
+        assert board[-1]["status"] == "queued"
+        assert [e["rank"] for e in board] == list(range(1, 19))
+        for entry in board:
+            assert entry["point"] == jobs[entry["job_id"]]["sweep_point"]
+        means = [p["mean"] for p in body["by_point"] if p["mean"] is not None]
+        assert means == sorted(means, reverse=reverse)
+        assert sum(p["values"] for p in body["by_point"]) == 17
+    assert body["counts"] == {"succeeded": 17, "queued": 1}
+    assert body["status"] == "running"
+
+    refused = client.get(f"/v1/sweeps/{sweep['id']}", params={"rank_by": "nonsense"})
+    assert refused.status_code == 422
+    assert refused.json()["message"].startswith("rank_by:")
+
+
+def test_cancel_stops_every_unfinished_job(client: TestClient, engine: Engine) -> None:
+    sweep = client.post("/v1/sweeps", json=GRID).json()
+    with engine.begin() as conn:
+        first = conn.scalars(select(Job.id).where(Job.sweep_id == uuid.UUID(sweep["id"]))).first()
+        conn.execute(update(Job).where(Job.id == first).values(status="succeeded"))
+
+    cancelled = client.post(f"/v1/sweeps/{sweep['id']}/cancel")
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["counts"] == {"succeeded": 1, "cancelled": 17}
+    assert cancelled.json()["status"] == "finished"
+
+
+def test_list_and_unknown_sweeps(client: TestClient) -> None:
+    made = [client.post("/v1/sweeps", json={**GRID, "tags": [tag], "seeds": None,
+                                            "axes": {"optimizer.lr": [0.1]}}).json()["id"]
+            for tag in ("a", "b", "a")]
+    page = client.get("/v1/sweeps", params={"limit": 2}).json()
+    rest = client.get("/v1/sweeps", params={"limit": 2, "cursor": page["next_cursor"]}).json()
+    assert [s["id"] for s in page["data"] + rest["data"]] == made[::-1]
+    assert rest["next_cursor"] is None
+    assert [s["id"] for s in client.get("/v1/sweeps", params={"tag": "a"}).json()["data"]] \
+        == [made[2], made[0]]
+    assert page["data"][0]["counts"] == {"queued": 1}
+
+    missing = "00000000-0000-0000-0000-000000000000"
+    assert client.get(f"/v1/sweeps/{missing}").status_code == 404
+    assert client.post(f"/v1/sweeps/{missing}/cancel").status_code == 404
