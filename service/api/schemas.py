@@ -52,10 +52,24 @@ class JobsPublic(BaseModel):
     next_cursor: str | None
 
 
+class DownsamplingPublic(BaseModel):
+    """How a series was thinned to ``max_points``, in the database."""
+
+    method: str
+    buckets: int
+    bucket_width: int
+    points_in_range: int
+
+
 class SeriesPublic(BaseModel):
+    """One series; ``downsampled`` comes with ``max_points`` (null: every point in range
+    fitted) and ``smoothed`` with ``smoothing`` (the EMA of ``values``, point by point)."""
+
     name: str
     steps: list[int]
     values: list[float | None]
+    downsampled: DownsamplingPublic | None = None
+    smoothed: list[float | None] | None = None
 
 
 class MetricsPublic(BaseModel):

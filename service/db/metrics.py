@@ -65,12 +65,20 @@ def read_series(conn: Connection, job_id: uuid.UUID, names: Sequence[str]) -> li
     return list(by_name.values())
 
 
-def iter_points(conn: Connection, job_id: uuid.UUID,
-                names: Sequence[str]) -> Iterator[tuple[str, int, float]]:
-    """Stream (name, step, value) ordered by name and step, NaN where the store has NULL."""
+def iter_points(conn: Connection, job_id: uuid.UUID, names: Sequence[str], *,
+                lo: int | None = None,
+                hi: int | None = None) -> Iterator[tuple[str, int, float]]:
+    """Stream (name, step, value) ordered by name and step, NaN where the store has NULL.
+
+    ``lo`` and ``hi`` bound the steps (inclusive); None leaves that end open.
+    """
     query = (select(metrics.c.name, metrics.c.step, metrics.c.value)
              .where(metrics.c.job_id == job_id, metrics.c.name.in_(names))
              .order_by(metrics.c.name, metrics.c.step))
+    if lo is not None:
+        query = query.where(metrics.c.step >= lo)
+    if hi is not None:
+        query = query.where(metrics.c.step <= hi)
     result = conn.execution_options(yield_per=10_000).execute(query)
     for name, step, value in result:
         yield name, step, math.nan if value is None else value

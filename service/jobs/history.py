@@ -1,0 +1,117 @@
+"""Read metric histories through a window: a step range, a point budget, a smoothing weight.
+
+The budget is spent in the database (see optimlab.service.db.history); smoothing runs here,
+on the points returned, as TensorBoard smooths the points it has sampled. The full export
+(no budget) streams in constant memory, smoothing included.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Engine
+
+from optimlab.service.db import history, metrics
+from optimlab.service.jobs.errors import InvalidQuery
+from optimlab.service.jobs.queries import metric_names
+from optimlab.service.jobs.smoothing import Ema, smooth
+
+MAX_POINTS = 100_000
+MIN_POINTS = history.PER_BUCKET
+
+# (name, step, value, smoothed value or None without smoothing)
+Row = tuple[str, int, float, float | None]
+
+
+@dataclass(frozen=True)
+class Window:
+    from_step: int | None = None
+    to_step: int | None = None
+    max_points: int | None = None
+    smoothing: float | None = None
+
+    @property
+    def is_everything(self) -> bool:
+        return self == Window()
+
+    def check(self) -> None:
+        """The API validates each field; this also refuses a range that ends before it starts."""
+        if self.from_step is not None and self.from_step < 0:
+            raise InvalidQuery("from_step", "must be at least 0")
+        if self.to_step is not None and self.to_step < 0:
+            raise InvalidQuery("to_step", "must be at least 0")
+        if (self.from_step is not None and self.to_step is not None
+                and self.to_step < self.from_step):
+            raise InvalidQuery("to_step", f"must be at least from_step ({self.from_step}), "
+                                          f"got {self.to_step}")
+        if self.max_points is not None and not MIN_POINTS <= self.max_points <= MAX_POINTS:
+            raise InvalidQuery("max_points", f"must be from {MIN_POINTS} to {MAX_POINTS}")
+        if self.smoothing is not None and not 0.0 <= self.smoothing < 1.0:
+            raise InvalidQuery("smoothing", "must be at least 0 and less than 1")
+
+
+@dataclass
+class SeriesHistory:
+    history: history.History
+    smoothed: list[float] | None
+
+
+def read_histories(*, engine: Engine, job_id: uuid.UUID, names: list[str] | None,
+                   window: Window) -> list[SeriesHistory]:
+    """Each series in the order of ``metric_names`` (loss and lr first)."""
+    window.check()
+    wanted = dict.fromkeys(metric_names(engine=engine, job_id=job_id, names=names))
+    with engine.connect() as conn:
+        return [_read(conn, job_id, name, window) for name in wanted]
+
+
+def _read(conn: Connection, job_id: uuid.UUID, name: str, window: Window) -> SeriesHistory:
+    h = history.read_history(conn, job_id, name, lo=window.from_step, hi=window.to_step,
+                             max_points=window.max_points)
+    return SeriesHistory(h, None if window.smoothing is None else smooth(h.values,
+                                                                         window.smoothing))
+
+
+def stream_history(*, engine: Engine, job_id: uuid.UUID, names: list[str] | None,
+                   window: Window) -> Iterator[Row]:
+    """The rows of every series, series by name (as the CSV export has always come), in
+    step order.
+
+    Checks the window and the job now, so that a refusal comes before a response starts;
+    the rows are read as the iterator is consumed.
+    """
+    window.check()
+    wanted = sorted(set(metric_names(engine=engine, job_id=job_id, names=names)))
+    if window.max_points is None:
+        return _stream_all(engine, job_id, wanted, window)
+    return _stream_downsampled(engine, job_id, wanted, window)
+
+
+def _stream_all(engine: Engine, job_id: uuid.UUID, names: list[str],
+                window: Window) -> Iterator[Row]:
+    with engine.connect() as conn:
+        ema: Ema | None = None
+        current = None
+        for name, step, value in metrics.iter_points(conn, job_id, names,
+                                                     lo=window.from_step, hi=window.to_step):
+            if window.smoothing is None:
+                yield name, step, value, None
+                continue
+            if name != current:  # rows come by name, then step: a new series starts
+                ema, current = Ema(window.smoothing), name
+            assert ema is not None
+            yield name, step, value, ema(value)
+
+
+def _stream_downsampled(engine: Engine, job_id: uuid.UUID, names: list[str],
+                        window: Window) -> Iterator[Row]:
+    # One series at a time: at most max_points of them in memory.
+    with engine.connect() as conn:
+        for name in names:
+            series = _read(conn, job_id, name, window)
+            h = series.history
+            smoothed: list[float | None] = (list(series.smoothed) if series.smoothed
+                                            else [None] * len(h.steps))
+            yield from zip([name] * len(h.steps), h.steps, h.values, smoothed, strict=True)

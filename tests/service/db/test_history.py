@@ -1,0 +1,259 @@
+"""Histories downsampled in the database: M4 keeps each bucket's first, last, min and max."""
+
+from __future__ import annotations
+
+import math
+import random
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, delete, func, select, text
+
+from optimlab.service.db import history, jobs, metrics
+from optimlab.service.db.compare import plan_buckets
+from optimlab.service.db.connection import make_engine
+from optimlab.service.db.models import Job, Metric
+from tests.seed_table import SEED_SPEC
+
+
+def store(engine: Engine, points: dict[int, float], name: str = "loss") -> uuid.UUID:
+    with engine.begin() as conn:
+        job = jobs.insert_job(conn, name="", spec=SEED_SPEC, queue="cpu")
+        metrics.write_points(conn, job.id, [(s, name, v) for s, v in points.items()])
+    return job.id
+
+
+def read(engine: Engine, job_id: uuid.UUID, *, max_points: int | None, lo: int | None = None,
+         hi: int | None = None) -> history.History:
+    with engine.connect() as conn:
+        return history.read_history(conn, job_id, "loss", lo=lo, hi=hi, max_points=max_points)
+
+
+def same(a: float, b: float) -> bool:
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+def rank(value: float) -> tuple[bool, float]:
+    """The documented order: -inf < finite < +inf < NaN."""
+    return (True, 0.0) if math.isnan(value) else (False, value)
+
+
+def spiky(rng: random.Random, steps: list[int]) -> dict[int, float]:
+    """A decaying noisy loss with a few spikes up and down at random interior steps."""
+    points = {s: 5.0 / (1 + i / 50) + rng.gauss(0, 0.05) for i, s in enumerate(steps)}
+    for s in rng.sample(steps[1:-1], 6):
+        points[s] = rng.choice([-1, 1]) * rng.uniform(20, 100)
+    return points
+
+
+def check_m4(points: dict[int, float], got: history.History, max_points: int) -> None:
+    """Every property M4 promises, against all the points computed here in Python."""
+    assert got.downsampled is not None
+    assert len(got.steps) <= max_points
+    assert got.steps == sorted(set(got.steps)), "steps strictly increasing"
+    for step, value in zip(got.steps, got.values, strict=True):
+        assert same(points[step], value), f"step {step} is not a stored point"
+    kept = dict(zip(got.steps, got.values, strict=True))
+    first, width = min(points), got.downsampled.bucket_width
+    buckets: dict[int, list[int]] = {}
+    for step in sorted(points):
+        buckets.setdefault((step - first) // width, []).append(step)
+    assert got.downsampled.buckets == len(range(first, max(points) + 1, width))
+    assert got.downsampled.points_in_range == len(points)
+    for members in buckets.values():
+        assert members[0] in kept
+        assert members[-1] in kept
+        values = [points[s] for s in members]
+        here = [kept[s] for s in members if s in kept]
+        assert any(same(v, min(values, key=rank)) for v in here)
+        assert any(same(v, max(values, key=rank)) for v in here)
+
+
+@pytest.mark.parametrize("max_points", [4, 40, 101, 999])
+def test_spikes_extremes_and_ends_survive(engine: Engine, max_points: int) -> None:
+    rng = random.Random(max_points)
+    points = spiky(rng, list(range(1000)))
+    job_id = store(engine, points)
+
+    got = read(engine, job_id, max_points=max_points)
+
+    check_m4(points, got, max_points)
+    lowest = min(points, key=points.__getitem__)
+    highest = max(points, key=points.__getitem__)
+    kept = dict(zip(got.steps, got.values, strict=True))
+    assert kept.get(lowest) == points[lowest]
+    assert kept.get(highest) == points[highest]
+    assert got.steps[0] == 0
+    assert got.steps[-1] == 999
+
+
+def test_buckets_are_of_steps_not_of_points(engine: Engine) -> None:
+    # Evaluations every 7 steps, starting late: buckets span steps 100..7093.
+    steps = list(range(100, 7100, 7))
+    points = spiky(random.Random(7), steps)
+    job_id = store(engine, points)
+
+    got = read(engine, job_id, max_points=60)
+
+    check_m4(points, got, 60)
+    assert got.downsampled is not None
+    assert got.downsampled.bucket_width == math.ceil((steps[-1] - steps[0] + 1) / 15)
+
+
+def test_a_history_that_fits_comes_whole(engine: Engine) -> None:
+    points = {s: float(s) ** 0.5 for s in range(0, 50, 2)}
+    job_id = store(engine, points)
+
+    exact = read(engine, job_id, max_points=len(points))
+    everything = read(engine, job_id, max_points=None)
+
+    assert exact.downsampled is None
+    assert everything.downsampled is None
+    assert exact.steps == everything.steps == sorted(points)
+    assert exact.values == everything.values == [points[s] for s in sorted(points)]
+
+
+def test_the_range_bounds_the_points_and_the_buckets(engine: Engine) -> None:
+    points = spiky(random.Random(3), list(range(2000)))
+    job_id = store(engine, points)
+
+    got = read(engine, job_id, max_points=40, lo=500, hi=1499)
+    whole = read(engine, job_id, max_points=None, lo=500, hi=1499)
+    above = read(engine, job_id, max_points=40, lo=1990)
+
+    check_m4({s: v for s, v in points.items() if 500 <= s <= 1499}, got, 40)
+    assert got.steps[0] == 500
+    assert got.steps[-1] == 1499
+    assert whole.steps == list(range(500, 1500))
+    assert above.steps == list(range(1990, 2000))
+    assert above.downsampled is None
+
+
+def test_non_finite_values_are_kept_as_the_extremes_of_their_bucket(engine: Engine) -> None:
+    # SQLite stores NaN as NULL, PostgreSQL as NaN: both rank it above +inf.
+    points = {s: 1.0 + math.sin(s / 10) for s in range(400)}
+    points[105], points[190], points[333] = math.inf, -math.inf, math.nan
+    points[250] = math.nan  # and a finite spike in the same bucket (200..299) as a NaN:
+    points[260] = 50.0      # the NaN wins the bucket's maximum
+    job_id = store(engine, points)
+
+    got = read(engine, job_id, max_points=16)  # 4 buckets of 100 steps
+
+    assert got.downsampled is not None
+    assert got.downsampled.bucket_width == 100
+    kept = dict(zip(got.steps, got.values, strict=True))
+    assert kept[105] == math.inf
+    assert kept[190] == -math.inf
+    assert math.isnan(kept[250])
+    assert math.isnan(kept[333])
+    assert 260 not in kept
+    assert got.steps == sorted(set(got.steps))
+    assert len(got.steps) <= 16
+    for step, value in kept.items():
+        assert same(points[step], value)
+
+
+def test_a_diverged_tail_of_nans_keeps_its_ends(engine: Engine) -> None:
+    points = {s: (10.0 - s / 100 if s < 300 else math.nan) for s in range(1000)}
+    job_id = store(engine, points)
+
+    got = read(engine, job_id, max_points=40)  # 10 buckets of 100 steps
+
+    check_m4(points, got, 40)
+    kept = dict(zip(got.steps, got.values, strict=True))
+    for first in range(300, 1000, 100):  # an all-NaN bucket: its first and last point
+        assert math.isnan(kept[first])
+        assert math.isnan(kept[first + 99])
+    assert kept[299] == points[299]  # the last finite value
+
+
+def test_a_constant_series_keeps_first_and_last_of_each_bucket(engine: Engine) -> None:
+    points = dict.fromkeys(range(1000), 0.01)
+    job_id = store(engine, points)
+
+    got = read(engine, job_id, max_points=20)
+
+    check_m4(points, got, 20)
+    assert set(got.values) == {0.01}
+
+
+def test_fewer_than_four_points_cannot_be_promised(engine: Engine) -> None:
+    job_id = store(engine, dict.fromkeys(range(10), 1.0))
+    with pytest.raises(ValueError, match="at least 4"):
+        read(engine, job_id, max_points=3)
+
+
+# ------------------------------------------------------------------ PostgreSQL only
+
+@pytest.fixture
+def postgres(postgres_database: str) -> Iterator[Engine]:
+    """The session's PostgreSQL database; the jobs a test makes are deleted after it."""
+    engine = make_engine(postgres_database)
+    with engine.connect() as conn:
+        before = set(conn.scalars(select(Job.id)))
+    yield engine
+    with engine.begin() as conn:
+        made = set(conn.scalars(select(Job.id))) - before
+        if made:
+            conn.execute(delete(Job).where(Job.id.in_(made)))
+    engine.dispose()
+
+
+def test_postgresql_aggregate_picks_what_the_portable_query_picks(postgres: Engine) -> None:
+    rng = random.Random(11)
+    points = spiky(rng, sorted(rng.sample(range(50_000), 5000)))
+    for value in (math.nan, math.nan, math.inf, -math.inf):
+        points[rng.choice(list(points))] = value
+    tail = max(points) + 1
+    points.update(dict.fromkeys(range(tail, tail + 300), 2.5))  # a constant stretch: ties
+    job_id = store(postgres, points)
+    with postgres.connect() as conn:
+        for max_points in (4, 100, 1000):
+            buckets = plan_buckets(min(points), max(points), max_points // 4)
+            fast = history._m4_postgresql(conn, job_id, "loss", buckets)
+            portable = history._m4_seeks(conn, job_id, "loss", buckets)
+            assert [s for s, _ in fast[0]] == [s for s, _ in portable[0]]
+            assert all(same(a, b) for (_, a), (_, b)  # type: ignore[arg-type]
+                       in zip(fast[0], portable[0], strict=True))
+            assert fast[1] == portable[1] == len(points)
+
+
+def test_a_million_steps_downsample_to_a_thousand_points(postgres: Engine) -> None:
+    rng = random.Random()
+    n = 1_000_000
+    spike_up, spike_down = rng.sample(range(1, n - 1), 2)
+    with postgres.begin() as conn:
+        job = jobs.insert_job(conn, name="", spec=SEED_SPEC, queue="cpu")
+        # A noisy decay, written in the database for speed, with two planted spikes.
+        conn.execute(text(
+            "INSERT INTO metrics (job_id, name, step, value) "
+            "SELECT :job, 'loss', s, CASE s WHEN :up THEN 1e6 WHEN :down THEN -1e6 "
+            "ELSE 10.0 / (1 + s / 1000.0) + 0.1 * sin(s) END "
+            "FROM generate_series(0, :last) AS s"),
+            {"job": job.id, "up": spike_up, "down": spike_down, "last": n - 1})
+        low, high = conn.execute(select(func.min(Metric.value), func.max(Metric.value))
+                                 .where(Metric.job_id == job.id)).one()
+        first, last = conn.execute(select(Metric.value).where(
+            Metric.job_id == job.id, Metric.step.in_([0, n - 1])).order_by(Metric.step)
+        ).scalars().all()
+
+    with postgres.connect() as conn:
+        got = history.read_history(conn, job.id, "loss", lo=None, hi=None, max_points=1000)
+
+    assert len(got.steps) <= 1000
+    assert got.downsampled is not None
+    assert got.downsampled.points_in_range == n
+    assert all(a < b for a, b in zip(got.steps, got.steps[1:], strict=False))
+    kept = dict(zip(got.steps, got.values, strict=True))
+    assert (low, high) == (-1e6, 1e6)
+    assert kept[spike_down] == low
+    assert kept[spike_up] == high
+    assert min(got.values) == low
+    assert max(got.values) == high
+    assert kept[0] == first
+    assert kept[n - 1] == last
+    with postgres.connect() as conn:  # every kept point is the stored point
+        stored = dict(conn.execute(select(Metric.step, Metric.value).where(
+            Metric.job_id == job.id, Metric.step.in_(got.steps))).all())
+    assert stored == kept
