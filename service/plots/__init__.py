@@ -1,0 +1,1 @@
+"""Pictures of histories, comparisons, sweeps and loss landscapes (matplotlib, no display)."""
