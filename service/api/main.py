@@ -9,7 +9,17 @@ from fastapi import FastAPI
 
 from optimlab.service.api.errors import install_error_handlers
 from optimlab.service.api.limits import RequestSizeLimit
-from optimlab.service.api.routes import catalog, compare, datasets, health, jobs, metrics, sweeps
+from optimlab.service.api.routes import (
+    catalog,
+    compare,
+    datasets,
+    events,
+    health,
+    jobs,
+    metrics,
+    plots,
+    sweeps,
+)
 from optimlab.service.db.connection import make_engine
 from optimlab.service.jobs.dispatch import Dispatcher
 from optimlab.service.settings import Settings, get_settings
@@ -40,7 +50,9 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
     app.include_router(datasets.router)
     app.include_router(catalog.router)
     app.include_router(compare.router)
+    app.include_router(events.router)
     app.include_router(sweeps.router)
+    app.include_router(plots.router)
     return app
 
 
