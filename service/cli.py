@@ -60,6 +60,9 @@ def api(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
     """Run the HTTP API (configured by OPTIMLAB_DATABASE_URL and OPTIMLAB_BROKER_URL)."""
     import uvicorn
 
+    # matplotlib (the plot routes) keeps a font cache; keep it in the data folder, not $HOME.
+    os.environ.setdefault("MPLCONFIGDIR", str(get_settings().data_dir / "matplotlib"))
+
     uvicorn.run("optimlab.service.api.main:create_app", factory=True, host=host, port=port,
                 timeout_graceful_shutdown=3, log_level="info")
 
