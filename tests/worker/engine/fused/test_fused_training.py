@@ -1,0 +1,111 @@
+"""Fused sweeps against the same jobs run alone: every optimizer and schedule the fused
+engine covers, on the seed problem, Rosenbrock, linear regression and an MLP on mini-batches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.worker.engine.fused.fusing import (
+    LR_SCALE,
+    PROBLEMS,
+    assert_fused_equals_alone,
+    grid,
+    run_both,
+)
+from tests.worker.engine.histories import assert_same_history
+
+# (optimizer with its fixed options, the second axis, its two values, two learning rates)
+OPTIMIZERS: dict[str, tuple[dict[str, Any], str, list[Any], list[float]]] = {
+    "sgd-momentum": ({"name": "SGD"}, "momentum", [0.5, 0.9], [0.002, 0.01]),
+    "sgd-nesterov": ({"name": "SGD", "nesterov": True}, "momentum", [0.5, 0.9], [0.002, 0.01]),
+    "sgd-weight-decay": ({"name": "SGD", "momentum": 0.9}, "weight_decay", [0.0, 0.05],
+                         [0.002, 0.01]),
+    "adam": ({"name": "Adam"}, "betas", [[0.9, 0.999], [0.8, 0.99]], [0.01, 0.05]),
+    "adamw": ({"name": "AdamW"}, "weight_decay", [0.0, 0.1], [0.01, 0.05]),
+    "rmsprop": ({"name": "RMSprop"}, "alpha", [0.9, 0.99], [0.001, 0.005]),
+    "adagrad": ({"name": "Adagrad"}, "lr_decay", [0.0, 0.01], [0.05, 0.2]),
+}
+# (schedule with its fixed options, the schedule's axis, its two values)
+SCHEDULES: dict[str, tuple[dict[str, Any], str, list[Any]]] = {
+    "StepLR": ({"name": "StepLR", "step_size": 10}, "gamma", [0.5, 0.8]),
+    "MultiStepLR": ({"name": "MultiStepLR", "milestones": [15, 40]}, "gamma", [0.1, 0.5]),
+    "ExponentialLR": ({"name": "ExponentialLR"}, "gamma", [0.95, 0.99]),
+    "CosineAnnealingLR": ({"name": "CosineAnnealingLR"}, "eta_min", [0.0, 1e-4]),
+    "OneCycleLR": ({"name": "OneCycleLR", "max_lr": 0.02}, "pct_start", [0.3, 0.5]),
+    "LinearLR": ({"name": "LinearLR", "total_iters": 30}, "start_factor", [0.25, 0.5]),
+    "LambdaLR": ({"name": "LambdaLR"}, "lr_lambda", ["0.98**step", "1 / (1 + 0.05*step)"]),
+    "CyclicLR": ({"name": "CyclicLR", "base_lr": 0.001, "max_lr": 0.01, "step_size_up": 10},
+                 "mode", ["triangular", "triangular2"]),
+}
+
+
+@pytest.mark.parametrize("problem", sorted(PROBLEMS))
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+def test_each_optimizer_fused_equals_alone(problem: str, optimizer: str) -> None:
+    options, axis, values, lrs = OPTIMIZERS[optimizer]
+    scale = LR_SCALE[problem]
+    raw = grid(PROBLEMS[problem], options, axis, values, [lr * scale for lr in lrs])
+    assert len(raw) == 8
+    assert assert_fused_equals_alone(raw) <= 1e-6
+
+
+@pytest.mark.parametrize("problem", ["seed", "linreg", "mlp"])
+@pytest.mark.parametrize("schedule", sorted(SCHEDULES))
+def test_each_schedule_fused_equals_alone(problem: str, schedule: str) -> None:
+    sched, axis, values = SCHEDULES[schedule]
+    optimizer = {"name": "SGD", "momentum": 0.9}
+    scale = LR_SCALE[problem]
+    raw = grid(PROBLEMS[problem], optimizer, axis, values, [0.002 * scale, 0.01 * scale],
+               schedule=sched, schedule_axis=axis)
+    assert assert_fused_equals_alone(raw) <= 1e-6
+
+
+def test_cycled_beta1_fused_equals_alone() -> None:
+    raw = grid(PROBLEMS["linreg"], {"name": "Adam"}, "pct_start", [0.3, 0.5], [0.01, 0.02],
+               schedule={"name": "OneCycleLR", "max_lr": 0.05}, schedule_axis="pct_start")
+    assert assert_fused_equals_alone(raw) <= 1e-6
+
+
+def test_the_seed_problem_is_bit_identical() -> None:
+    raw = grid(PROBLEMS["seed"], {"name": "SGD"}, "momentum", [0.0, 0.9], [0.001, 0.01])
+    sink, _, alone = run_both(raw)
+    for index, (history, _) in enumerate(alone):
+        assert sink.history(index) == history
+
+
+def test_a_diverging_job_ends_alone_and_the_others_are_unchanged() -> None:
+    raw = grid(PROBLEMS["seed"], {"name": "SGD"}, "momentum", [0.0, 0.9], [0.001, 0.01])
+    raw[3] = {**raw[3], "optimizer": {"name": "SGD", "lr": 0.6}}  # x**2 -> 16 blows up
+    sink, summaries, alone = run_both(raw)
+
+    assert summaries[3].outcome == "diverged"
+    assert summaries[3].diverged_at == alone[3][1].diverged_at is not None
+    for index, (history, summary) in enumerate(alone):
+        assert_same_history(sink.history(index), history)
+        assert summaries[index].outcome == summary.outcome
+
+
+def test_a_job_whose_sink_says_stop_is_cancelled_alone() -> None:
+    raw = grid({**PROBLEMS["seed"], "steps": 400}, {"name": "SGD"}, "momentum", [0.0, 0.9],
+               [0.001, 0.01])
+    sink, summaries, alone = run_both(raw, stop=[5], flush_seconds=0.0)  # flush every step
+
+    assert summaries[5].outcome == "cancelled"
+    assert summaries[5].steps_done == 1  # the first flush, after step 0, says stop
+    assert sink.history(5)["loss"] == alone[5][0]["loss"][:1]
+    for index, (history, _) in enumerate(alone):
+        if index != 5:
+            assert summaries[index].outcome == "completed"
+            assert_same_history(sink.history(index), history)
+
+
+def test_targets_and_patience_stop_each_job_on_its_own_step() -> None:
+    base = {**PROBLEMS["linreg"], "steps": 200, "eval_every": 5}
+    raw = grid(base, {"name": "SGD"}, "momentum", [0.0, 0.9], [0.003, 0.03])
+    raw[0] = {**raw[0], "stop": {"loss_below": 0.5}}
+    raw[1] = {**raw[1], "stop": {"patience": 2}}
+    raw[2] = {**raw[2], "stop": {"converge_tol": 0.01, "converge_steps": 3}}
+    raw[3] = {**raw[3], "diverge_factor": 2.0}
+    assert assert_fused_equals_alone(raw) <= 1e-6

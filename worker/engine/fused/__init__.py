@@ -1,0 +1,1 @@
+"""Fused sweeps: many jobs as one vectorised run."""

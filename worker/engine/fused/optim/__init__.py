@@ -1,0 +1,1 @@
+"""torch.optim's single-tensor updates over stacked parameters, one module per family."""

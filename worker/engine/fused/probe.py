@@ -1,0 +1,66 @@
+"""Check, before fusing, that fusion changes no number.
+
+Expression models are element-wise and fuse bit for bit. Built-in networks go through
+matrix products, and a batched product (``bmm``) does not always sum in the same order as
+the product of one job alone: for some shapes the BLAS library takes another path. So the
+worker first runs a short stretch of two of the jobs both ways and fuses only when every
+recorded value is identical; otherwise the jobs run one by one and say why.
+"""
+
+from __future__ import annotations
+
+import math
+
+from optimlab.worker.engine.data import DatasetSource
+from optimlab.worker.engine.fused.loop import JobUpdate, run_fused
+from optimlab.worker.engine.loop import run_training
+from optimlab.worker.engine.sink import ListSink, MetricPoint
+from optimlab.worker.spec import JobSpec
+
+PROBE_STEPS = 64
+
+
+class _Collect:
+    def __init__(self, jobs: int) -> None:
+        self.points: list[list[MetricPoint]] = [[] for _ in range(jobs)]
+
+    def write(self, updates: list[JobUpdate]) -> list[bool]:
+        for index, points, _ in updates:
+            self.points[index].extend(points)
+        return [True] * len(updates)
+
+
+def exactness_probe(specs: list[JobSpec], *, source: DatasetSource | None = None) -> str | None:
+    """None when a short fused run of the first and last job equals their runs alone."""
+    sample = [_short(spec) for spec in (specs[0], specs[-1])]
+    fused = _Collect(len(sample))
+    run_fused(sample, fused, source=source)  # type: ignore[arg-type]
+    for index, spec in enumerate(sample):
+        alone = ListSink()
+        run_training(spec, alone, source=source)
+        difference = _first_difference(alone.points, fused.points[index])
+        if difference is not None:
+            return (f"fusing changes the numbers of this model on this machine ({difference} "
+                    f"differs in a {PROBE_STEPS}-step probe): the batched matrix products "
+                    "do not sum in the same order as a job's own")
+    return None
+
+
+def _short(spec: JobSpec) -> JobSpec:
+    """The job cut to its first steps, with one evaluation if it evaluates; no stopping."""
+    steps = PROBE_STEPS if spec.steps is None else min(spec.steps, PROBE_STEPS)
+    return spec.model_copy(update={
+        "steps": steps, "epochs": None, "stop": None, "diverge_factor": None,
+        "eval_every": None if spec.eval_every is None else steps})
+
+
+def _first_difference(alone: list[MetricPoint], fused: list[MetricPoint]) -> str | None:
+    ours = {(step, name): value for step, name, value in fused}
+    theirs = {(step, name): value for step, name, value in alone}
+    if ours.keys() != theirs.keys():
+        return "the set of recorded values"
+    for key in sorted(theirs):
+        a, b = theirs[key], ours[key]
+        if a != b and not (math.isnan(a) and math.isnan(b)):
+            return f"{key[1]} at step {key[0]}"
+    return None

@@ -1,0 +1,214 @@
+"""Many jobs' problems as one: parameters stacked along a leading job dimension.
+
+Each job's problem is built by the engine itself (its seed, its data, its split, its
+initial weights), so a fused job starts exactly where it would alone. The model of the
+first job serves as the template, called through ``functional_call`` with each job's
+parameters:
+
+- expression models are element-wise, so ``torch.func.vmap`` evaluates every job in one
+  call with the very kernels a job alone uses;
+- built-in networks multiply matrices, and a batched product does not always sum in the
+  order of one job's own product: each job's forward runs on its own slices instead (the
+  same BLAS calls as alone), and everything after the forward stays vectorised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.func import functional_call, vmap
+
+from optimlab.worker.engine.data import DatasetSource
+from optimlab.worker.engine.losses import LossPlan, correct, loss_value
+from optimlab.worker.engine.models import ExpressionModule
+from optimlab.worker.engine.problem import Part, build_problem
+from optimlab.worker.spec import JobSpec
+
+Tree = Any  # a tensor, a dict of tensors (an expression's columns), or None
+
+
+@dataclass
+class StackedPart:
+    """One split of every job: inputs and targets with a leading job dimension, or shared
+    by all jobs (``shared``) when every job has the same split."""
+
+    inputs: Tree
+    targets: torch.Tensor | None
+    rows: int
+    shared: bool
+
+    def select(self, rows: torch.Tensor | None) -> tuple[Tree, torch.Tensor | None]:
+        """The batch of each job: ``rows`` is ``[jobs, batch]`` (None: the whole split)."""
+        if rows is None:
+            return self.inputs, self.targets
+        if self.shared:
+            return _map(self.inputs, lambda t: t[rows]), _take(self.targets, rows)
+        return (_map(self.inputs, lambda t: _gather(t, rows)),
+                None if self.targets is None else _gather(self.targets, rows))
+
+    def job(self, j: int, rows: torch.Tensor | None) -> tuple[Tree, torch.Tensor | None]:
+        """Job j's inputs and targets (its batch ``rows``, or the whole split)."""
+        inputs = self.inputs if self.shared else _map(self.inputs, lambda t: t[j])
+        targets = self.targets if self.shared or self.targets is None else self.targets[j]
+        if rows is None:
+            return inputs, targets
+        return _map(inputs, lambda t: t[rows]), _take(targets, rows)
+
+    def keep(self, jobs: torch.Tensor) -> None:
+        if not self.shared:
+            self.inputs = _map(self.inputs, lambda t: t[jobs])
+            self.targets = None if self.targets is None else self.targets[jobs]
+
+
+@dataclass
+class StackedProblem:
+    template: nn.Module
+    module_names: list[str]  # the names functional_call knows the parameters by
+    user_names: list[str]  # the names a job alone records them under
+    params: list[torch.Tensor]  # [jobs, *shape], leaves that require grad
+    plan: LossPlan
+    train: StackedPart
+    val: StackedPart | None
+    parameter_count: int  # per job
+    vectorised: bool  # vmap over jobs (expressions), else one forward per job
+
+    def losses(self, rows: torch.Tensor | None) -> torch.Tensor:
+        """Each job's training loss on its batch: shape [jobs]."""
+        if not self.vectorised:
+            return self._losses_per_job(rows)
+        inputs, targets = self.train.select(rows)
+        data_dim = None if self.train.shared and rows is None else 0
+        objective = vmap(self._loss, in_dims=(0, data_dim, _dim(targets, data_dim)))
+        result: torch.Tensor = objective(self._named(self.params), inputs, targets)
+        # An expression's value may be a one-element tensor rather than a scalar.
+        return result.reshape(result.shape[0])
+
+    def _losses_per_job(self, rows: torch.Tensor | None) -> torch.Tensor:
+        slices = [p.unbind(0) for p in self.params]  # unbind: one stack in the backward
+        losses = []
+        for j in range(self.params[0].shape[0]):
+            inputs, targets = self.train.job(j, None if rows is None else rows[j])
+            named = {name: s[j] for name, s in zip(self.module_names, slices, strict=True)}
+            losses.append(loss_value(self.plan, self._output(named, inputs), targets))
+        return torch.stack(losses).reshape(len(losses))
+
+    @torch.no_grad()
+    def _evaluate_per_job(self, part: StackedPart) -> tuple[torch.Tensor, torch.Tensor | None]:
+        losses, hits = [], []
+        for j in range(self.params[0].shape[0]):
+            inputs, targets = part.job(j, None)
+            named = {name: p[j] for name, p in zip(self.module_names, self.params, strict=True)}
+            output = self._output(named, inputs)
+            losses.append(loss_value(self.plan, output, targets).reshape(()))
+            if self.plan.classification and targets is not None:
+                hits.append(correct(self.plan, output, targets))
+        return torch.stack(losses), torch.stack(hits) if hits else None
+
+    @torch.no_grad()
+    def evaluate(self, part: StackedPart) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Each job's loss on a whole split, and for classification its count of rows
+        classified right (a job alone divides that count by the rows in Python)."""
+        if not self.vectorised:
+            return self._evaluate_per_job(part)
+        data_dim = None if part.shared else 0
+        named = self._named([p.detach() for p in self.params])
+        outputs = vmap(self._output, in_dims=(0, data_dim))(named, part.inputs)
+        target_dim = _dim(part.targets, data_dim)
+        loss = vmap(self._plan_loss, in_dims=(0, target_dim))(outputs, part.targets)
+        loss = loss.reshape(loss.shape[0])
+        hits = None
+        if self.plan.classification and part.targets is not None:
+            hits = vmap(self._correct, in_dims=(0, target_dim))(outputs, part.targets)
+        return loss, hits
+
+    def keep(self, jobs: torch.Tensor) -> None:
+        """Go on with these jobs only (the others ended)."""
+        self.params = [p.detach()[jobs].requires_grad_() for p in self.params]
+        for part in (self.train, self.val):
+            if part is not None:
+                part.keep(jobs)
+
+    def _named(self, params: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        return dict(zip(self.module_names, params, strict=True))
+
+    def _output(self, params: dict[str, torch.Tensor], inputs: Tree) -> torch.Tensor:
+        output: torch.Tensor = functional_call(self.template, params, (inputs,))
+        return output
+
+    def _plan_loss(self, output: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
+        return loss_value(self.plan, output, targets)
+
+    def _loss(self, params: dict[str, torch.Tensor], inputs: Tree,
+              targets: torch.Tensor | None) -> torch.Tensor:
+        return loss_value(self.plan, self._output(params, inputs), targets)
+
+    def _correct(self, output: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return correct(self.plan, output, targets)
+
+
+def build_stacked(specs: list[JobSpec], *, device: torch.device | str,
+                  source: DatasetSource | None = None) -> StackedProblem:
+    problems = [build_problem(spec, device=device, source=source) for spec in specs]
+    first = problems[0]
+    module_names = [name for name, _ in first.model.named_parameters()]
+    params = [torch.stack([dict(p.model.named_parameters())[name].detach() for p in problems])
+              .requires_grad_() for name in module_names]
+    val = None
+    if first.val is not None:
+        val = _stack_parts([p.val for p in problems if p.val is not None])
+    return StackedProblem(
+        template=first.model, module_names=module_names,
+        user_names=[name for name, _ in first.parameters], params=params, plan=first.plan,
+        train=_stack_parts([p.train for p in problems]), val=val,
+        parameter_count=first.parameter_count,
+        vectorised=isinstance(first.model, ExpressionModule))
+
+
+def _stack_parts(parts: list[Part]) -> StackedPart:
+    first = parts[0]
+    if all(_same_part(first, other) for other in parts[1:]):
+        return StackedPart(first.inputs, first.targets, first.rows, shared=True)
+    inputs: Tree = (
+        {name: torch.stack([p.inputs[name] for p in parts])  # type: ignore[index]
+         for name in first.inputs} if isinstance(first.inputs, dict)
+        else torch.stack([p.inputs for p in parts]))  # type: ignore[misc]
+    targets = None if first.targets is None else torch.stack(
+        [p.targets for p in parts if p.targets is not None])
+    return StackedPart(inputs, targets, first.rows, shared=False)
+
+
+def _same_part(a: Part, b: Part) -> bool:
+    if isinstance(a.inputs, dict) and isinstance(b.inputs, dict):
+        same_inputs = a.inputs.keys() == b.inputs.keys() and all(
+            torch.equal(a.inputs[k], b.inputs[k]) for k in a.inputs)
+    elif isinstance(a.inputs, torch.Tensor) and isinstance(b.inputs, torch.Tensor):
+        same_inputs = torch.equal(a.inputs, b.inputs)
+    else:
+        return False
+    if a.targets is None or b.targets is None:
+        return same_inputs and a.targets is None and b.targets is None
+    return same_inputs and torch.equal(a.targets, b.targets)
+
+
+def _dim(tensor: torch.Tensor | None, dim: int | None) -> int | None:
+    return None if tensor is None else dim
+
+
+def _map(tree: Tree, function: Callable[[torch.Tensor], torch.Tensor]) -> Tree:
+    if isinstance(tree, dict):
+        return {name: function(value) for name, value in tree.items()}
+    return function(tree)
+
+
+def _take(tensor: torch.Tensor | None, rows: torch.Tensor) -> torch.Tensor | None:
+    return None if tensor is None else tensor[rows]
+
+
+def _gather(stacked: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Row ``rows[j, k]`` of job j's data, for every j and k: ``[jobs, batch, ...]``."""
+    jobs = torch.arange(stacked.shape[0], device=stacked.device).unsqueeze(1)
+    return stacked[jobs, rows]
