@@ -39,6 +39,9 @@ class Collect:
     def dispatch(self, job_id: str, queue: str) -> None:
         self.job_ids.append(job_id)
 
+    def dispatch_fused(self, job_ids: list[str], queue: str) -> None:
+        self.job_ids.extend(job_ids)
+
     def ping(self, timeout: float = 2.0) -> None:
         return None
 

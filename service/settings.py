@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
     max_sweep_jobs: int = Field(default=5000, ge=1,
                                 description="Most jobs one sweep may generate (points x seeds).")
+    max_fused_jobs: int = Field(default=128, ge=2,
+                                description="Most jobs of a sweep one fused task trains.")
     max_upload_bytes: int = Field(default=32 * 1024 * 1024, gt=0,
                                   description="Largest data set file POST /v1/datasets takes.")
 

@@ -16,6 +16,7 @@ from optimlab.service.settings import Settings
 from optimlab.worker.broker import TRANSPORT, ensure_folders
 
 RUN_JOB = "optimlab.run_job"
+RUN_FUSED = "optimlab.run_fused"
 QUEUE_KINDS = ("cpu", "gpu")
 
 
@@ -54,8 +55,14 @@ class CeleryDispatcher:
         self.app = app
 
     def dispatch(self, job_id: str, queue: str) -> None:
+        self._send(RUN_JOB, [job_id], queue)
+
+    def dispatch_fused(self, job_ids: list[str], queue: str) -> None:
+        self._send(RUN_FUSED, [job_ids], queue)
+
+    def _send(self, task: str, args: list[object], queue: str) -> None:
         # Fail fast when the broker is down: the caller reports it instead of hanging.
-        self.app.send_task(RUN_JOB, args=[job_id], queue=queue, routing_key=queue,
+        self.app.send_task(task, args=args, queue=queue, routing_key=queue,
                            retry=True, retry_policy={"max_retries": 2, "interval_start": 0,
                                                      "interval_step": 0.2, "interval_max": 0.5})
 

@@ -36,20 +36,35 @@ def execute_job(job_id: str, *, engine: Engine, settings: Settings, worker: str)
     if claim is None:
         log.info("job %s: nothing to run (finished, cancelled or running elsewhere)", job_id)
         return
-    log.info("job %s: run %d starts on %s", job_id, claim.attempt, worker)
+    run_claimed(claim, engine=engine, settings=settings, worker=worker)
+
+
+def run_claimed(claim: jobs.Claim, *, engine: Engine, settings: Settings, worker: str,
+                note: dict[str, Any] | None = None) -> None:
+    """Train a claimed job alone and store its outcome (``note`` joins its summary)."""
+    log.info("job %s: run %d starts on %s", claim.job_id, claim.attempt, worker)
     sink = SqlMetricSink(engine, claim)
-    with Heartbeat(engine, claim, every=settings.heartbeat_seconds):
+    with Heartbeat(engine, [claim], every=settings.heartbeat_seconds):
         status, summary, error = _train(claim, sink, settings)
     if sink.superseded:
-        log.warning("job %s: run %d was superseded; its result is dropped", job_id, claim.attempt)
+        log.warning("job %s: run %d was superseded; its result is dropped", claim.job_id,
+                    claim.attempt)
         return
+    if summary is not None and note:
+        summary.update(note)
+    finish(engine, claim, status=status, summary=summary, error=error)
+
+
+def finish(engine: Engine, claim: jobs.Claim, *, status: str, summary: dict[str, Any] | None,
+           error: str | None) -> None:
+    """Store a run's outcome, with ``converged_at`` read off its stored history."""
     with engine.begin() as conn:
         if summary is not None:
             summary["converged_at"] = summaries.converged_at(
                 conn, claim.job_id, final=summary.get("final_loss"),
                 tolerance=float(claim.spec.get("summary", {}).get("tolerance", 0.01)))
         jobs.finish_job(conn, claim, status=status, summary=summary, error=error)
-    log.info("job %s: run %d ends %s", job_id, claim.attempt, status)
+    log.info("job %s: run %d ends %s", claim.job_id, claim.attempt, status)
 
 
 def _train(claim: jobs.Claim, sink: SqlMetricSink,
@@ -89,11 +104,12 @@ class SqlMetricSink:
 
 
 class Heartbeat:
-    """Refreshes the job's heartbeat from a thread, so a long single step is not taken for death."""
+    """Refreshes the jobs' heartbeats from a thread, so a long single step is not taken for
+    death (a fused run beats for all its jobs in one transaction)."""
 
-    def __init__(self, engine: Engine, claim: jobs.Claim, *, every: float) -> None:
+    def __init__(self, engine: Engine, claims: list[jobs.Claim], *, every: float) -> None:
         self.engine = engine
-        self.claim = claim
+        self.claims = claims
         self.every = every
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._run, name="job-heartbeat", daemon=True)
@@ -110,9 +126,11 @@ class Heartbeat:
         while not self.stopped.wait(self.every):
             try:
                 with self.engine.begin() as conn:
-                    jobs.heartbeat(conn, self.claim)
+                    for claim in self.claims:
+                        jobs.heartbeat(conn, claim)
             except Exception:  # a missed beat is retried; the run goes on
-                log.warning("job %s: heartbeat failed", self.claim.job_id, exc_info=True)
+                log.warning("jobs %s: heartbeat failed", [str(c.job_id) for c in self.claims],
+                            exc_info=True)
 
 
 def finite_json(value: Any) -> Any:

@@ -9,19 +9,30 @@ from celery.exceptions import Reject
 
 from optimlab.service.db import workers
 from optimlab.service.settings import Settings
-from optimlab.worker.celery_app import RUN_JOB
+from optimlab.worker.celery_app import RUN_FUSED, RUN_JOB
 from optimlab.worker.execution import execute_job
+from optimlab.worker.fused_execution import execute_fused
 from optimlab.worker.process import process_engine
 
 
 def register_tasks(app: Celery, settings: Settings) -> None:
     @app.task(name=RUN_JOB, bind=True)  # type: ignore[untyped-decorator]
     def run_job(task: Any, job_id: str) -> None:
-        engine = process_engine(settings.database)
+        worker = _running_worker(task)
+        execute_job(job_id, engine=process_engine(settings.database), settings=settings,
+                    worker=worker)
+
+    @app.task(name=RUN_FUSED, bind=True)  # type: ignore[untyped-decorator]
+    def run_fused(task: Any, job_ids: list[str]) -> None:
+        worker = _running_worker(task)
+        execute_fused(job_ids, engine=process_engine(settings.database), settings=settings,
+                      worker=worker)
+
+    def _running_worker(task: Any) -> str:
         worker = str(task.request.hostname)
-        with engine.connect() as conn:
+        with process_engine(settings.database).connect() as conn:
             stopping = not workers.is_registered(conn, worker)
         if stopping:
-            # This worker is shutting down: leave the job to another one.
+            # This worker is shutting down: leave the jobs to another one.
             raise Reject(f"worker {worker} is stopping", requeue=True)
-        execute_job(job_id, engine=engine, settings=settings, worker=worker)
+        return worker

@@ -42,6 +42,7 @@ class SweepPublic(BaseModel):
     created_at: UtcDatetime
     counts: dict[str, int]
     request: dict[str, Any]
+    fusion: dict[str, Any] | None = None
     rank_by: str | None = None
     leaderboard: list[LeaderboardEntryPublic] | None = None
     by_point: list[PointPublic] | None = None
@@ -55,7 +56,7 @@ class SweepPublic(BaseModel):
                      "by_point": view.by_point}
         return cls(id=sweep.id, name=sweep.name, status=view.status,
                    size=sweep.size, tags=sweep.tags, created_at=sweep.created_at,
-                   counts=view.counts, request=sweep.request, **extra)
+                   counts=view.counts, request=sweep.request, fusion=sweep.fusion, **extra)
 
 
 class SweepsPublic(BaseModel):

@@ -86,6 +86,8 @@ class Sweep(Base):
     size: Mapped[int] = mapped_column(Integer)
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    # How the jobs were sent: {"enabled", "tasks": [[job ids]], "alone": [{job_id, reason}]}.
+    fusion: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class Metric(Base):

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, exists, func, insert, or_, select
+from sqlalchemy import Connection, and_, exists, func, insert, or_, select, update
 
 from optimlab.service.db.models import Job, JobTag, Sweep, utcnow
 
@@ -19,6 +19,10 @@ def insert_sweep(conn: Connection, *, name: str, request: dict[str, Any], size: 
     sweep = get_sweep(conn, sweep_id)
     assert sweep is not None
     return sweep
+
+
+def set_fusion(conn: Connection, sweep_id: uuid.UUID, fusion: dict[str, Any]) -> None:
+    conn.execute(update(Sweep).where(Sweep.id == sweep_id).values(fusion=fusion))
 
 
 def get_sweep(conn: Connection, sweep_id: uuid.UUID) -> Sweep | None:

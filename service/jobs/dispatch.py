@@ -9,5 +9,8 @@ class Dispatcher(Protocol):
     def dispatch(self, job_id: str, queue: str) -> None:
         """Ask a worker on ``queue`` to run the job."""
 
+    def dispatch_fused(self, job_ids: list[str], queue: str) -> None:
+        """Ask a worker on ``queue`` to run these jobs as one fused run."""
+
     def ping(self, timeout: float = 2.0) -> None:
         """Raise when the broker cannot be reached."""

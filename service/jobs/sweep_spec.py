@@ -95,6 +95,9 @@ class SweepSpec(BaseModel):
     seeds: list[Annotated[int, Field(ge=0, lt=2**63)]] | Annotated[int, Field(ge=1)] | None = \
         Field(default=None, description="Replicate every point: a list of seeds, or n for "
                                         "seeds 0..n-1. Default: the base spec's seed only.")
+    fuse: bool = Field(default=True, description="Run points that differ only in optimizer "
+                                                 "options, schedule and seed as one fused "
+                                                 "run (each job's numbers unchanged).")
 
     # Field validators (not one model validator) so that each error names its field;
     # each sees the fields declared before it in info.data.

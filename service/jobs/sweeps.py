@@ -23,6 +23,7 @@ from optimlab.service.jobs import queries
 from optimlab.service.jobs.datasets import SqlDatasetSource
 from optimlab.service.jobs.dispatch import Dispatcher
 from optimlab.service.jobs.errors import BrokerUnavailable, InvalidQuery
+from optimlab.service.jobs.fusion import FusionPlan, plan_fusion
 from optimlab.service.jobs.listing import InvalidSort, parse_sort
 from optimlab.service.jobs.submit import choose_queue, count_gpu_workers
 from optimlab.service.jobs.sweep_spec import PathError, SweepPoint, SweepSpec, expand
@@ -65,6 +66,8 @@ def submit_sweep(*, engine: Engine, dispatcher: Dispatcher, settings: Settings,
     specs = [(point, _checked(point, request, engine)) for point in _points(request)]
     if not specs:
         raise SpecError(("axes",), "the sweep makes no jobs")
+    plan = plan_fusion([spec for _, spec in specs], enabled=request.fuse,
+                       max_jobs=settings.max_fused_jobs)
     with engine.begin() as conn:
         gpus = count_gpu_workers(conn, settings)
         sweep = sweeps.insert_sweep(conn, name=request.name, size=len(specs),
@@ -74,8 +77,17 @@ def submit_sweep(*, engine: Engine, dispatcher: Dispatcher, settings: Settings,
                                   queue=choose_queue(spec, settings, gpu_workers=gpus),
                                   sweep_id=sweep.id, sweep_point=point.values)
                   for point, spec in specs]
-    _dispatch(engine, dispatcher, queued)
+        sweeps.set_fusion(conn, sweep.id, _fusion_record(request.fuse, plan, queued))
+    _dispatch(engine, dispatcher, [[queued[i] for i in task] for task in plan.tasks]
+              + [[queued[i]] for i, _ in plan.alone])
     return sweep
+
+
+def _fusion_record(enabled: bool, plan: FusionPlan, queued: list[Job]) -> dict[str, Any]:
+    return {"enabled": enabled,
+            "tasks": [[str(queued[i].id) for i in task] for task in plan.tasks],
+            "alone": [{"job_id": str(queued[i].id), "reason": reason}
+                      for i, reason in plan.alone]}
 
 
 def _points(request: SweepSpec) -> list[SweepPoint]:
@@ -106,19 +118,26 @@ def _job_name(request: SweepSpec, point: SweepPoint) -> str:
     return f"{request.name or 'sweep'} [{point.describe()}]"[:200]
 
 
-def _dispatch(engine: Engine, dispatcher: Dispatcher, queued: list[Job]) -> None:
-    # Sent after the commit, so a worker never receives the id of a row it cannot see yet.
-    for sent, job in enumerate(queued):
+def _dispatch(engine: Engine, dispatcher: Dispatcher, messages: list[list[Job]]) -> None:
+    """One message per task: a fused task's jobs together, any other job alone. Sent after
+    the commit, so a worker never receives the id of a row it cannot see yet."""
+    total = sum(len(message) for message in messages)
+    sent = 0
+    for position, message in enumerate(messages):
         try:
-            dispatcher.dispatch(str(job.id), job.queue)
+            if len(message) > 1:
+                dispatcher.dispatch_fused([str(job.id) for job in message], message[0].queue)
+            else:
+                dispatcher.dispatch(str(message[0].id), message[0].queue)
         except Exception as exc:
-            log.exception("sweep %s: job %s could not be queued", job.sweep_id, job.id)
+            log.exception("sweep %s: a task could not be queued", message[0].sweep_id)
             with engine.begin() as conn:
-                for unsent in queued[sent:]:
+                for unsent in (job for m in messages[position:] for job in m):
                     jobs.fail_job(conn, unsent.id, f"could not be queued: broker unreachable "
                                                    f"({exc})")
-            raise BrokerUnavailable(f"the broker is unreachable after {sent} of "
-                                    f"{len(queued)} jobs: {exc}") from exc
+            raise BrokerUnavailable(f"the broker is unreachable after {sent} of {total} "
+                                    f"jobs: {exc}") from exc
+        sent += len(message)
 
 
 def get_sweep(*, engine: Engine, sweep_id: uuid.UUID, rank_by: str = "final_loss",

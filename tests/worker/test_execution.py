@@ -251,6 +251,9 @@ def test_orphaned_running_jobs_are_requeued_once(engine: Engine, stack: Stack) -
         def dispatch(self, job_id: str, queue: str) -> None:
             sent.append((job_id, queue))
 
+        def dispatch_fused(self, job_ids: list[str], queue: str) -> None:
+            raise AssertionError("recovery sends jobs one by one")
+
         def ping(self, timeout: float = 2.0) -> None:
             pass
 

@@ -262,16 +262,16 @@ def _record_parameter(tensor: torch.Tensor, names: list[str], step: int, rec: Re
 
 def _momentum_key(optimizer: Optimizer, scheduler: Scheduler | None) -> str | None:
     """Which momentum to record: the one a cycling schedule (CyclicLR, OneCycleLR) changes."""
-    if scheduler is None or not _cycles_momentum(scheduler):
+    if scheduler is None or not cycles_momentum(scheduler):
         return None
     group = optimizer.param_groups[0]
     return "beta1" if "betas" in group else "momentum" if "momentum" in group else None
 
 
-def _cycles_momentum(scheduler: Any) -> bool:
+def cycles_momentum(scheduler: Any) -> bool:
     if getattr(scheduler, "cycle_momentum", False):
         return True
-    return any(_cycles_momentum(s) for s in getattr(scheduler, "_schedulers", []))
+    return any(cycles_momentum(s) for s in getattr(scheduler, "_schedulers", []))
 
 
 def _check_evaluation_needs(spec: JobSpec, problem: Problem, scheduler: Scheduler | None,

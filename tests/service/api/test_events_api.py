@@ -45,6 +45,9 @@ class NoBroker:
     def dispatch(self, job_id: str, queue: str) -> None:
         pass
 
+    def dispatch_fused(self, job_ids: list[str], queue: str) -> None:
+        pass
+
     def ping(self, timeout: float = 2.0) -> None:
         pass
 

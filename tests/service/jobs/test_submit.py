@@ -37,6 +37,9 @@ def test_an_auto_job_goes_to_the_gpu_queue_while_a_gpu_worker_lives(engine: Engi
         def dispatch(self, job_id: str, queue: str) -> None:
             sent.append(queue)
 
+        def dispatch_fused(self, job_ids: list[str], queue: str) -> None:
+            raise AssertionError("a single job is never fused")
+
         def ping(self, timeout: float = 2.0) -> None:
             pass
 
@@ -53,6 +56,9 @@ def test_an_auto_job_goes_to_the_gpu_queue_while_a_gpu_worker_lives(engine: Engi
 def test_an_unreachable_broker_fails_the_job_and_says_so(engine: Engine, stack: Stack) -> None:
     class Down:
         def dispatch(self, job_id: str, queue: str) -> None:
+            raise ConnectionRefusedError("connection refused")
+
+        def dispatch_fused(self, job_ids: list[str], queue: str) -> None:
             raise ConnectionRefusedError("connection refused")
 
         def ping(self, timeout: float = 2.0) -> None:

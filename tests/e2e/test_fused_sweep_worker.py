@@ -1,0 +1,109 @@
+"""Fused sweeps through a real worker, on both stacks: each point is still its own job,
+with the numbers it has alone; a diverging point and a cancelled one end alone."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from optimlab.worker.engine.fused.loop import run_fused
+from optimlab.worker.spec import JobSpec
+from tests.conftest import Stack
+from tests.e2e.test_worker_stack import start_worker
+from tests.processes import stop
+from tests.seed_table import SEED_SPEC
+from tests.stacks import wait_for
+from tests.worker.engine.fused.fusing import CollectingSink
+from tests.worker.engine.histories import engine_history
+
+SWEEP: dict[str, Any] = {
+    "name": "fused seed sweep", "base": {**SEED_SPEC, "steps": 300}, "seeds": 2,
+    # lr 0.6 makes x**2 -> 16 blow up: those points diverge inside the fused run
+    "axes": {"optimizer.lr": [0.001, 0.01, 0.6], "optimizer.momentum": [0.0, 0.9]}}
+
+
+def finished_sweep(client: TestClient, sweep_id: str, timeout: float) -> dict[str, Any]:
+    def finished() -> dict[str, Any] | None:
+        body: dict[str, Any] = client.get(f"/v1/sweeps/{sweep_id}").json()
+        return body if body["status"] == "finished" else None
+
+    return wait_for(finished, timeout=timeout, interval=0.2, what="the sweep to finish")
+
+
+def sweep_jobs(client: TestClient, sweep_id: str) -> list[dict[str, Any]]:
+    jobs: list[dict[str, Any]] = client.get(
+        "/v1/jobs", params={"sweep": sweep_id, "limit": 100}).json()["data"]
+    return jobs
+
+
+@pytest.mark.timeout(300)
+def test_a_fused_sweep_gives_every_job_its_own_numbers(stack: Stack, engine: Engine,
+                                                       client: TestClient,
+                                                       tmp_path: Path) -> None:
+    worker = start_worker(stack, engine, tmp_path / "worker.log")
+    try:
+        created = client.post("/v1/sweeps", json=SWEEP)
+        assert created.status_code == 201, created.text
+        sweep = finished_sweep(client, created.json()["id"], timeout=240)
+    finally:
+        stop(worker)
+
+    jobs = sweep_jobs(client, sweep["id"])
+    assert len(sweep["fusion"]["tasks"]) == 1
+    assert sorted(sweep["fusion"]["tasks"][0]) == sorted(j["id"] for j in jobs)
+    assert sweep["fusion"]["alone"] == []
+    for job in jobs:
+        assert job["status"] == "succeeded", job["error"]
+        assert job["summary"]["fusion"] == {"fused_with": 11, "reason": None}
+        alone, summary = engine_history(job["spec"])
+        stored = client.get(f"/v1/jobs/{job['id']}/metrics").json()["series"]
+        assert {s["name"]: s["values"] for s in stored} == \
+            {name: [v if math.isfinite(v) else None for v in values]
+             for name, values in alone.items()}
+        assert job["summary"]["outcome"] == summary.outcome
+        if job["sweep_point"]["optimizer.lr"] == 0.6:
+            assert summary.outcome == "diverged"
+
+
+@pytest.mark.timeout(300)
+def test_cancelling_one_point_stops_only_it(stack: Stack, engine: Engine, client: TestClient,
+                                            tmp_path: Path) -> None:
+    long = {**SWEEP, "base": {**SEED_SPEC, "steps": 40_000}, "seeds": None,
+            "axes": {"optimizer.lr": [0.0001, 0.0002], "optimizer.momentum": [0.0, 0.5]}}
+    worker = start_worker(stack, engine, tmp_path / "worker.log")
+    try:
+        sweep_id = client.post("/v1/sweeps", json=long).json()["id"]
+
+        def progressing() -> list[dict[str, Any]] | None:
+            jobs = sweep_jobs(client, sweep_id)
+            started = all(j["status"] == "running" and (j["summary"] or {}).get("steps_done")
+                          for j in jobs)
+            return jobs if started else None
+
+        jobs = wait_for(progressing, timeout=120, interval=0.1, what="the fused run to store")
+        victim = jobs[0]["id"]
+        assert client.post(f"/v1/jobs/{victim}/cancel").status_code == 200
+        finished_sweep(client, sweep_id, timeout=240)
+    finally:
+        stop(worker)
+
+    by_id = {j["id"]: j for j in sweep_jobs(client, sweep_id)}
+    assert by_id[victim]["status"] == "cancelled"
+    assert by_id[victim]["summary"]["outcome"] == "cancelled"
+    assert by_id[victim]["summary"]["steps_done"] < 40_000
+    others = [j for i, j in by_id.items() if i != victim]
+    assert all(j["status"] == "succeeded" for j in others)
+    # the others' numbers are those of a fused run without the cancelled point, which the
+    # engine tests hold equal to each job alone
+    specs = [JobSpec.model_validate(j["spec"]) for j in others]
+    sink = CollectingSink(len(specs))
+    summaries = run_fused(specs, sink)
+    for job, summary in zip(others, summaries, strict=True):
+        assert job["summary"]["steps_done"] == 40_000
+        assert job["summary"]["final_loss"] == summary.final_loss
+        assert job["summary"]["best_loss"] == summary.best_loss

@@ -1,0 +1,134 @@
+"""Run a fused task: claim its jobs, train them as one run, store each job's outcome.
+
+Each job keeps its own row, attempt and metrics: the fused sink writes every job's batch
+fenced by that job's attempt, in one transaction per flush. Whatever cannot fuse (a probe
+finds the numbers would change, or the fused run fails) runs job by job instead, each
+under the claim it already holds.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+import uuid
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import Engine, delete
+
+from optimlab.service.db import jobs, metrics
+from optimlab.service.db.models import Metric, utcnow
+from optimlab.service.jobs.datasets import SqlDatasetSource
+from optimlab.service.settings import Settings
+from optimlab.worker.engine.fused.loop import JobUpdate, run_fused
+from optimlab.worker.engine.fused.plan import fusion_key
+from optimlab.worker.engine.fused.probe import exactness_probe
+from optimlab.worker.execution import Heartbeat, finish, finite_json, run_claimed
+from optimlab.worker.spec import JobSpec
+
+log = logging.getLogger(__name__)
+
+
+def execute_fused(job_ids: Sequence[str], *, engine: Engine, settings: Settings,
+                  worker: str) -> None:
+    claims = _claim_all(job_ids, engine=engine, settings=settings, worker=worker)
+    if not claims:
+        return
+    reason = _why_not_fused(claims, engine)
+    if reason is not None:
+        log.info("fused task of %d jobs runs them one by one: %s", len(claims), reason)
+        for claim in claims:
+            run_claimed(claim, engine=engine, settings=settings, worker=worker,
+                        note={"fusion": {"fused_with": 0, "reason": reason}})
+        return
+    specs = [JobSpec.model_validate(claim.spec) for claim in claims]
+    sink = SqlFusedSink(engine, claims)
+    log.info("fused run of %d jobs starts on %s", len(claims), worker)
+    try:
+        with Heartbeat(engine, claims, every=settings.heartbeat_seconds):
+            results = run_fused(specs, sink, flush_seconds=settings.flush_seconds,
+                                source=SqlDatasetSource(engine))
+    except Exception as exc:  # the jobs are still good alone: run them so
+        log.exception("fused run failed; its jobs run one by one")
+        detail = "".join(traceback.format_exception_only(exc)).strip()
+        _run_alone(claims, sink, engine=engine, settings=settings, worker=worker,
+                   reason=f"the fused run failed: {detail}")
+        return
+    note = {"fusion": {"fused_with": len(claims) - 1, "reason": None}}
+    for index, (claim, summary) in enumerate(zip(claims, results, strict=True)):
+        if index in sink.superseded:
+            continue
+        finish(engine, claim, status=jobs.SUCCEEDED,
+               summary={**finite_json(summary.as_dict()), **note}, error=None)
+
+
+def _claim_all(job_ids: Sequence[str], *, engine: Engine, settings: Settings,
+               worker: str) -> list[jobs.Claim]:
+    stale_before = utcnow() - timedelta(seconds=settings.stale_after_seconds)
+    claims = []
+    for job_id in job_ids:
+        with engine.begin() as conn:
+            claim = jobs.claim_job(conn, uuid.UUID(job_id), worker=worker,
+                                   stale_before=stale_before,
+                                   max_attempts=settings.max_attempts)
+        if claim is None:
+            log.info("job %s: nothing to run (finished, cancelled or running elsewhere)", job_id)
+        else:
+            claims.append(claim)
+    return claims
+
+
+def _why_not_fused(claims: list[jobs.Claim], engine: Engine) -> str | None:
+    if len(claims) < 2:
+        return "only one job of the task was left to run"
+    try:
+        specs = [JobSpec.model_validate(claim.spec) for claim in claims]
+    except ValidationError:
+        return "a spec no longer validates"
+    keys = {fusion_key(spec) for spec in specs}
+    if len(keys) != 1 or next(iter(keys))[0] is None:
+        return "the jobs do not share a fusion key"
+    try:
+        return exactness_probe(specs, source=SqlDatasetSource(engine))
+    except Exception as exc:
+        return f"the exactness probe failed: {exc}"
+
+
+def _run_alone(claims: list[jobs.Claim], sink: SqlFusedSink, *, engine: Engine,
+               settings: Settings, worker: str, reason: str) -> None:
+    for index, claim in enumerate(claims):
+        if index in sink.superseded:
+            continue
+        with engine.begin() as conn:  # start again from step 0, under the same attempt
+            if jobs.lock_for_write(conn, claim) is None:
+                continue
+            conn.execute(delete(Metric).where(Metric.job_id == claim.job_id))
+        run_claimed(claim, engine=engine, settings=settings, worker=worker,
+                    note={"fusion": {"fused_with": 0, "reason": reason}})
+
+
+class SqlFusedSink:
+    """Writes every job's batch in one transaction, each fenced by its own attempt."""
+
+    def __init__(self, engine: Engine, claims: list[jobs.Claim]) -> None:
+        self.engine = engine
+        self.claims = claims
+        self.superseded: set[int] = set()
+
+    def write(self, updates: Sequence[JobUpdate]) -> list[bool]:
+        going_on = []
+        with self.engine.begin() as conn:
+            for index, points, summary in updates:
+                claim = self.claims[index]
+                status = jobs.lock_for_write(conn, claim)
+                if status is None:
+                    self.superseded.add(index)
+                    going_on.append(False)
+                    continue
+                metrics.write_points(conn, claim.job_id, points)
+                progress: dict[str, Any] = finite_json(summary.as_dict())
+                jobs.save_progress(conn, claim, progress)
+                going_on.append(status == jobs.RUNNING)
+        return going_on
