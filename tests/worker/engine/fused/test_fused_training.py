@@ -51,7 +51,7 @@ def test_each_optimizer_fused_equals_alone(problem: str, optimizer: str) -> None
     assert assert_fused_equals_alone(raw) <= 1e-6
 
 
-@pytest.mark.parametrize("problem", ["seed", "linreg", "mlp"])
+@pytest.mark.parametrize("problem", sorted(PROBLEMS))
 @pytest.mark.parametrize("schedule", sorted(SCHEDULES))
 def test_each_schedule_fused_equals_alone(problem: str, schedule: str) -> None:
     sched, axis, values = SCHEDULES[schedule]
