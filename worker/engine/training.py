@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fnmatch
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,11 +23,11 @@ from optimlab.worker.engine.registry import (
     check_group_options,
     needs_closure,
 )
+from optimlab.worker.engine.stopping import Ending, StopRules
 from optimlab.worker.spec import JobSpec, ParameterGroup
 
 # Parameters are recorded every step only for models this small (the seed's table).
 MAX_RECORDED_PARAMETERS = 16
-Ending = tuple[str, str | None]  # (outcome, reason)
 
 
 @dataclass
@@ -42,10 +41,7 @@ class Training:
     momentum_key: str | None
     monitor: str
     closure: bool
-    bad_evaluations: int = 0
-    best_val: float = math.inf
-    calm_steps: int = 0
-    initial_loss: float | None = None
+    stops: StopRules
     _grad_norm: list[torch.Tensor] = field(default_factory=list)
 
     def step(self, i: int, batch: Batch, rec: Recorder, *, last: bool) -> Ending | None:
@@ -54,13 +50,13 @@ class Training:
         if self.closure:
             value = self._closure_update(batch)
             rec.loss(i, value)
-            ending = self._check_loss(i, value)
+            ending = self.stops.after_loss(i, value)
         else:
             self.optimizer.zero_grad()
             loss = self.problem.objective(batch)
             value = loss.item()
             rec.loss(i, value)
-            ending = self._check_loss(i, value)
+            ending = self.stops.after_loss(i, value)
             if ending is not None:
                 return ending
             loss.backward()
@@ -73,8 +69,7 @@ class Training:
             return ending
         val_loss = self._evaluate(i, rec, last=last)
         self._schedule(value, val_loss)
-        return (self._patience_ran_out(val_loss) or self._converged(update_norm)
-                or self._timed_out(rec))
+        return self.stops.after_step(val_loss, update_norm, rec.elapsed())
 
     def step_schedule_only(self) -> None:
         """Advance the schedule alone (validation looks ahead with it)."""
@@ -121,20 +116,6 @@ class Training:
         rec.add(i, "param_norm", param_norm)
         return float(update_norm)
 
-    def _check_loss(self, i: int, value: float) -> Ending | None:
-        if i == 0:
-            self.initial_loss = value
-        factor = self.spec.diverge_factor
-        if not math.isfinite(value) or (
-                factor is not None and self.initial_loss is not None and self.initial_loss > 0
-                and value > factor * self.initial_loss):
-            return ("diverged", "non-finite loss" if not math.isfinite(value)
-                    else f"loss above {factor} x the initial loss")
-        stop = self.spec.stop
-        if stop is not None and stop.loss_below is not None and value < stop.loss_below:
-            return ("reached_target", f"loss below {stop.loss_below}")
-        return None
-
     def _evaluate(self, i: int, rec: Recorder, *, last: bool) -> float | None:
         every = self.spec.eval_every
         if every is None or not ((i + 1) % every == 0 or last):
@@ -161,35 +142,6 @@ class Training:
         elif val_loss is not None:
             scheduler.step(val_loss)
 
-    def _patience_ran_out(self, val_loss: float | None) -> Ending | None:
-        stop = self.spec.stop
-        if stop is None or stop.patience is None or val_loss is None:
-            return None
-        if val_loss < self.best_val - stop.min_delta:
-            self.best_val, self.bad_evaluations = val_loss, 0
-            return None
-        self.bad_evaluations += 1
-        if self.bad_evaluations >= stop.patience:
-            return ("stopped", f"val_loss did not improve in {stop.patience} evaluations")
-        return None
-
-    def _converged(self, update_norm: float) -> Ending | None:
-        stop = self.spec.stop
-        if stop is None or stop.converge_tol is None:
-            return None
-        self.calm_steps = self.calm_steps + 1 if update_norm <= stop.converge_tol else 0
-        if self.calm_steps >= stop.converge_steps:
-            return ("converged", f"update_norm at most {stop.converge_tol} for "
-                                 f"{stop.converge_steps} steps")
-        return None
-
-    def _timed_out(self, rec: Recorder) -> Ending | None:
-        stop = self.spec.stop
-        if stop is not None and stop.max_seconds is not None and \
-                rec.elapsed() > stop.max_seconds:
-            return ("stopped", f"max_seconds ({stop.max_seconds}) reached")
-        return None
-
 
 def total_norm(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     """``torch.nn.utils.get_total_norm`` for tensors of one device and dtype (a model's are),
@@ -212,7 +164,7 @@ def build_training(spec: JobSpec, problem: Problem, *, steps: int) -> Training:
     return Training(spec=spec, problem=problem, optimizer=optimizer, scheduler=scheduler,
                     params=[p for _, p in named], recorded=_recorded(problem),
                     momentum_key=_momentum_key(optimizer, scheduler), monitor=monitor,
-                    closure=needs_closure(type(optimizer)))
+                    closure=needs_closure(type(optimizer)), stops=StopRules(spec))
 
 
 def _groups(named: list[tuple[str, torch.nn.Parameter]],

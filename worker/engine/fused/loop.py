@@ -25,7 +25,8 @@ from optimlab.worker.engine.fused.stacked import StackedProblem, build_stacked
 from optimlab.worker.engine.loop import plan_length
 from optimlab.worker.engine.recorder import Recorder
 from optimlab.worker.engine.sink import MetricPoint, TrainingSummary
-from optimlab.worker.engine.training import MAX_RECORDED_PARAMETERS, Ending
+from optimlab.worker.engine.stopping import Ending, StopRules
+from optimlab.worker.engine.training import MAX_RECORDED_PARAMETERS
 from optimlab.worker.spec import JobSpec
 
 # (job index in the specs, its new points, its summary so far)
@@ -56,11 +57,8 @@ class FusedJob:
     track: ScheduleTrack
     recorder: Recorder
     buffer: _Buffer
+    stops: StopRules
     ending: Ending | None = None
-    initial_loss: float | None = None
-    best_val: float = math.inf
-    bad_evaluations: int = 0
-    calm_steps: int = 0
     update_norm: float = math.nan
 
     @property
@@ -106,7 +104,7 @@ def _job(index: int, spec: JobSpec, track: ScheduleTrack, problem: StackedProble
     buffer = _Buffer()
     recorder = Recorder(buffer, summary, flush_seconds=flush_seconds, clock=clock,
                         thresholds=spec.summary.thresholds)
-    return FusedJob(index, spec, track, recorder, buffer)
+    return FusedJob(index, spec, track, recorder, buffer, StopRules(spec))
 
 
 class _Run:
@@ -128,7 +126,7 @@ class _Run:
         losses = self.problem.losses(rows)
         for job, value in zip(self.active, losses.tolist(), strict=True):
             job.recorder.loss(i, value)
-            job.ending = _check_loss(job, i, value)
+            job.ending = job.stops.after_loss(i, value)
         if all(job.ending is not None for job in self.active):
             return
         losses.sum().backward()
@@ -191,9 +189,8 @@ class _Run:
                     values[accuracy_name] = accuracies[k]
             if due:
                 job.recorder.evaluation(i, values)
-            # In Training.step's order: patience, then convergence, then the clock.
-            job.ending = (_patience_ran_out(job, values.get("val_loss"))
-                          or _converged(job) or _timed_out(job))
+            job.ending = job.stops.after_step(values.get("val_loss"), job.update_norm,
+                                              job.recorder.elapsed())
 
     def flush_if_due(self) -> None:
         live = [job for job in self.active if job.ending is None]
@@ -243,52 +240,8 @@ def _conclude(job: FusedJob, step: int) -> None:
     job.summary.outcome, job.summary.stop_reason = outcome, reason
 
 
-def _check_loss(job: FusedJob, i: int, value: float) -> Ending | None:
-    # worker/engine/training.py Training._check_loss, for one job of the run
-    if i == 0:
-        job.initial_loss = value
-    factor = job.spec.diverge_factor
-    if not math.isfinite(value) or (
-            factor is not None and job.initial_loss is not None and job.initial_loss > 0
-            and value > factor * job.initial_loss):
-        return ("diverged", "non-finite loss" if not math.isfinite(value)
-                else f"loss above {factor} x the initial loss")
-    stop = job.spec.stop
-    if stop is not None and stop.loss_below is not None and value < stop.loss_below:
-        return ("reached_target", f"loss below {stop.loss_below}")
-    return None
 
 
-def _converged(job: FusedJob) -> Ending | None:
-    stop = job.spec.stop
-    if stop is None or stop.converge_tol is None:
-        return None
-    job.calm_steps = job.calm_steps + 1 if job.update_norm <= stop.converge_tol else 0
-    if job.calm_steps >= stop.converge_steps:
-        return ("converged", f"update_norm at most {stop.converge_tol} for "
-                             f"{stop.converge_steps} steps")
-    return None
-
-
-def _patience_ran_out(job: FusedJob, val_loss: float | None) -> Ending | None:
-    stop = job.spec.stop
-    if stop is None or stop.patience is None or val_loss is None:
-        return None
-    if val_loss < job.best_val - stop.min_delta:
-        job.best_val, job.bad_evaluations = val_loss, 0
-        return None
-    job.bad_evaluations += 1
-    if job.bad_evaluations >= stop.patience:
-        return ("stopped", f"val_loss did not improve in {stop.patience} evaluations")
-    return None
-
-
-def _timed_out(job: FusedJob) -> Ending | None:
-    stop = job.spec.stop
-    if stop is not None and stop.max_seconds is not None and \
-            job.recorder.elapsed() > stop.max_seconds:
-        return ("stopped", f"max_seconds ({stop.max_seconds}) reached")
-    return None
 
 
 def job_norms(tensors: Sequence[torch.Tensor]) -> torch.Tensor:

@@ -1,0 +1,70 @@
+"""When a run ends before its last step, and why: the rules of ``spec.stop`` and
+``diverge_factor``, with the little state they keep (one instance per job)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from optimlab.worker.spec import JobSpec
+
+Ending = tuple[str, str | None]  # (outcome, reason)
+
+
+@dataclass
+class StopRules:
+    spec: JobSpec
+    initial_loss: float | None = None
+    best_val: float = math.inf
+    bad_evaluations: int = 0
+    calm_steps: int = 0
+
+    def after_loss(self, step: int, value: float) -> Ending | None:
+        """Checked on the step's loss, before the update: divergence, then the target."""
+        if step == 0:
+            self.initial_loss = value
+        factor = self.spec.diverge_factor
+        if not math.isfinite(value) or (
+                factor is not None and self.initial_loss is not None and self.initial_loss > 0
+                and value > factor * self.initial_loss):
+            return ("diverged", "non-finite loss" if not math.isfinite(value)
+                    else f"loss above {factor} x the initial loss")
+        stop = self.spec.stop
+        if stop is not None and stop.loss_below is not None and value < stop.loss_below:
+            return ("reached_target", f"loss below {stop.loss_below}")
+        return None
+
+    def after_step(self, val_loss: float | None, update_norm: float,
+                   elapsed: float) -> Ending | None:
+        """Checked after the update and its evaluation: patience, convergence, the clock
+        (each rule keeps counting only while the ones before it let the run go on)."""
+        return (self._patience_ran_out(val_loss) or self._converged(update_norm)
+                or self._timed_out(elapsed))
+
+    def _patience_ran_out(self, val_loss: float | None) -> Ending | None:
+        stop = self.spec.stop
+        if stop is None or stop.patience is None or val_loss is None:
+            return None
+        if val_loss < self.best_val - stop.min_delta:
+            self.best_val, self.bad_evaluations = val_loss, 0
+            return None
+        self.bad_evaluations += 1
+        if self.bad_evaluations >= stop.patience:
+            return ("stopped", f"val_loss did not improve in {stop.patience} evaluations")
+        return None
+
+    def _converged(self, update_norm: float) -> Ending | None:
+        stop = self.spec.stop
+        if stop is None or stop.converge_tol is None:
+            return None
+        self.calm_steps = self.calm_steps + 1 if update_norm <= stop.converge_tol else 0
+        if self.calm_steps >= stop.converge_steps:
+            return ("converged", f"update_norm at most {stop.converge_tol} for "
+                                 f"{stop.converge_steps} steps")
+        return None
+
+    def _timed_out(self, elapsed: float) -> Ending | None:
+        stop = self.spec.stop
+        if stop is not None and stop.max_seconds is not None and elapsed > stop.max_seconds:
+            return ("stopped", f"max_seconds ({stop.max_seconds}) reached")
+        return None
