@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
@@ -75,6 +76,9 @@ class StackedProblem:
     val: StackedPart | None
     parameter_count: int  # per job
     vectorised: bool  # vmap over jobs (expressions), else one forward per job
+    # (name prefix, module) of a network made of Linear layers and parameter-free ones, whose
+    # forward can be replayed directly; None: go through functional_call
+    layers: list[tuple[str, nn.Module]] | None = None
 
     def losses(self, rows: torch.Tensor | None) -> torch.Tensor:
         """Each job's training loss on its batch: shape [jobs]."""
@@ -93,7 +97,7 @@ class StackedProblem:
         for j in range(self.params[0].shape[0]):
             inputs, targets = self.train.job(j, None if rows is None else rows[j])
             named = {name: s[j] for name, s in zip(self.module_names, slices, strict=True)}
-            losses.append(loss_value(self.plan, self._output(named, inputs), targets))
+            losses.append(loss_value(self.plan, self._job_output(named, inputs), targets))
         return torch.stack(losses).reshape(len(losses))
 
     @torch.no_grad()
@@ -102,7 +106,7 @@ class StackedProblem:
         for j in range(self.params[0].shape[0]):
             inputs, targets = part.job(j, None)
             named = {name: p[j] for name, p in zip(self.module_names, self.params, strict=True)}
-            output = self._output(named, inputs)
+            output = self._job_output(named, inputs)
             losses.append(loss_value(self.plan, output, targets).reshape(()))
             if self.plan.classification and targets is not None:
                 hits.append(correct(self.plan, output, targets))
@@ -135,6 +139,21 @@ class StackedProblem:
     def _named(self, params: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         return dict(zip(self.module_names, params, strict=True))
 
+    def _job_output(self, params: dict[str, torch.Tensor], inputs: Tree) -> torch.Tensor:
+        """One job's forward: the calls its own modules make, minus functional_call's
+        swapping of every parameter in and out (most of the cost for small networks)."""
+        layers = self.layers
+        if layers is None:
+            return self._output(params, inputs)
+        output: torch.Tensor = inputs
+        for prefix, layer in layers:
+            if isinstance(layer, nn.Linear):
+                output = F.linear(output, params[f"{prefix}weight"],
+                                  params.get(f"{prefix}bias"))
+            else:
+                output = layer(output)
+        return output
+
     def _output(self, params: dict[str, torch.Tensor], inputs: Tree) -> torch.Tensor:
         output: torch.Tensor = functional_call(self.template, params, (inputs,))
         return output
@@ -165,7 +184,22 @@ def build_stacked(specs: list[JobSpec], *, device: torch.device | str,
         user_names=[name for name, _ in first.parameters], params=params, plan=first.plan,
         train=_stack_parts([p.train for p in problems]), val=val,
         parameter_count=first.parameter_count,
-        vectorised=isinstance(first.model, ExpressionModule))
+        vectorised=isinstance(first.model, ExpressionModule), layers=_plain_layers(first.model))
+
+
+def _plain_layers(model: nn.Module) -> list[tuple[str, nn.Module]] | None:
+    if isinstance(model, nn.Linear):
+        return [("", model)]
+    if not isinstance(model, nn.Sequential):
+        return None
+    layers: list[tuple[str, nn.Module]] = []
+    for name, layer in model.named_children():
+        if not isinstance(layer, nn.Linear) and any(True for _ in layer.parameters()):
+            return None
+        if isinstance(layer, nn.Dropout):
+            return None  # a job alone draws its mask from the global stream
+        layers.append((f"{name}.", layer))
+    return layers
 
 
 def _stack_parts(parts: list[Part]) -> StackedPart:
