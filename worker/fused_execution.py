@@ -22,6 +22,7 @@ from optimlab.service.db import jobs, metrics
 from optimlab.service.db.models import Metric, utcnow
 from optimlab.service.jobs.datasets import SqlDatasetSource
 from optimlab.service.settings import Settings
+from optimlab.worker.engine.devices import DeviceUnavailable, resolve_device
 from optimlab.worker.engine.fused.loop import JobUpdate, run_fused
 from optimlab.worker.engine.fused.plan import fusion_key
 from optimlab.worker.engine.fused.probe import exactness_probe
@@ -90,6 +91,14 @@ def _why_not_fused(claims: list[jobs.Claim], engine: Engine) -> str | None:
     keys = {fusion_key(spec) for spec in specs}
     if len(keys) != 1 or next(iter(keys))[0] is None:
         return "the jobs do not share a fusion key"
+    try:
+        device = resolve_device(specs[0].device)
+    except DeviceUnavailable as exc:
+        return str(exc)
+    if device.type != "cpu":
+        # torch.optim's CUDA default is its foreach implementation, which the fused
+        # optimizers do not mirror (they reproduce the single-tensor one, bit for bit).
+        return "fused runs are CPU-only: on CUDA each job runs alone"
     try:
         return exactness_probe(specs, source=SqlDatasetSource(engine))
     except Exception as exc:
