@@ -22,6 +22,7 @@ class Recorder:
         self.summary = summary
         self.thresholds = thresholds
         self.pending: list[tuple[float, int]] = []  # (threshold, its index in steps_to)
+        self.pending_max = -math.inf  # the largest threshold not crossed yet
         self.last_log: float | None = None
         self.flush_seconds = flush_seconds
         self.clock = clock
@@ -52,9 +53,10 @@ class Recorder:
             thresholds = []
         summary.steps_to = [{"threshold": t, "step": None} for t in thresholds]
         self.pending = [(t, i) for i, t in enumerate(thresholds)]
+        self.pending_max = max(thresholds, default=-math.inf)
 
     def _crossings(self, step: int, value: float) -> None:
-        if not self.pending or not value <= max(t for t, _ in self.pending):
+        if not self.pending or not value <= self.pending_max:
             return
         crossed = [(t, i) for t, i in self.pending if value <= t]
         for _, i in crossed:
@@ -62,6 +64,7 @@ class Recorder:
             if self.thresholds is None:
                 setattr(self.summary, f"steps_to_{DEFAULT_FACTORS[i]}x", step)
         self.pending = [p for p in self.pending if p not in crossed]
+        self.pending_max = max((t for t, _ in self.pending), default=-math.inf)
 
     def _area(self, step: int, value: float) -> None:
         if not math.isfinite(value):

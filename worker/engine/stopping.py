@@ -19,6 +19,20 @@ class StopRules:
     bad_evaluations: int = 0
     calm_steps: int = 0
 
+    @property
+    def watches_loss(self) -> bool:
+        """Whether ``after_loss`` can end a finite loss's run (a fused loop skips it if not)."""
+        stop = self.spec.stop
+        return self.spec.diverge_factor is not None or (
+            stop is not None and stop.loss_below is not None)
+
+    @property
+    def watches_steps(self) -> bool:
+        """Whether ``after_step`` can end the run at all."""
+        stop = self.spec.stop
+        return stop is not None and (stop.patience is not None or stop.converge_tol is not None
+                                     or stop.max_seconds is not None)
+
     def after_loss(self, step: int, value: float) -> Ending | None:
         """Checked on the step's loss, before the update: divergence, then the target."""
         if step == 0:

@@ -8,6 +8,7 @@ tensors; the others go on untouched, because no operation mixes jobs.
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -117,16 +118,14 @@ class _Run:
         self.sink = sink
         self.steps = steps
         self.alive = torch.arange(len(jobs), device=problem.params[0].device)
-        self.recorded = _recorded_names(problem)
+        self.row_names = ["grad_norm", "update_norm", "param_norm", *_recorded_names(problem)]
+        self.recorded = len(self.row_names) > 3
 
     def step(self, i: int, rows: torch.Tensor | None, *, last: bool) -> None:
-        self._record_schedule(i)
         params = self.problem.params
         before = [p.detach().clone() for p in params]
         losses = self.problem.losses(rows)
-        for job, value in zip(self.active, losses.tolist(), strict=True):
-            job.recorder.loss(i, value)
-            job.ending = job.stops.after_loss(i, value)
+        self._record_loss(i, losses.tolist())
         if all(job.ending is not None for job in self.active):
             return
         losses.sum().backward()
@@ -143,12 +142,16 @@ class _Run:
         self._record_after_update(i, grad_norm, before)
         self._evaluate(i, last=last)
 
-    def _record_schedule(self, i: int) -> None:
-        for job in self.active:
-            track = job.track
-            job.recorder.add(i, "lr", track.lr[i])
+    def _record_loss(self, i: int, values: list[float]) -> None:
+        """What the schedule set, the loss, and the checks a job alone makes on its loss."""
+        for job, value in zip(self.active, values, strict=True):
+            track, recorder = job.track, job.recorder
+            recorder.points.append((i, "lr", track.lr[i]))
             if track.momentum_key is not None and track.momentum is not None:
-                job.recorder.add(i, track.momentum_key, track.momentum[i])
+                recorder.points.append((i, track.momentum_key, track.momentum[i]))
+            recorder.loss(i, value)
+            if job.stops.watches_loss or not math.isfinite(value):
+                job.ending = job.stops.after_loss(i, value)
 
     def _record_after_update(self, i: int, grad_norm: torch.Tensor,
                              before: list[torch.Tensor]) -> None:
@@ -158,14 +161,11 @@ class _Run:
         if self.recorded:
             columns += [c.reshape(c.shape[0], -1) for c in current]
         table = torch.cat(columns, dim=1).tolist()
+        names = self.row_names
         for job, row in zip(self.active, table, strict=True):
             if job.ending is not None:
                 continue  # it ended at its loss: a job alone records nothing more this step
-            points = job.recorder.points
-            points.append((i, "grad_norm", row[0]))
-            points.append((i, "update_norm", row[1]))
-            points.append((i, "param_norm", row[2]))
-            points.extend(zip([i] * len(self.recorded), self.recorded, row[3:], strict=True))
+            job.recorder.points.extend(zip(itertools.repeat(i), names, row))
             job.update_norm = row[1]
 
     def _evaluate(self, i: int, *, last: bool) -> None:
@@ -180,7 +180,7 @@ class _Run:
             results.append(("train_loss_full" if prefix == "train" else "val_loss",
                             loss.tolist(), f"{prefix}_accuracy", accuracy))
         for k, job in enumerate(self.active):
-            if job.ending is not None:
+            if job.ending is not None or not (due or job.stops.watches_steps):
                 continue
             values: dict[str, float] = {}
             for loss_name, losses, accuracy_name, accuracies in results:
