@@ -8,7 +8,10 @@ under the claim it already holds.
 
 from __future__ import annotations
 
+import copy
 import logging
+import queue
+import threading
 import traceback
 import uuid
 from collections.abc import Sequence
@@ -49,8 +52,11 @@ def execute_fused(job_ids: Sequence[str], *, engine: Engine, settings: Settings,
     log.info("fused run of %d jobs starts on %s", len(claims), worker)
     try:
         with Heartbeat(engine, claims, every=settings.heartbeat_seconds):
-            results = run_fused(specs, sink, flush_seconds=settings.flush_seconds,
-                                source=SqlDatasetSource(engine))
+            try:
+                results = run_fused(specs, sink, flush_seconds=settings.flush_seconds,
+                                    source=SqlDatasetSource(engine))
+            finally:
+                sink.close()
     except Exception as exc:  # the jobs are still good alone: run them so
         log.exception("fused run failed; its jobs run one by one")
         detail = "".join(traceback.format_exception_only(exc)).strip()
@@ -119,25 +125,59 @@ def _run_alone(claims: list[jobs.Claim], sink: SqlFusedSink, *, engine: Engine,
 
 
 class SqlFusedSink:
-    """Writes every job's batch in one transaction, each fenced by its own attempt."""
+    """Writes every job's batch in one transaction, each fenced by its own attempt.
+
+    The writes run on a thread of their own, so the next steps train while a batch is
+    stored (the database driver releases the GIL); ``write`` answers with what the last
+    stored batch said of each job, so a cancel is seen one flush later. ``close`` waits for
+    every batch to be stored and raises what a write raised.
+    """
 
     def __init__(self, engine: Engine, claims: list[jobs.Claim]) -> None:
         self.engine = engine
         self.claims = claims
         self.superseded: set[int] = set()
+        self.going_on = [True] * len(claims)
+        self.failure: BaseException | None = None
+        self.batches: queue.Queue[list[JobUpdate] | None] = queue.Queue(maxsize=2)
+        self.thread = threading.Thread(target=self._run, name="fused-writer", daemon=True)
+        self.thread.start()
 
     def write(self, updates: Sequence[JobUpdate]) -> list[bool]:
-        going_on = []
+        self._raise_failure()
+        # The summaries are copied: the run keeps changing them while the batch waits.
+        self.batches.put([(i, points, copy.copy(summary)) for i, points, summary in updates])
+        return [self.going_on[index] for index, _, _ in updates]
+
+    def close(self) -> None:
+        if self.thread.is_alive():
+            self.batches.put(None)
+            self.thread.join()
+        self._raise_failure()
+
+    def _raise_failure(self) -> None:
+        if self.failure is not None:
+            raise RuntimeError(f"storing a fused batch failed: {self.failure}") from self.failure
+
+    def _run(self) -> None:
+        while (updates := self.batches.get()) is not None:
+            if self.failure is not None:
+                continue  # drain: the run is about to see the failure
+            try:
+                self._store(updates)
+            except BaseException as exc:  # handed to the training thread
+                self.failure = exc
+
+    def _store(self, updates: list[JobUpdate]) -> None:
         with self.engine.begin() as conn:
             for index, points, summary in updates:
                 claim = self.claims[index]
                 status = jobs.lock_for_write(conn, claim)
                 if status is None:
                     self.superseded.add(index)
-                    going_on.append(False)
+                    self.going_on[index] = False
                     continue
                 metrics.write_points(conn, claim.job_id, points)
                 progress: dict[str, Any] = finite_json(summary.as_dict())
                 jobs.save_progress(conn, claim, progress)
-                going_on.append(status == jobs.RUNNING)
-        return going_on
+                self.going_on[index] = status == jobs.RUNNING
