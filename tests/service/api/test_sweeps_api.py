@@ -36,7 +36,11 @@ def test_a_grid_queues_one_job_per_point_and_seed(client: TestClient, engine: En
     assert sweep["size"] == 18
     assert sweep["counts"] == {"queued": 18}
     assert sweep["status"] == "queued"
-    assert queued_messages(stack) == 18
+    # the points differ only in optimizer options and seed: one fused task carries them all
+    assert queued_messages(stack) == 1
+    assert len(sweep["fusion"]["tasks"]) == 1
+    assert len(sweep["fusion"]["tasks"][0]) == 18
+    assert sweep["fusion"]["alone"] == []
 
     jobs = client.get("/v1/jobs", params={"sweep": sweep["id"], "limit": 100}).json()["data"]
     assert len(jobs) == 18
@@ -51,6 +55,14 @@ def test_a_grid_queues_one_job_per_point_and_seed(client: TestClient, engine: En
         assert job["name"].startswith("lr x momentum [")
     assert {j["id"] for j in client.get("/v1/jobs", params={"tag": "grid", "limit": 100})
             .json()["data"]} == {j["id"] for j in jobs}
+
+
+def test_fuse_false_sends_every_job_alone(client: TestClient, stack: Stack) -> None:
+    sweep = client.post("/v1/sweeps", json={**GRID, "fuse": False}).json()
+    assert queued_messages(stack) == 18
+    assert sweep["fusion"]["tasks"] == []
+    assert len(sweep["fusion"]["alone"]) == 18
+    assert all("fuse: false" in entry["reason"] for entry in sweep["fusion"]["alone"])
 
 
 def test_one_invalid_point_refuses_the_whole_sweep(client: TestClient, engine: Engine,
