@@ -28,7 +28,8 @@ from optimlab.service.settings import Settings
 from optimlab.worker.engine.devices import DeviceUnavailable, resolve_device
 from optimlab.worker.engine.fused.loop import JobUpdate, run_fused
 from optimlab.worker.engine.fused.plan import fusion_key
-from optimlab.worker.engine.fused.probe import exactness_probe
+from optimlab.worker.engine.fused.probe import choose_mode
+from optimlab.worker.engine.fused.stacked import Mode
 from optimlab.worker.execution import Heartbeat, finish, finite_json, run_claimed
 from optimlab.worker.spec import JobSpec
 
@@ -40,8 +41,9 @@ def execute_fused(job_ids: Sequence[str], *, engine: Engine, settings: Settings,
     claims = _claim_all(job_ids, engine=engine, settings=settings, worker=worker)
     if not claims:
         return
-    reason = _why_not_fused(claims, engine)
-    if reason is not None:
+    mode, reason = _fused_mode(claims, engine)
+    if mode is None:
+        reason = reason or "not fusable"
         log.info("fused task of %d jobs runs them one by one: %s", len(claims), reason)
         for claim in claims:
             run_claimed(claim, engine=engine, settings=settings, worker=worker,
@@ -54,7 +56,7 @@ def execute_fused(job_ids: Sequence[str], *, engine: Engine, settings: Settings,
         with Heartbeat(engine, claims, every=settings.heartbeat_seconds):
             try:
                 results = run_fused(specs, sink, flush_seconds=settings.flush_seconds,
-                                    source=SqlDatasetSource(engine))
+                                    source=SqlDatasetSource(engine), mode=mode)
             finally:
                 sink.close()
     except Exception as exc:  # the jobs are still good alone: run them so
@@ -63,7 +65,7 @@ def execute_fused(job_ids: Sequence[str], *, engine: Engine, settings: Settings,
         _run_alone(claims, sink, engine=engine, settings=settings, worker=worker,
                    reason=f"the fused run failed: {detail}")
         return
-    note = {"fusion": {"fused_with": len(claims) - 1, "reason": None}}
+    note = {"fusion": {"fused_with": len(claims) - 1, "mode": mode, "reason": None}}
     for index, (claim, summary) in enumerate(zip(claims, results, strict=True)):
         if index in sink.superseded:
             continue
@@ -87,28 +89,29 @@ def _claim_all(job_ids: Sequence[str], *, engine: Engine, settings: Settings,
     return claims
 
 
-def _why_not_fused(claims: list[jobs.Claim], engine: Engine) -> str | None:
+def _fused_mode(claims: list[jobs.Claim], engine: Engine) -> tuple[Mode | None, str | None]:
+    """How to run the jobs fused (probe.choose_mode), or why they run one by one."""
     if len(claims) < 2:
-        return "only one job of the task was left to run"
+        return None, "only one job of the task was left to run"
     try:
         specs = [JobSpec.model_validate(claim.spec) for claim in claims]
     except ValidationError:
-        return "a spec no longer validates"
+        return None, "a spec no longer validates"
     keys = {fusion_key(spec) for spec in specs}
     if len(keys) != 1 or next(iter(keys))[0] is None:
-        return "the jobs do not share a fusion key"
+        return None, "the jobs do not share a fusion key"
     try:
         device = resolve_device(specs[0].device)
     except DeviceUnavailable as exc:
-        return str(exc)
+        return None, str(exc)
     if device.type != "cpu":
         # torch.optim's CUDA default is its foreach implementation, which the fused
         # optimizers do not mirror (they reproduce the single-tensor one, bit for bit).
-        return "fused runs are CPU-only: on CUDA each job runs alone"
+        return None, "fused runs are CPU-only: on CUDA each job runs alone"
     try:
-        return exactness_probe(specs, source=SqlDatasetSource(engine))
+        return choose_mode(specs, source=SqlDatasetSource(engine))
     except Exception as exc:
-        return f"the exactness probe failed: {exc}"
+        return None, f"the exactness probe failed: {exc}"
 
 
 def _run_alone(claims: list[jobs.Claim], sink: SqlFusedSink, *, engine: Engine,

@@ -22,7 +22,7 @@ from optimlab.worker.engine.devices import resolve_device
 from optimlab.worker.engine.fused.optimizers import FusedOptimizer, fused_optimizer
 from optimlab.worker.engine.fused.rows import job_rows
 from optimlab.worker.engine.fused.schedule import ScheduleTrack, schedule_tracks
-from optimlab.worker.engine.fused.stacked import StackedProblem, build_stacked
+from optimlab.worker.engine.fused.stacked import Mode, StackedProblem, build_stacked
 from optimlab.worker.engine.loop import plan_length
 from optimlab.worker.engine.recorder import Recorder
 from optimlab.worker.engine.sink import MetricPoint, TrainingSummary
@@ -69,11 +69,13 @@ class FusedJob:
 
 def run_fused(specs: list[JobSpec], sink: FusedSink, *, flush_seconds: float = 0.5,
               clock: Callable[[], float] = time.perf_counter,
-              source: DatasetSource | None = None) -> list[TrainingSummary]:
+              source: DatasetSource | None = None, mode: Mode | None = None
+              ) -> list[TrainingSummary]:
     """Train every spec (they must share all but optimizer options, schedule and seed; see
-    plan.fusion_key) as one run; return each job's summary, in the specs' order."""
+    plan.fusion_key) as one run; return each job's summary, in the specs' order. ``mode``:
+    how the model runs fused (stacked.modes; default the fastest)."""
     device = resolve_device(specs[0].device)
-    problem = build_stacked(specs, device=device, source=source)
+    problem = build_stacked(specs, device=device, source=source, mode=mode)
     first = specs[0]
     steps, per_epoch = plan_length(first, problem.train.rows)
     optimizer = fused_optimizer(first.optimizer.name,

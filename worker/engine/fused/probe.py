@@ -1,10 +1,11 @@
-"""Check, before fusing, that fusion changes no number.
+"""Check, before fusing, that fusion changes no number, and pick the fastest way that doesn't.
 
 Expression models are element-wise and fuse bit for bit. Built-in networks go through
 matrix products, and a batched product (``bmm``) does not always sum in the same order as
 the product of one job alone: for some shapes the BLAS library takes another path. So the
-worker first runs a short stretch of two of the jobs both ways and fuses only when every
-recorded value is identical; otherwise the jobs run one by one and say why.
+worker first runs a short stretch of two of the jobs both ways, in each fused mode from the
+fastest, and fuses in the first whose every recorded value is identical; when none is, the
+jobs run one by one and say why.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import math
 
 from optimlab.worker.engine.data import DatasetSource
 from optimlab.worker.engine.fused.loop import JobUpdate, run_fused
+from optimlab.worker.engine.fused.stacked import Mode, modes
 from optimlab.worker.engine.loop import run_training
 from optimlab.worker.engine.sink import ListSink, MetricPoint
 from optimlab.worker.spec import JobSpec
@@ -30,20 +32,27 @@ class _Collect:
         return [True] * len(updates)
 
 
-def exactness_probe(specs: list[JobSpec], *, source: DatasetSource | None = None) -> str | None:
-    """None when a short fused run of the first and last job equals their runs alone."""
+def choose_mode(specs: list[JobSpec], *, source: DatasetSource | None = None
+                ) -> tuple[Mode | None, str | None]:
+    """(the fastest mode whose short fused run of the first and last job equals their runs
+    alone, None) or (None, why no mode does)."""
     sample = [_short(spec) for spec in (specs[0], specs[-1])]
-    fused = _Collect(len(sample))
-    run_fused(sample, fused, source=source)  # type: ignore[arg-type]
-    for index, spec in enumerate(sample):
-        alone = ListSink()
-        run_training(spec, alone, source=source)
-        difference = _first_difference(alone.points, fused.points[index])
-        if difference is not None:
-            return (f"fusing changes the numbers of this model on this machine ({difference} "
-                    f"differs in a {PROBE_STEPS}-step probe): the batched matrix products "
-                    "do not sum in the same order as a job's own")
-    return None
+    alone = []
+    for spec in sample:
+        sink = ListSink()
+        run_training(spec, sink, source=source)
+        alone.append(sink.points)
+    differences = []
+    for mode in modes(specs[0]):
+        fused = _Collect(len(sample))
+        run_fused(sample, fused, source=source, mode=mode)  # type: ignore[arg-type]
+        found = [d for i, points in enumerate(alone)
+                 if (d := _first_difference(points, fused.points[i])) is not None]
+        if not found:
+            return mode, None
+        differences.append(f"{mode}: {found[0]}")
+    return None, (f"fusing changes the numbers of this model on this machine "
+                  f"({'; '.join(differences)} differs in a {PROBE_STEPS}-step probe)")
 
 
 def _short(spec: JobSpec) -> JobSpec:

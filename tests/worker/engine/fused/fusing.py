@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from optimlab.worker.engine.fused.loop import JobUpdate, run_fused
+from optimlab.worker.engine.fused.probe import choose_mode
 from optimlab.worker.engine.sink import MetricPoint, TrainingSummary
 from optimlab.worker.spec import JobSpec
 from tests.seed_table import SEED_SPEC
@@ -72,8 +73,10 @@ def run_both(raw: list[dict[str, Any]], *, stop: Sequence[int] = (),
              flush_seconds: float = 0.5) -> tuple[
         CollectingSink, list[TrainingSummary], list[tuple[History, TrainingSummary]]]:
     specs = [JobSpec.model_validate(r) for r in raw]
+    mode, reason = choose_mode(specs)  # as the worker does
+    assert mode is not None, reason
     sink = CollectingSink(len(specs), stop=stop)
-    summaries = run_fused(specs, sink, flush_seconds=flush_seconds)
+    summaries = run_fused(specs, sink, flush_seconds=flush_seconds, mode=mode)
     alone = [engine_history(r) for r in raw]
     return sink, summaries, alone
 

@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from optimlab.worker.engine.fused.probe import choose_mode
+from optimlab.worker.spec import JobSpec
 from tests.worker.engine.fused.fusing import (
     LR_SCALE,
     PROBLEMS,
@@ -108,4 +110,31 @@ def test_targets_and_patience_stop_each_job_on_its_own_step() -> None:
     raw[1] = {**raw[1], "stop": {"patience": 2}}
     raw[2] = {**raw[2], "stop": {"converge_tol": 0.01, "converge_steps": 3}}
     raw[3] = {**raw[3], "diverge_factor": 2.0}
+    assert assert_fused_equals_alone(raw) <= 1e-6
+
+
+def test_the_probe_picks_the_fastest_mode_that_changes_no_number() -> None:
+    def chosen(base: dict[str, Any]) -> str | None:
+        raw = grid(base, {"name": "SGD"}, "momentum", [0.0, 0.9], [0.001, 0.01])
+        return choose_mode([JobSpec.model_validate(r) for r in raw])[0]
+
+    assert chosen(PROBLEMS["seed"]) == "vmap"
+    digits = {"model": {"kind": "mlp", "hidden": [32]},
+              "data": {"kind": "sklearn", "name": "digits", "standardize": True},
+              "batch_size": 32, "steps": 70}
+    assert chosen(digits) == "batched"
+    # three features into one output: the batched product sums in another order than a
+    # job's own (measured here), so each job's forward runs on its own slices
+    assert chosen(PROBLEMS["linreg"]) == "per_job"
+
+
+@pytest.mark.parametrize("optimizer", ["sgd-momentum", "adam"])
+def test_a_digits_mlp_fuses_batched_with_the_same_numbers(optimizer: str) -> None:
+    base = {"model": {"kind": "mlp", "hidden": [64, 32]},
+            "data": {"kind": "sklearn", "name": "digits", "standardize": True,
+                     "val_fraction": 0.2},
+            "batch_size": 32, "steps": 120, "eval_every": 40}
+    options, axis, values, lrs = OPTIMIZERS[optimizer]
+    raw = grid(base, options, axis, values, lrs)
+    assert choose_mode([JobSpec.model_validate(r) for r in raw])[0] == "batched"
     assert assert_fused_equals_alone(raw) <= 1e-6
