@@ -62,11 +62,12 @@ def run_worker(settings: Settings, plan: WorkerPlan, *, concurrency: int) -> Non
     # torch is imported in the worker's main process before the pool forks (children
     # start without paying for it).
     from optimlab.worker.celery_app import create_celery
-    from optimlab.worker.engine.warmup import warm_up
+    from optimlab.worker.engine.warmup import warm_up, warm_up_fused
     from optimlab.worker.lifecycle import WorkerMonitor
     from optimlab.worker.tasks import register_tasks
 
     warm_up()
+    warm_up_fused()
     # torch leaves ~10^6 long-lived objects; keep full collections from rescanning them
     # in the middle of a job's metric writes (~0.2 s each here).
     gc.freeze()

@@ -3,10 +3,16 @@ first job, so that neither the first POST nor the first run waits for them."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from optimlab.worker.engine.loop import run_training
 from optimlab.worker.engine.sink import ListSink
 from optimlab.worker.engine.validation import validate_spec
 from optimlab.worker.spec import JobSpec
+
+if TYPE_CHECKING:
+    from optimlab.worker.engine.fused.loop import JobUpdate
 
 _SPECS = [
     {"model": {"kind": "expression", "expression": "sum((w*u - 1)**2)",
@@ -26,3 +32,15 @@ def warm_up() -> None:
         spec = JobSpec.model_validate(raw)
         validate_spec(spec)
         run_training(spec, ListSink())
+
+
+def warm_up_fused() -> None:
+    """The first vmap pays torch.func's initialisation (~1.5 s): a worker pays it here."""
+    from optimlab.worker.engine.fused.loop import run_fused  # workers only
+
+    class Drop:
+        def write(self, updates: Sequence[JobUpdate]) -> list[bool]:
+            return [True] * len(updates)
+
+    spec = JobSpec.model_validate(_SPECS[0])
+    run_fused([spec, spec.model_copy(update={"seed": 1})], Drop())
