@@ -10,8 +10,12 @@ Each sweep is POSTed to the API (in this process) with ``fuse`` on and off, and 
 from the POST until the sweep reports every job finished. ``bare`` is a hand-written
 PyTorch loop per point (the optimizer, ``loss.item()`` every step), run one point after
 another in this process: it is measured on ``--bare-points`` points and scaled to the
-sweep's size (it says so). Everything runs in the same invocation, on the embedded stack
-(SQLite and the folder broker in a temporary data folder), one torch thread per process.
+sweep's size (it says so). ``engine`` rows time the training alone, in this process, with
+sinks that drop the points: ``run_fused`` over all points against ``run_training`` point
+by point (also measured on ``--bare-points`` and scaled): what fusion saves before the
+database stores the same number of points either way. Everything runs in the same
+invocation, on the embedded stack (SQLite and the folder broker in a temporary data
+folder), one torch thread per process.
 
     .venv/bin/python bench/fused_sweep.py                      # both problems, ~10 min here
     .venv/bin/python bench/fused_sweep.py --problems seed --points 100 --steps 1000
@@ -42,6 +46,9 @@ from optimlab.service.db.connection import make_engine
 from optimlab.service.db.workers import live_workers
 from optimlab.service.settings import Settings
 from optimlab.worker.engine.data import load_dataset, prepare_split
+from optimlab.worker.engine.fused.loop import run_fused
+from optimlab.worker.engine.fused.probe import choose_mode
+from optimlab.worker.engine.loop import run_training
 from optimlab.worker.spec import JobSpec
 
 SEED_BASE: dict[str, Any] = {
@@ -122,6 +129,34 @@ def time_bare(problem: str, points: int, sample: int, steps: int) -> tuple[float
     return elapsed * (len(lrs) * len(momenta)) / len(grid), len(grid)
 
 
+class DropAll:
+    def write(self, *args: Any) -> Any:
+        updates = args[0]
+        return [True] * len(updates) if isinstance(updates, list) else True
+
+
+def time_engine(problem: str, points: int, sample: int, steps: int) -> tuple[float, float]:
+    """(fused, alone scaled) seconds of training only, points dropped."""
+    request = sweep_request(problem, points, steps, fuse=True)
+    specs = []
+    for lr in request["axes"]["optimizer.lr"]:
+        for momentum in request["axes"]["optimizer.momentum"]:
+            raw = {**request["base"], "optimizer": {"name": "SGD", "lr": lr,
+                                                    "momentum": momentum}}
+            specs.append(JobSpec.model_validate(raw))
+    mode, reason = choose_mode(specs)
+    if mode is None:
+        raise SystemExit(f"not fusable: {reason}")
+    started = time.perf_counter()
+    run_fused(specs, DropAll(), mode=mode)
+    fused = time.perf_counter() - started
+    started = time.perf_counter()
+    for spec in specs[:sample]:
+        run_training(spec, DropAll())
+    alone = (time.perf_counter() - started) * len(specs) / min(sample, len(specs))
+    return fused, alone
+
+
 def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "OPTIMLAB_DATA_DIR": str(settings.data_dir),
            "OPTIMLAB_DATABASE_URL": "", "OPTIMLAB_BROKER_URL": "",
@@ -187,6 +222,8 @@ def report(client: TestClient, problem: str, args: argparse.Namespace) -> None:
     unfused, _ = time_sweep(client, sweep_request(problem, args.points, args.steps,
                                                   fuse=False))
     bare, sampled = time_bare(problem, args.points, args.bare_points, args.steps)
+    engine_fused, engine_alone = time_engine(problem, args.points, args.bare_points,
+                                             args.steps)
     size = body["size"]
     print(f"\n{problem}: {size} points x {args.steps} steps, fused tasks {tasks}, "
           f"counts {body['counts']}")
@@ -195,6 +232,10 @@ def report(client: TestClient, problem: str, args: argparse.Namespace) -> None:
                           (f"bare loop (measured on {sampled}, scaled)", bare)):
         print(f"| {name} | {seconds:.2f} | {seconds / size:.4f} | {unfused / seconds:.1f}x |")
     print(f"fused is {bare / fused:.1f}x faster than the bare loop run point by point")
+    print(f"engine only (no storage): run_training point by point {engine_alone:.2f} s "
+          f"(scaled from {min(args.bare_points, size)}), run_fused {engine_fused:.2f} s: "
+          f"{engine_alone / engine_fused:.1f}x; bare loop / run_fused "
+          f"{bare / engine_fused:.1f}x")
 
 
 if __name__ == "__main__":
