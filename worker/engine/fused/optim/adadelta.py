@@ -14,19 +14,16 @@ from optimlab.worker.engine.fused.optim.base import (
     State,
     add_scaled,
     add_squared,
-    added,
+    common_flags,
+    prepared_grad,
 )
-
-MAXIMIZE, DECAY = 1, 2
 
 
 class FusedAdadelta(FusedOptimizer):
     def setup(self, groups: list[dict[str, Any]]) -> None:
         for key in ("rho", "eps", "weight_decay"):
             self.values[key] = [float(g[key]) for g in groups]
-        self.values["key"] = [
-            (MAXIMIZE if g["maximize"] else 0) | (DECAY if g["weight_decay"] != 0 else 0)
-            for g in groups]
+        self.values["key"] = [common_flags(g) for g in groups]
 
     def new_state(self, param: Tensor) -> State:
         return {"square_avg": torch.zeros_like(param), "acc_delta": torch.zeros_like(param)}
@@ -43,10 +40,7 @@ class FusedAdadelta(FusedOptimizer):
 
     def update(self, key: int, param: Tensor, grad: Tensor, state: State,
                s: dict[str, Scalar]) -> None:
-        if key & MAXIMIZE:
-            grad = -grad
-        if key & DECAY:
-            grad = added(grad, param, s["weight_decay"])
+        grad = prepared_grad(key, param, grad, s)
         square_avg, acc_delta = state["square_avg"], state["acc_delta"]
         add_squared(square_avg.mul_(s["rho"]), grad, s["one_minus_rho"])
         std = square_avg.add(s["eps"]).sqrt_()

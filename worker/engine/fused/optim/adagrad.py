@@ -11,19 +11,16 @@ from optimlab.worker.engine.fused.optim.base import (
     Scalar,
     State,
     add_quotient,
-    added,
+    common_flags,
+    prepared_grad,
 )
-
-MAXIMIZE, DECAY = 1, 2
 
 
 class FusedAdagrad(FusedOptimizer):
     def setup(self, groups: list[dict[str, Any]]) -> None:
         for key in ("lr_decay", "weight_decay", "initial_accumulator_value", "eps"):
             self.values[key] = [float(g[key]) for g in groups]
-        self.values["key"] = [
-            (MAXIMIZE if g["maximize"] else 0) | (DECAY if g["weight_decay"] != 0 else 0)
-            for g in groups]
+        self.values["key"] = [common_flags(g) for g in groups]
 
     def new_state(self, param: Tensor) -> State:
         column = self.column(self.values["initial_accumulator_value"])
@@ -44,10 +41,7 @@ class FusedAdagrad(FusedOptimizer):
 
     def update(self, key: int, param: Tensor, grad: Tensor, state: State,
                s: dict[str, Scalar]) -> None:
-        if key & MAXIMIZE:
-            grad = -grad
-        if key & DECAY:
-            grad = added(grad, param, s["weight_decay"])
+        grad = prepared_grad(key, param, grad, s)
         state_sum = state["sum"]
         state_sum.addcmul_(grad, grad, value=1)
         std = state_sum.sqrt().add_(s["eps"])

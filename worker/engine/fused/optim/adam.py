@@ -8,15 +8,17 @@ import torch
 from torch import Tensor
 
 from optimlab.worker.engine.fused.optim.base import (
+    FAMILY_FLAG,
     FusedOptimizer,
     Scalar,
     State,
     add_quotient,
     add_squared,
-    added,
+    common_flags,
+    prepared_grad,
 )
 
-MAXIMIZE, DECAY, DECOUPLED, AMSGRAD = 1, 2, 4, 8
+AMSGRAD = FAMILY_FLAG
 
 
 class FusedAdam(FusedOptimizer):
@@ -29,8 +31,7 @@ class FusedAdam(FusedOptimizer):
         v["eps"] = [float(g["eps"]) for g in groups]
         v["weight_decay"] = [float(g["weight_decay"]) for g in groups]
         v["key"] = [
-            (MAXIMIZE if g["maximize"] else 0) | (DECAY if g["weight_decay"] != 0 else 0)
-            | (DECOUPLED if g["decoupled_weight_decay"] else 0)
+            common_flags(g)
             | (AMSGRAD if g["amsgrad"] else 0)
             for g in groups]
         self.amsgrad = any(g["amsgrad"] for g in groups)
@@ -67,13 +68,7 @@ class FusedAdam(FusedOptimizer):
 
     def update(self, key: int, param: Tensor, grad: Tensor, state: State,
                s: dict[str, Scalar]) -> None:
-        if key & MAXIMIZE:
-            grad = -grad
-        if key & DECAY:
-            if key & DECOUPLED:
-                param.mul_(s["decay_factor"])
-            else:
-                grad = added(grad, param, s["weight_decay"])
+        grad = prepared_grad(key, param, grad, s)
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
         exp_avg.lerp_(grad, s["one_minus_beta1"])
         add_squared(exp_avg_sq.mul_(s["beta2"]), grad, s["one_minus_beta2"])

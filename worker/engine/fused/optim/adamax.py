@@ -12,10 +12,9 @@ from optimlab.worker.engine.fused.optim.base import (
     Scalar,
     State,
     add_quotient,
-    added,
+    common_flags,
+    prepared_grad,
 )
-
-MAXIMIZE, DECAY = 1, 2
 
 
 class FusedAdamax(FusedOptimizer):
@@ -27,9 +26,7 @@ class FusedAdamax(FusedOptimizer):
         v["beta2"] = [float(g["betas"][1]) for g in groups]
         v["eps"] = [float(g["eps"]) for g in groups]
         v["weight_decay"] = [float(g["weight_decay"]) for g in groups]
-        v["key"] = [
-            (MAXIMIZE if g["maximize"] else 0) | (DECAY if g["weight_decay"] != 0 else 0)
-            for g in groups]
+        v["key"] = [common_flags(g) for g in groups]
 
     def new_state(self, param: Tensor) -> State:
         return {"exp_avg": torch.zeros_like(param), "exp_inf": torch.zeros_like(param)}
@@ -51,10 +48,7 @@ class FusedAdamax(FusedOptimizer):
 
     def update(self, key: int, param: Tensor, grad: Tensor, state: State,
                s: dict[str, Scalar]) -> None:
-        if key & MAXIMIZE:
-            grad = -grad
-        if key & DECAY:
-            grad = added(grad, param, s["weight_decay"])
+        grad = prepared_grad(key, param, grad, s)
         exp_avg, exp_inf = state["exp_avg"], state["exp_inf"]
         exp_avg.lerp_(grad, s["one_minus_beta1"])
         torch.maximum(exp_inf.mul_(s["beta2"]), grad.abs().add_(s["eps"]), out=exp_inf)

@@ -8,14 +8,16 @@ import torch
 from torch import Tensor
 
 from optimlab.worker.engine.fused.optim.base import (
+    FAMILY_FLAG,
     FusedOptimizer,
     Scalar,
     State,
     add_scaled,
-    added,
+    common_flags,
+    prepared_grad,
 )
 
-MAXIMIZE, DECAY, AVERAGING = 1, 2, 4
+AVERAGING = FAMILY_FLAG
 
 
 class FusedASGD(FusedOptimizer):
@@ -25,9 +27,7 @@ class FusedASGD(FusedOptimizer):
     def setup(self, groups: list[dict[str, Any]]) -> None:
         for key in ("lambd", "alpha", "t0", "weight_decay"):
             self.values[key] = [float(g[key]) for g in groups]
-        self.values["key"] = [
-            (MAXIMIZE if g["maximize"] else 0) | (DECAY if g["weight_decay"] != 0 else 0)
-            for g in groups]
+        self.values["key"] = [common_flags(g) for g in groups]
         for values in self.param_values:
             values["eta"] = [0.0] * self.jobs  # set from the lr of the first step
             values["mu"] = [1.0] * self.jobs
@@ -66,10 +66,7 @@ class FusedASGD(FusedOptimizer):
 
     def update(self, key: int, param: Tensor, grad: Tensor, state: State,
                s: dict[str, Scalar]) -> None:
-        if key & MAXIMIZE:
-            grad = -grad
-        if key & DECAY:
-            grad = added(grad, param, s["weight_decay"])
+        grad = prepared_grad(key, param, grad, s)
         param.mul_(s["decay_factor"])
         add_scaled(param, grad, s["neg_eta"])
         ax = state["ax"]

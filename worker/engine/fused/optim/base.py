@@ -40,6 +40,9 @@ Scalar = float | Tensor
 State = dict[str, Tensor]
 
 _GROUP_CACHE_SIZE = 64
+# Bits of a job's update key that every family reads the same way (prepared_grad); a
+# family's own flags start at FAMILY_FLAG.
+MAXIMIZE, DECAY, DECOUPLED, FAMILY_FLAG = 1, 2, 4, 8
 
 
 class NotFusable(Exception):
@@ -48,6 +51,26 @@ class NotFusable(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+def common_flags(group: dict[str, Any]) -> int:
+    """The key bits of torch.optim's common options: maximize, weight decay, decoupled."""
+    return ((MAXIMIZE if group["maximize"] else 0)
+            | (DECAY if group["weight_decay"] != 0 else 0)
+            | (DECOUPLED if group.get("decoupled_weight_decay") else 0))
+
+
+def prepared_grad(key: int, param: Tensor, grad: Tensor, s: dict[str, Scalar]) -> Tensor:
+    """The prologue of every single-tensor update: the gradient negated for ``maximize``,
+    then weight decay added to it, or, decoupled (AdamW), the parameter shrunk first."""
+    if key & MAXIMIZE:
+        grad = -grad
+    if key & DECAY:
+        if key & DECOUPLED:
+            param.mul_(s["decay_factor"])
+        else:
+            grad = added(grad, param, s["weight_decay"])
+    return grad
 
 
 def add_scaled(x: Tensor, y: Tensor, s: Scalar) -> Tensor:

@@ -13,10 +13,9 @@ from optimlab.worker.engine.fused.optim.base import (
     State,
     add_quotient,
     add_squared,
-    added,
+    common_flags,
+    prepared_grad,
 )
-
-MAXIMIZE, DECAY, DECOUPLED = 1, 2, 4
 
 
 class FusedNAdam(FusedOptimizer):
@@ -30,10 +29,7 @@ class FusedNAdam(FusedOptimizer):
         v["beta2"] = [float(g["betas"][1]) for g in groups]
         for key in ("eps", "weight_decay", "momentum_decay"):
             v[key] = [float(g[key]) for g in groups]
-        v["key"] = [
-            (MAXIMIZE if g["maximize"] else 0) | (DECAY if g["weight_decay"] != 0 else 0)
-            | (DECOUPLED if g["decoupled_weight_decay"] else 0)
-            for g in groups]
+        v["key"] = [common_flags(g) for g in groups]
         for values in self.param_values:
             values["mu_product"] = [1.0] * self.jobs  # a scalar tensor in torch.optim
 
@@ -75,13 +71,7 @@ class FusedNAdam(FusedOptimizer):
 
     def update(self, key: int, param: Tensor, grad: Tensor, state: State,
                s: dict[str, Scalar]) -> None:
-        if key & MAXIMIZE:
-            grad = -grad
-        if key & DECAY:
-            if key & DECOUPLED:
-                param.mul_(s["decay_factor"])
-            else:
-                grad = added(grad, param, s["weight_decay"])
+        grad = prepared_grad(key, param, grad, s)
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
         exp_avg.lerp_(grad, s["one_minus_beta1"])
         add_squared(exp_avg_sq.mul_(s["beta2"]), grad, s["one_minus_beta2"])

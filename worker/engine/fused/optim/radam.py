@@ -8,14 +8,16 @@ import torch
 from torch import Tensor
 
 from optimlab.worker.engine.fused.optim.base import (
+    FAMILY_FLAG,
     FusedOptimizer,
     Scalar,
     State,
     add_squared,
-    added,
+    common_flags,
+    prepared_grad,
 )
 
-MAXIMIZE, DECAY, DECOUPLED, RECTIFIED = 1, 2, 4, 8
+RECTIFIED = FAMILY_FLAG
 
 
 def rho(beta2: float, t: float) -> tuple[float, float]:
@@ -41,10 +43,7 @@ class FusedRAdam(FusedOptimizer):
         v["beta2"] = [float(g["betas"][1]) for g in groups]
         for key in ("eps", "weight_decay"):
             v[key] = [float(g[key]) for g in groups]
-        v["key"] = [
-            (MAXIMIZE if g["maximize"] else 0) | (DECAY if g["weight_decay"] != 0 else 0)
-            | (DECOUPLED if g["decoupled_weight_decay"] else 0)
-            for g in groups]
+        v["key"] = [common_flags(g) for g in groups]
         self._rectified: tuple[int, list[float], list[int]] | None = None
 
     def new_state(self, param: Tensor) -> State:
@@ -83,13 +82,7 @@ class FusedRAdam(FusedOptimizer):
 
     def update(self, key: int, param: Tensor, grad: Tensor, state: State,
                s: dict[str, Scalar]) -> None:
-        if key & MAXIMIZE:
-            grad = -grad
-        if key & DECAY:
-            if key & DECOUPLED:
-                param.mul_(s["decay_factor"])
-            else:
-                grad = added(grad, param, s["weight_decay"])
+        grad = prepared_grad(key, param, grad, s)
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
         exp_avg.lerp_(grad, s["one_minus_beta1"])
         add_squared(exp_avg_sq.mul_(s["beta2"]), grad, s["one_minus_beta2"])

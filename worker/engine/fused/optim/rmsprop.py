@@ -9,16 +9,18 @@ import torch
 from torch import Tensor
 
 from optimlab.worker.engine.fused.optim.base import (
+    FAMILY_FLAG,
     FusedOptimizer,
     Scalar,
     State,
     add_quotient,
     add_scaled,
     add_squared,
-    added,
+    common_flags,
+    prepared_grad,
 )
 
-MAXIMIZE, DECAY, CENTERED, MOMENTUM = 1, 2, 4, 8
+CENTERED, MOMENTUM = FAMILY_FLAG, 2 * FAMILY_FLAG
 
 
 class FusedRMSprop(FusedOptimizer):
@@ -28,7 +30,7 @@ class FusedRMSprop(FusedOptimizer):
         for key in ("alpha", "eps", "weight_decay", "momentum"):
             self.values[key] = [float(g[key]) for g in groups]
         self.values["key"] = [
-            (MAXIMIZE if g["maximize"] else 0) | (DECAY if g["weight_decay"] != 0 else 0)
+            common_flags(g)
             | (CENTERED if g["centered"] else 0)
             for g in groups]
         self.centered = any(g["centered"] for g in groups)
@@ -59,10 +61,7 @@ class FusedRMSprop(FusedOptimizer):
 
     def update(self, key: int, param: Tensor, grad: Tensor, state: State,
                s: dict[str, Scalar]) -> None:
-        if key & MAXIMIZE:
-            grad = -grad
-        if key & DECAY:
-            grad = added(grad, param, s["weight_decay"])
+        grad = prepared_grad(key, param, grad, s)
         square_avg = state["square_avg"]
         add_squared(square_avg.mul_(s["alpha"]), grad, s["one_minus_alpha"])
         if key & CENTERED:

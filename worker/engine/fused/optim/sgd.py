@@ -8,14 +8,17 @@ from typing import Any
 from torch import Tensor
 
 from optimlab.worker.engine.fused.optim.base import (
+    FAMILY_FLAG,
     FusedOptimizer,
     Scalar,
     State,
     add_scaled,
     added,
+    common_flags,
+    prepared_grad,
 )
 
-MAXIMIZE, DECAY, NESTEROV, MOMENTUM, BUFFER = 1, 2, 4, 8, 16
+NESTEROV, MOMENTUM, BUFFER = FAMILY_FLAG, 2 * FAMILY_FLAG, 4 * FAMILY_FLAG
 
 
 class FusedSGD(FusedOptimizer):
@@ -25,7 +28,7 @@ class FusedSGD(FusedOptimizer):
         for key in ("momentum", "dampening", "weight_decay"):
             self.values[key] = [float(g[key]) for g in groups]
         self.values["key"] = [
-            (MAXIMIZE if g["maximize"] else 0) | (DECAY if g["weight_decay"] != 0 else 0)
+            common_flags(g)
             | (NESTEROV if g["nesterov"] else 0)
             for g in groups]
         for values in self.param_values:
@@ -63,10 +66,7 @@ class FusedSGD(FusedOptimizer):
 
     def update(self, key: int, param: Tensor, grad: Tensor, state: State,
                s: dict[str, Scalar]) -> None:
-        if key & MAXIMIZE:
-            grad = -grad
-        if key & DECAY:
-            grad = added(grad, param, s["weight_decay"])
+        grad = prepared_grad(key, param, grad, s)
         if key & MOMENTUM:
             buf = state["momentum_buffer"]
             if key & BUFFER:
