@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from optimlab.service.db import jobs, metrics, summaries
 from optimlab.service.db.models import utcnow
@@ -29,14 +29,21 @@ log = logging.getLogger(__name__)
 
 
 def execute_job(job_id: str, *, engine: Engine, settings: Settings, worker: str) -> None:
+    claim = claim_job(job_id, engine=engine, settings=settings, worker=worker)
+    if claim is not None:
+        run_claimed(claim, engine=engine, settings=settings, worker=worker)
+
+
+def claim_job(job_id: str, *, engine: Engine, settings: Settings,
+              worker: str) -> jobs.Claim | None:
+    """Take the job for a new run (queued, or running with a stale heartbeat), or None."""
     stale_before = utcnow() - timedelta(seconds=settings.stale_after_seconds)
     with engine.begin() as conn:
         claim = jobs.claim_job(conn, uuid.UUID(job_id), worker=worker, stale_before=stale_before,
                                max_attempts=settings.max_attempts)
     if claim is None:
         log.info("job %s: nothing to run (finished, cancelled or running elsewhere)", job_id)
-        return
-    run_claimed(claim, engine=engine, settings=settings, worker=worker)
+    return claim
 
 
 def run_claimed(claim: jobs.Claim, *, engine: Engine, settings: Settings, worker: str,
@@ -94,13 +101,21 @@ class SqlMetricSink:
     def write(self, points: list[MetricPoint], summary: TrainingSummary) -> bool:
         self.last_summary = finite_json(summary.as_dict())
         with self.engine.begin() as conn:
-            status = jobs.lock_for_write(conn, self.claim)
-            if status is None:
-                self.superseded = True
-                return False
-            metrics.write_points(conn, self.claim.job_id, points)
-            jobs.save_progress(conn, self.claim, self.last_summary)
+            status = store_batch(conn, self.claim, points, self.last_summary)
+        if status is None:
+            self.superseded = True
         return status == jobs.RUNNING
+
+
+def store_batch(conn: Connection, claim: jobs.Claim, points: list[MetricPoint],
+                progress: dict[str, Any]) -> str | None:
+    """Store a run's points and progress, fenced by its attempt; the job's status, or None
+    (nothing stored) when the run no longer holds the job."""
+    status = jobs.lock_for_write(conn, claim)
+    if status is not None:
+        metrics.write_points(conn, claim.job_id, points)
+        jobs.save_progress(conn, claim, progress)
+    return status
 
 
 class Heartbeat:

@@ -13,16 +13,13 @@ import logging
 import queue
 import threading
 import traceback
-import uuid
 from collections.abc import Sequence
-from datetime import timedelta
-from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import Engine, delete
 
-from optimlab.service.db import jobs, metrics
-from optimlab.service.db.models import Metric, utcnow
+from optimlab.service.db import jobs
+from optimlab.service.db.models import Metric
 from optimlab.service.jobs.datasets import SqlDatasetSource
 from optimlab.service.settings import Settings
 from optimlab.worker.engine.devices import DeviceUnavailable, resolve_device
@@ -30,7 +27,14 @@ from optimlab.worker.engine.fused.loop import JobUpdate, run_fused
 from optimlab.worker.engine.fused.plan import fusion_key
 from optimlab.worker.engine.fused.probe import choose_mode
 from optimlab.worker.engine.fused.stacked import Mode
-from optimlab.worker.execution import Heartbeat, finish, finite_json, run_claimed
+from optimlab.worker.execution import (
+    Heartbeat,
+    claim_job,
+    finish,
+    finite_json,
+    run_claimed,
+    store_batch,
+)
 from optimlab.worker.spec import JobSpec
 
 log = logging.getLogger(__name__)
@@ -75,18 +79,9 @@ def execute_fused(job_ids: Sequence[str], *, engine: Engine, settings: Settings,
 
 def _claim_all(job_ids: Sequence[str], *, engine: Engine, settings: Settings,
                worker: str) -> list[jobs.Claim]:
-    stale_before = utcnow() - timedelta(seconds=settings.stale_after_seconds)
-    claims = []
-    for job_id in job_ids:
-        with engine.begin() as conn:
-            claim = jobs.claim_job(conn, uuid.UUID(job_id), worker=worker,
-                                   stale_before=stale_before,
-                                   max_attempts=settings.max_attempts)
-        if claim is None:
-            log.info("job %s: nothing to run (finished, cancelled or running elsewhere)", job_id)
-        else:
-            claims.append(claim)
-    return claims
+    claims = (claim_job(job_id, engine=engine, settings=settings, worker=worker)
+              for job_id in job_ids)
+    return [claim for claim in claims if claim is not None]
 
 
 def _fused_mode(claims: list[jobs.Claim], engine: Engine) -> tuple[Mode | None, str | None]:
@@ -174,13 +169,8 @@ class SqlFusedSink:
     def _store(self, updates: list[JobUpdate]) -> None:
         with self.engine.begin() as conn:
             for index, points, summary in updates:
-                claim = self.claims[index]
-                status = jobs.lock_for_write(conn, claim)
+                status = store_batch(conn, self.claims[index], points,
+                                     finite_json(summary.as_dict()))
                 if status is None:
                     self.superseded.add(index)
-                    self.going_on[index] = False
-                    continue
-                metrics.write_points(conn, claim.job_id, points)
-                progress: dict[str, Any] = finite_json(summary.as_dict())
-                jobs.save_progress(conn, claim, progress)
                 self.going_on[index] = status == jobs.RUNNING
