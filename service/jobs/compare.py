@@ -17,10 +17,9 @@ import orjson
 from sqlalchemy import Engine
 
 from optimlab.service.db import compare, jobs
-from optimlab.service.db.listing import SummaryOrder
 from optimlab.service.db.models import Job
 from optimlab.service.jobs.errors import InvalidQuery, JobNotFound
-from optimlab.service.jobs.listing import InvalidSort, parse_sort
+from optimlab.service.jobs.listing import parse_rank
 
 MAX_JOBS = 200
 COSMETIC = ("seed", "name", "tags")
@@ -52,7 +51,7 @@ class Comparison:
 
 def compare_jobs(*, engine: Engine, job_ids: list[uuid.UUID], metric: str, max_points: int,
                  rank_by: str, band: Band) -> Comparison:
-    order = _rank_order(rank_by)  # validated before any work
+    order = parse_rank(rank_by)  # validated before any work
     with engine.connect() as conn:
         found = {job_id: jobs.get_job(conn, job_id) for job_id in job_ids}
         missing = [str(i) for i, job in found.items() if job is None]
@@ -75,13 +74,6 @@ def compare_jobs(*, engine: Engine, job_ids: list[uuid.UUID], metric: str, max_p
     result.ranking = _ranking(chosen, order.path if order else ("created_at",),
                               descending=bool(order and order.descending))
     return result
-
-
-def _rank_order(rank_by: str) -> SummaryOrder | None:
-    try:
-        return parse_sort(rank_by)
-    except InvalidSort as exc:
-        raise InvalidQuery("rank_by", str(exc).replace("cannot sort", "cannot rank")) from None
 
 
 def parse_ids(text: str, field: str = "jobs") -> list[uuid.UUID]:

@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from optimlab.service.db import listing
 from optimlab.service.db.listing import JobFilter, SummaryOrder
 from optimlab.service.db.models import Job
-from optimlab.service.jobs.errors import InvalidCursor
+from optimlab.service.jobs.errors import InvalidCursor, InvalidQuery
 from optimlab.worker.engine.sink import TrainingSummary
 
 NEWEST_FIRST = "-created_at"
@@ -42,6 +42,14 @@ def parse_sort(sort: str) -> SummaryOrder | None:
         return SummaryOrder(("evaluation", name), descending=descending)
     known = ", ".join(sorted([*SORTABLE, *(f"evaluation.{e}" for e in EVALUATIONS)]))
     raise InvalidSort(f"cannot sort by {sort!r}; use -created_at or a summary field: {known}")
+
+
+def parse_rank(rank_by: str) -> SummaryOrder | None:
+    """``parse_sort`` for a ``rank_by`` parameter: its refusal names that parameter."""
+    try:
+        return parse_sort(rank_by)
+    except InvalidSort as exc:
+        raise InvalidQuery("rank_by", str(exc).replace("cannot sort", "cannot rank")) from None
 
 
 def list_jobs(*, engine: Engine, where: JobFilter, sort: str, limit: int,

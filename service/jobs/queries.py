@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Iterator
 from datetime import datetime
 
 from sqlalchemy import Engine
@@ -66,10 +65,3 @@ def read_metrics(*, engine: Engine, job_id: uuid.UUID,
     wanted = metric_names(engine=engine, job_id=job_id, names=names)
     with engine.connect() as conn:
         return metrics.read_series(conn, job_id, wanted)
-
-
-def stream_metrics(*, engine: Engine, job_id: uuid.UUID,
-                   names: list[str] | None) -> Iterator[tuple[str, int, float]]:
-    wanted = metric_names(engine=engine, job_id=job_id, names=names)
-    with engine.connect() as conn:
-        yield from metrics.iter_points(conn, job_id, wanted)

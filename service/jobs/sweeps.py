@@ -24,7 +24,7 @@ from optimlab.service.jobs.datasets import SqlDatasetSource
 from optimlab.service.jobs.dispatch import Dispatcher
 from optimlab.service.jobs.errors import BrokerUnavailable, InvalidQuery
 from optimlab.service.jobs.fusion import FusionPlan, plan_fusion
-from optimlab.service.jobs.listing import InvalidSort, parse_sort
+from optimlab.service.jobs.listing import parse_rank
 from optimlab.service.jobs.submit import choose_queue, count_gpu_workers
 from optimlab.service.jobs.sweep_spec import PathError, SweepPoint, SweepSpec, expand
 from optimlab.service.settings import Settings
@@ -155,10 +155,7 @@ def get_sweep(*, engine: Engine, sweep_id: uuid.UUID, rank_by: str = "final_loss
 
 
 def _rank_order(rank_by: str) -> listing.SummaryOrder:
-    try:
-        order = parse_sort(rank_by)
-    except InvalidSort as exc:
-        raise InvalidQuery("rank_by", str(exc).replace("cannot sort", "cannot rank")) from None
+    order = parse_rank(rank_by)
     if order is None:
         raise InvalidQuery("rank_by", "rank by a summary field such as final_loss")
     return order
