@@ -28,6 +28,7 @@ from optimlab.worker.engine.errors import SpecError
 from optimlab.worker.engine.problem import build_problem
 from optimlab.worker.engine.recorder import Recorder
 from optimlab.worker.engine.sink import MetricSink, TrainingSummary
+from optimlab.worker.engine.stopping import Ending
 from optimlab.worker.engine.training import build_training
 from optimlab.worker.spec import MAX_STEPS, JobSpec
 
@@ -46,20 +47,17 @@ def run_training(spec: JobSpec, sink: MetricSink, *, flush_seconds: float = 0.5,
                         thresholds=spec.summary.thresholds)
     rows = batches(problem.train.rows, spec.batch_size, seed=spec.seed, drop_last=spec.drop_last,
                    device=device)
-    outcome, reason = "completed", None
+    ending: Ending | None = None
     for step in range(steps):
         ending = training.step(step, next(rows), recorder, last=step == steps - 1)
         summary.epochs_done = (step + 1) / per_epoch
         if ending is None and recorder.due() and not recorder.flush():
             ending = ("cancelled", None)
         if ending is not None:
-            outcome, reason = ending
-            if outcome == "diverged":
-                summary.diverged_at = step
-            elif outcome == "reached_target":
-                summary.reached_at = step
+            summary.conclude(*ending, step)
             break
-    summary.outcome, summary.stop_reason = outcome, reason
+    if ending is None:
+        summary.conclude("completed", None, steps - 1)
     recorder.flush()
     return summary
 

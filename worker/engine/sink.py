@@ -42,6 +42,14 @@ class TrainingSummary:
     loss_area_log10: float | None = None
     converged_at: int | None = None  # filled in from the stored history (the worker)
 
+    def conclude(self, outcome: str, reason: str | None, step: int) -> None:
+        """Record how the run ended, and at which step where the outcome has one."""
+        if outcome == "diverged":
+            self.diverged_at = step
+        elif outcome == "reached_target":
+            self.reached_at = step
+        self.outcome, self.stop_reason = outcome, reason
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -213,7 +213,8 @@ class _Run:
         if not ending:
             return
         for job in ending:
-            _conclude(job, step)
+            assert job.ending is not None
+            job.summary.conclude(*job.ending, step)
         self._write(ending)
         keep = [k for k, job in enumerate(self.active) if job.ending is None]
         self.ended += ending
@@ -227,23 +228,9 @@ class _Run:
 
     def finish(self) -> None:
         for job in self.active:
-            job.summary.outcome, job.summary.stop_reason = "completed", None
+            job.summary.conclude("completed", None, self.steps - 1)
         if self.active:
             self._write(self.active)
-
-
-def _conclude(job: FusedJob, step: int) -> None:
-    assert job.ending is not None
-    outcome, reason = job.ending
-    if outcome == "diverged":
-        job.summary.diverged_at = step
-    elif outcome == "reached_target":
-        job.summary.reached_at = step
-    job.summary.outcome, job.summary.stop_reason = outcome, reason
-
-
-
-
 
 
 def job_norms(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
