@@ -33,7 +33,6 @@ import argparse
 import cProfile
 import functools
 import gc
-import os
 import platform
 import pstats
 import statistics
@@ -46,6 +45,7 @@ from typing import TypeVar
 import numpy as np
 import torch
 import torch.nn.functional as F
+from support import load_line, positive
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from optimlab.worker.engine import ListSink, MetricPoint, TrainingSummary, run_training
@@ -291,13 +291,6 @@ def profile(case: Case, steps: int, top: int) -> None:
     stats.sort_stats("cumulative").print_stats(top)
 
 
-def positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--steps", type=positive, default=2000,
@@ -331,12 +324,6 @@ def main(argv: list[str] | None = None) -> None:
         for variant, values in samples.items():
             print(format_row(case.name, variant, values, samples["bare"]), flush=True)
     print(load_line())
-
-
-def load_line() -> str:
-    """Other processes on the machine skew absolute figures (ratios less so): say how busy."""
-    one, five, _ = os.getloadavg()
-    return f"load average: {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} CPUs"
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import platform
 import statistics
 import time
@@ -33,6 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from support import load_line, positive
 
 from optimlab.worker.engine.fused.optimizers import FAMILIES, fused_optimizer
 
@@ -130,18 +130,6 @@ def format_row(variant: str, samples: list[float], base: list[float]) -> str:
     spread = f"{min(samples) * 1e6:.1f}-{max(samples) * 1e6:.1f}"
     return (f"{variant:<12} {median * 1e6:>10.1f}  {spread:>17}  "
             f"{statistics.median(base) / median:>7.1f}x  {min(base) / min(samples):>9.1f}x")
-
-
-def positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-
-def load_line() -> str:
-    one, five, _ = os.getloadavg()
-    return f"load average: {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} CPUs"
 
 
 def main(argv: list[str] | None = None) -> None:

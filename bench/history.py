@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import gc
 import math
-import os
 import platform
 import sqlite3
 import statistics
@@ -44,8 +43,8 @@ from pathlib import Path
 
 import psycopg
 import sqlalchemy
-from psycopg import sql
 from sqlalchemy import Engine, text
+from support import load_line, positive, postgres_url
 
 from optimlab import migrations
 from optimlab.service.db import history, jobs, metrics
@@ -55,19 +54,6 @@ from optimlab.service.db.connection import make_engine
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 # (engine, job id, max points) -> points read
 Reader = Callable[[Engine, uuid.UUID, int], int]
-
-
-@contextmanager
-def postgres_url(admin: str) -> Iterator[str]:
-    name = f"optimlab_bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield admin.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-                         .format(sql.Identifier(name)))
 
 
 def make_history(engine: Engine, steps: int) -> uuid.UUID:
@@ -180,18 +166,6 @@ def bench(backend: str, url: str, args: argparse.Namespace) -> None:
 def sqlite_url() -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="optimlab-bench-") as folder:
         yield f"sqlite:///{Path(folder) / 'bench.db'}"
-
-
-def positive(text_: str) -> int:
-    value = int(text_)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text_}")
-    return value
-
-
-def load_line() -> str:
-    one, five, _ = os.getloadavg()
-    return f"load average: {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} CPUs"
 
 
 def main(argv: list[str] | None = None) -> None:

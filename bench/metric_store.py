@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import platform
 import random
 import sqlite3
@@ -48,8 +47,8 @@ from pathlib import Path
 
 import psycopg
 import sqlalchemy
-from psycopg import sql
 from sqlalchemy import Engine, func, insert, select, text
+from support import load_line, positive, postgres_url
 
 from optimlab import migrations
 from optimlab.service.db import jobs, metrics
@@ -122,19 +121,6 @@ def open_store(backend: str, url: str) -> Store:
 def sqlite_url() -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="optimlab-bench-") as folder:
         yield f"sqlite:///{Path(folder) / 'bench.db'}"
-
-
-@contextmanager
-def postgres_url(admin: str) -> Iterator[str]:
-    name = f"optimlab_bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield admin.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-                         .format(sql.Identifier(name)))
 
 
 # --------------------------------------------------------------------------- writers
@@ -290,13 +276,6 @@ def bench_backend(backend: str, url: str, args: argparse.Namespace) -> None:
         store.engine.dispose()
 
 
-def positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--rows", type=positive, default=5000,
@@ -345,12 +324,6 @@ def main(argv: list[str] | None = None) -> None:
         with postgres_url(args.postgres) as url:
             bench_backend("postgresql", url, args)
     print(load_line())
-
-
-def load_line() -> str:
-    """Other processes on the machine skew absolute figures (ratios less so): say how busy."""
-    one, five, _ = os.getloadavg()
-    return f"load average: {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} CPUs"
 
 
 if __name__ == "__main__":
