@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from optimlab.service.db import compare, jobs
 from optimlab.service.db.models import Job
@@ -53,11 +53,7 @@ def compare_jobs(*, engine: Engine, job_ids: list[uuid.UUID], metric: str, max_p
                  rank_by: str, band: Band) -> Comparison:
     order = parse_rank(rank_by)  # validated before any work
     with engine.connect() as conn:
-        found = {job_id: jobs.get_job(conn, job_id) for job_id in job_ids}
-        missing = [str(i) for i, job in found.items() if job is None]
-        if missing:
-            raise UnknownJobs(missing)
-        chosen = [job for job in found.values() if job is not None]
+        chosen = existing_jobs(conn, job_ids)
         hi = compare.last_step(conn, job_ids, metric)
         buckets = compare.plan_buckets(0, -1 if hi is None else hi, max_points)
         stats = {job.id: compare.bucket_stats(conn, job.id, metric, buckets) for job in chosen}
@@ -74,6 +70,15 @@ def compare_jobs(*, engine: Engine, job_ids: list[uuid.UUID], metric: str, max_p
     result.ranking = _ranking(chosen, order.path if order else ("created_at",),
                               descending=bool(order and order.descending))
     return result
+
+
+def existing_jobs(conn: Connection, job_ids: list[uuid.UUID]) -> list[Job]:
+    """The jobs, in the order given; UnknownJobs names every id that has none."""
+    found = {job_id: jobs.get_job(conn, job_id) for job_id in job_ids}
+    missing = [str(i) for i, job in found.items() if job is None]
+    if missing:
+        raise UnknownJobs(missing)
+    return [job for job in found.values() if job is not None]
 
 
 def parse_ids(text: str, field: str = "jobs") -> list[uuid.UUID]:

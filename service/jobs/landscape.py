@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine
 from optimlab.service.db import compare as stats
 from optimlab.service.db import jobs
 from optimlab.service.db.models import Job
-from optimlab.service.jobs.compare import UnknownJobs, flatten
+from optimlab.service.jobs.compare import existing_jobs, flatten
 from optimlab.service.jobs.errors import InvalidQuery, JobNotFound
 from optimlab.service.jobs.plots import describe_optimizer, label
 from optimlab.service.plots.landscape import LandscapeError, Objective, Path, evaluate_grid
@@ -50,11 +50,7 @@ def compare_landscape(*, engine: Engine, job_ids: list[uuid.UUID],
                       max_points: int) -> Landscape:
     """Every job's path over their shared objective, labelled by what differs."""
     with engine.connect() as conn:
-        found = {job_id: jobs.get_job(conn, job_id) for job_id in job_ids}
-        missing = [str(i) for i, job in found.items() if job is None]
-        if missing:
-            raise UnknownJobs(missing)
-        chosen = [job for job in found.values() if job is not None]
+        chosen = existing_jobs(conn, job_ids)
         objectives = [objective_of(job, field="jobs") for job in chosen]
         first = objectives[0]
         for job, objective in zip(chosen, objectives, strict=True):
