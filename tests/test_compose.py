@@ -51,7 +51,7 @@ DOCKERIGNORE = ROOT / ".dockerignore"
 
 SERVICES = {"postgres", "redis", "migrate", "api", "worker", "worker-gpu"}
 APP_SERVICES = ("migrate", "api", "worker", "worker-gpu")
-TABLES = {"alembic_version", "jobs", "metrics", "workers"}
+TABLES = {"alembic_version", "jobs", "metric_chunks", "workers"}
 CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 STOP_GRACE_SECONDS = 15.0
 

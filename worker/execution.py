@@ -23,6 +23,7 @@ from optimlab.service.db.models import utcnow
 from optimlab.service.jobs.datasets import SqlDatasetSource
 from optimlab.service.settings import Settings
 from optimlab.worker.engine import MetricPoint, SpecError, TrainingSummary, run_training
+from optimlab.worker.engine.sink import SeriesColumns
 from optimlab.worker.spec import JobSpec
 
 log = logging.getLogger(__name__)
@@ -107,13 +108,16 @@ class SqlMetricSink:
         return status == jobs.RUNNING
 
 
-def store_batch(conn: Connection, claim: jobs.Claim, points: list[MetricPoint],
+def store_batch(conn: Connection, claim: jobs.Claim, points: list[MetricPoint] | SeriesColumns,
                 progress: dict[str, Any]) -> str | None:
-    """Store a run's points and progress, fenced by its attempt; the job's status, or None
-    (nothing stored) when the run no longer holds the job."""
+    """Store a run's points (one by one, or by series) and progress, fenced by its attempt;
+    the job's status, or None (nothing stored) when the run no longer holds the job."""
     status = jobs.lock_for_write(conn, claim)
     if status is not None:
-        metrics.write_points(conn, claim.job_id, points)
+        if isinstance(points, dict):
+            metrics.write_columns(conn, claim.job_id, points)
+        else:
+            metrics.write_points(conn, claim.job_id, points)
         jobs.save_progress(conn, claim, progress)
     return status
 

@@ -16,10 +16,9 @@ import traceback
 from collections.abc import Sequence
 
 from pydantic import ValidationError
-from sqlalchemy import Engine, delete
+from sqlalchemy import Engine
 
-from optimlab.service.db import jobs
-from optimlab.service.db.models import Metric
+from optimlab.service.db import jobs, metrics
 from optimlab.service.jobs.datasets import SqlDatasetSource
 from optimlab.service.settings import Settings
 from optimlab.worker.engine.devices import DeviceUnavailable, resolve_device
@@ -117,7 +116,7 @@ def _run_alone(claims: list[jobs.Claim], sink: SqlFusedSink, *, engine: Engine,
         with engine.begin() as conn:  # start again from step 0, under the same attempt
             if jobs.lock_for_write(conn, claim) is None:
                 continue
-            conn.execute(delete(Metric).where(Metric.job_id == claim.job_id))
+            metrics.delete_points(conn, claim.job_id)
         run_claimed(claim, engine=engine, settings=settings, worker=worker,
                     note={"fusion": {"fused_with": 0, "reason": reason}})
 

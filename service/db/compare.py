@@ -1,9 +1,9 @@
-"""Per-bucket statistics of one series, computed in the database, on shared step buckets.
+"""Per-bucket statistics of one series, on step buckets that several jobs can share.
 
 Buckets are ``[lo + k*width, lo + (k+1)*width)`` for ``k = 0, 1, ...`` up to ``hi``, with
 ``width = ceil((hi - lo + 1) / max_points)``: they depend only on (lo, hi, max_points), so
-every job of a comparison gets the same ones. Non-finite values (NULL in SQLite, NaN or
-infinity in PostgreSQL) are left out of the statistics.
+every job of a comparison gets the same ones. Non-finite values (NaN, infinities) are left
+out of the statistics, which numpy computes over the stored chunks of the range.
 """
 
 from __future__ import annotations
@@ -11,11 +11,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
 from sqlalchemy import Connection, func, select
 
-from optimlab.service.db.models import Metric
-
-FINITE = 1.7976931348623157e308
+from optimlab.service.db import metrics
+from optimlab.service.db.metrics import chunks
 
 
 @dataclass(frozen=True)
@@ -47,22 +48,28 @@ def plan_buckets(lo: int, hi: int, max_points: int) -> Buckets:
 
 
 def last_step(conn: Connection, job_ids: list[uuid.UUID], name: str) -> int | None:
-    return conn.scalar(select(func.max(Metric.step)).where(Metric.job_id.in_(job_ids),
-                                                           Metric.name == name))
+    c = chunks.c
+    last = conn.scalar(select(func.max(c.last_step)).where(c.job_id.in_(job_ids), c.name == name))
+    return None if last is None else int(last)
 
 
 def bucket_stats(conn: Connection, job_id: uuid.UUID, name: str, buckets: Buckets) -> BucketStats:
-    bucket = ((Metric.step - buckets.lo) // buckets.width).label("bucket")
-    value = Metric.value
-    query = (select(bucket, func.avg(value), func.min(value), func.max(value),
-                    func.count(value))
-             .where(Metric.job_id == job_id, Metric.name == name,
-                    Metric.step.between(buckets.lo, buckets.hi),
-                    value.between(-FINITE, FINITE))
-             .group_by(bucket))
-    stats = BucketStats([None] * buckets.count, [None] * buckets.count,
-                        [None] * buckets.count, [0] * buckets.count)
-    for k, mean, low, high, points in conn.execute(query):
-        stats.mean[int(k)], stats.minimum[int(k)] = float(mean), float(low)
-        stats.maximum[int(k)], stats.points[int(k)] = float(high), int(points)
-    return stats
+    steps, values = metrics.load(conn, job_id, [name], lo=buckets.lo, hi=buckets.hi)[name]
+    finite = np.isfinite(values)
+    bucket = (steps[finite] - buckets.lo) // buckets.width
+    kept = values[finite]
+    count = np.bincount(bucket, minlength=buckets.count)
+    total = np.bincount(bucket, weights=kept, minlength=buckets.count)
+    low = np.full(buckets.count, np.inf)
+    high = np.full(buckets.count, -np.inf)
+    np.minimum.at(low, bucket, kept)
+    np.maximum.at(high, bucket, kept)
+    present = count > 0
+    mean = np.divide(total, count, out=np.zeros(buckets.count), where=present)
+    return BucketStats(_where(mean, present), _where(low, present), _where(high, present),
+                       count.tolist())
+
+
+def _where(values: npt.NDArray[np.float64], present: npt.NDArray[np.bool_]) -> list[float | None]:
+    return [value if here else None
+            for value, here in zip(values.tolist(), present.tolist(), strict=True)]

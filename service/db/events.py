@@ -15,29 +15,17 @@ per series, never a scan of the job's whole history, which may hold millions of 
 from __future__ import annotations
 
 import bisect
-import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    ColumnElement,
-    Connection,
-    Integer,
-    Uuid,
-    bindparam,
-    select,
-    text,
-    union_all,
-)
+from sqlalchemy import ColumnElement, Connection, and_, func, or_, select
 
-from optimlab.service.db.models import Job, Metric
-
-metrics = Metric.__table__
-# Series per statement of a page: SQLite allows at most 500 terms in a compound SELECT.
-SERIES_PER_STATEMENT = 200
+from optimlab.service.db import metrics
+from optimlab.service.db.metrics import chunks
+from optimlab.service.db.models import Job
 
 
 @dataclass(frozen=True)
@@ -84,29 +72,13 @@ def sweep_job_states(conn: Connection, sweep_id: uuid.UUID) -> list[JobState]:
     return [JobState(**row._mapping) for row in conn.execute(query)]
 
 
-# A loose index scan: each series name is one seek past the previous one, and its last step
-# one more seek; the job's points themselves are never read.
-_SERIES_ENDS = text("""
-WITH RECURSIVE names(name) AS (
-    SELECT min(name) FROM metrics WHERE job_id = :job_id
-    UNION ALL
-    SELECT (SELECT min(m.name) FROM metrics AS m
-            WHERE m.job_id = :job_id AND m.name > names.name)
-    FROM names WHERE names.name IS NOT NULL
-)
-SELECT names.name,
-       (SELECT max(m.step) FROM metrics AS m
-        WHERE m.job_id = :job_id AND m.name = names.name) AS last_step
-FROM names
-WHERE names.name IS NOT NULL
-  AND EXISTS (SELECT 1 FROM jobs WHERE jobs.id = :job_id AND jobs.attempt = :attempt)
-""").bindparams(bindparam("job_id", type_=Uuid()), bindparam("attempt", type_=Integer()))
-
-
 def series_ends(conn: Connection, job_id: uuid.UUID, attempt: int) -> dict[str, int]:
     """Each stored series' last step; empty when the job is no longer at ``attempt``."""
-    result = conn.execute(_SERIES_ENDS, {"job_id": job_id, "attempt": attempt})
-    return {str(name): int(step) for name, step in result}
+    c = chunks.c
+    query = (select(c.name, func.max(c.last_step)).where(c.job_id == job_id,
+                                                          _at_attempt(job_id, attempt))
+             .group_by(c.name))
+    return {str(name): int(step) for name, step in conn.execute(query)}
 
 
 def _at_attempt(job_id: uuid.UUID, attempt: int) -> ColumnElement[bool]:
@@ -128,26 +100,47 @@ def next_page(conn: Connection, job_id: uuid.UUID, attempt: int, *, after: int, 
         return Page(last=upto, series=[])
     per_series = max(1, max_points // len(names))
     rows: dict[str, tuple[list[int], list[float]]] = {n: ([], []) for n in names}
-    for start in range(0, len(names), SERIES_PER_STATEMENT):
-        terms = []
-        for name in names[start:start + SERIES_PER_STATEMENT]:
-            term = (select(metrics.c.name, metrics.c.step, metrics.c.value)
-                    .where(metrics.c.job_id == job_id, metrics.c.name == name,
-                           metrics.c.step > after, metrics.c.step <= upto,
-                           _at_attempt(job_id, attempt))
-                    .order_by(metrics.c.step).limit(per_series).subquery())
-            terms.append(select(term.c.name, term.c.step, term.c.value))
-        for name, step, value in conn.execute(union_all(*terms)):
-            steps, values = rows[name]
-            steps.append(int(step))
-            values.append(math.nan if value is None else value)
+    reach = _chunk_reach(conn, job_id, names, after=after, upto=upto, per_series=per_series)
+    if reach.keys() != set(names):
+        return None  # a series with points in the range has none: another run replaced them
+    query = metrics.chunk_query(job_id, names, lo=after + 1, hi=upto, also=[
+        _at_attempt(job_id, attempt),
+        or_(*(and_(chunks.c.name == name, chunks.c.first_step <= last)
+              for name, last in reach.items()))])
+    for name, steps, values in metrics.iter_chunks(conn, query, lo=after + 1, hi=upto):
+        got_steps, got_values = rows[name]
+        room = per_series - len(got_steps)
+        if room <= 0:
+            continue
+        got_steps.extend(steps[:room].tolist())
+        got_values.extend(values[:room].tolist())
     if any(not steps for steps, _ in rows.values()):
         return None  # a series with points in the range read none: another run replaced them
     cut = [steps[-1] for steps, _ in rows.values() if len(steps) == per_series]
     last = min(cut) if cut else upto
     series = []
-    for name, (steps, values) in rows.items():
-        keep = bisect.bisect_right(steps, last)
+    for name, (kept_steps, kept_values) in rows.items():
+        keep = bisect.bisect_right(kept_steps, last)
         if keep:
-            series.append((name, steps[:keep], values[:keep]))
+            series.append((name, kept_steps[:keep], kept_values[:keep]))
     return Page(last=last, series=series)
+
+
+def _chunk_reach(conn: Connection, job_id: uuid.UUID, names: list[str], *, after: int,
+                 upto: int, per_series: int) -> dict[str, int]:
+    """Per series, the first step of the last chunk a page needs: enough chunks to hold
+    ``per_series`` points after ``after``. Only the chunks' bounds are read here, so a
+    page of a long history fetches a few chunks' bytes, not the rest of the run's."""
+    c = chunks.c
+    query = (select(c.name, c.first_step, c.count)
+             .where(c.job_id == job_id, c.name.in_(names), c.last_step > after,
+                    c.first_step <= upto)
+             .order_by(c.name, c.first_step))
+    reach: dict[str, int] = {}
+    counted: dict[str, int] = {}
+    for name, first, count in conn.execute(query):
+        # The first chunk may hold steps up to ``after``: it counts for nothing.
+        if name not in reach or counted[name] < per_series:
+            counted[name] = counted.get(name, -count) + count
+            reach[name] = int(first)
+    return reach

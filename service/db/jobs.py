@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, insert, or_, select, update
+from sqlalchemy import Connection, and_, insert, or_, select, update
 
-from optimlab.service.db.models import Job, JobTag, Metric, utcnow
+from optimlab.service.db import metrics
+from optimlab.service.db.models import Job, JobTag, utcnow
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
     "queued", "running", "succeeded", "failed", "cancelled")
@@ -89,7 +90,7 @@ def claim_job(conn: Connection, job_id: uuid.UUID, *, worker: str, stale_before:
     if result.rowcount != 1:
         return None  # another worker claimed it between our read and write
     # A new run starts from step 0: whatever an abandoned run stored is replaced.
-    conn.execute(delete(Metric).where(Metric.job_id == job_id))
+    metrics.delete_points(conn, job_id)
     return Claim(job_id=job_id, attempt=job.attempt + 1, spec=job.spec)
 
 

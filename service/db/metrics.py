@@ -1,23 +1,30 @@
-"""The metric store: points keyed by (job, name, step), written in batches.
+"""The metric store: each series of a job kept as packed chunks, one per stored batch.
 
-PostgreSQL gets binary ``COPY`` (several times faster than multi-row INSERTs);
-SQLite gets one ``executemany`` per batch inside the caller's transaction.
+A batch of a run becomes one row per series (service/db/packing.py has the layout); reads
+fetch the chunks that overlap the steps asked for and cut them to the exact range.
 """
 
 from __future__ import annotations
 
-import math
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import Connection, select
+import numpy as np
+from sqlalchemy import ColumnElement, Connection, Select, delete, insert, select
 
-from optimlab.service.db.models import Metric
+from optimlab.service.db.models import MetricChunk
+from optimlab.service.db.packing import Steps, Values, pack, unpack
 
 # (step, name, value), as the engine produces them.
 Point = tuple[int, str, float]
-metrics = Metric.__table__
+# name -> (steps, values), steps strictly increasing: a batch by series.
+Columns = Mapping[str, tuple[Sequence[int], Sequence[float]]]
+chunks = MetricChunk.__table__
+
+_EMPTY_STEPS: Steps = np.empty(0, dtype=np.int64)
+_EMPTY_VALUES: Values = np.empty(0, dtype=np.float64)
 
 
 @dataclass
@@ -28,57 +35,114 @@ class Series:
 
 
 def write_points(conn: Connection, job_id: uuid.UUID, points: Sequence[Point]) -> None:
-    if not points:
-        return
-    if conn.dialect.name == "postgresql":
-        _copy_points(conn, job_id, points)
-    else:
-        # Straight to the driver: SQLAlchemy's per-row parameter processing costs ~4x.
-        # The job id is written as SQLAlchemy's Uuid type stores it on SQLite (32 hex digits).
-        key = job_id.hex
-        conn.exec_driver_sql(
-            "INSERT INTO metrics (job_id, name, step, value) VALUES (?, ?, ?, ?)",
-            [(key, name, step, None if math.isnan(value) else value)
-             for step, name, value in points])
+    """Store points given one by one (in step order within each series)."""
+    columns: dict[str, tuple[list[int], list[float]]] = {}
+    for step, name, value in points:
+        steps, values = columns.get(name) or columns.setdefault(name, ([], []))
+        steps.append(step)
+        values.append(value)
+    write_columns(conn, job_id, columns)
 
 
-def _copy_points(conn: Connection, job_id: uuid.UUID, points: Sequence[Point]) -> None:
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    with cursor.copy("COPY metrics (job_id, name, step, value) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(["uuid", "text", "int8", "float8"])
-        for step, name, value in points:
-            copy.write_row((job_id, name, step, value))
+def write_columns(conn: Connection, job_id: uuid.UUID, columns: Columns) -> None:
+    """Store one batch: a chunk per series, in the caller's transaction."""
+    rows = [_chunk_row(job_id, name, steps, values)
+            for name, (steps, values) in columns.items() if len(steps)]
+    if rows:
+        conn.execute(insert(MetricChunk), rows)
+
+
+def write_many(conn: Connection, batches: Iterable[tuple[uuid.UUID, Columns]]) -> None:
+    """Store several jobs' batches with one statement (a fused run's flush)."""
+    rows = [_chunk_row(job_id, name, steps, values) for job_id, columns in batches
+            for name, (steps, values) in columns.items() if len(steps)]
+    if rows:
+        conn.execute(insert(MetricChunk), rows)
+
+
+def _chunk_row(job_id: uuid.UUID, name: str, steps: Sequence[int],
+               values: Sequence[float]) -> dict[str, Any]:
+    step_bytes, value_bytes = pack(steps, values)
+    return {"job_id": job_id, "name": name, "first_step": int(steps[0]),
+            "last_step": int(steps[-1]), "count": len(steps), "step_bytes": step_bytes,
+            "value_bytes": value_bytes}
+
+
+def delete_points(conn: Connection, job_id: uuid.UUID) -> None:
+    conn.execute(delete(MetricChunk).where(MetricChunk.job_id == job_id))
 
 
 def series_names(conn: Connection, job_id: uuid.UUID) -> list[str]:
-    query = select(metrics.c.name).where(metrics.c.job_id == job_id).distinct()
+    query = select(chunks.c.name).where(chunks.c.job_id == job_id).distinct()
     return sorted(conn.scalars(query))
+
+
+def chunk_query(job_id: uuid.UUID, names: Sequence[str], *, lo: int | None,
+                hi: int | None, also: Sequence[ColumnElement[bool]] = ()) -> Select[Any]:
+    """The chunks of the named series that hold steps in [lo, hi], by name then step."""
+    c = chunks.c
+    query = (select(c.name, c.first_step, c.last_step, c.step_bytes, c.value_bytes)
+             .where(c.job_id == job_id, c.name.in_(names), *also)
+             .order_by(c.name, c.first_step))
+    if lo is not None:
+        query = query.where(c.last_step >= lo)
+    if hi is not None:
+        query = query.where(c.first_step <= hi)
+    return query
+
+
+def iter_chunks(conn: Connection, query: Select[Any], *, lo: int | None,
+                hi: int | None) -> Iterator[tuple[str, Steps, Values]]:
+    """Each chunk of ``query`` (chunk_query's columns) decoded and cut to [lo, hi]."""
+    for name, first, last, step_bytes, value_bytes in (
+            conn.execute(query.execution_options(yield_per=256))):
+        steps, values = unpack(int(first), int(last), step_bytes, value_bytes)
+        if (lo is not None and first < lo) or (hi is not None and last > hi):
+            start = 0 if lo is None else int(np.searchsorted(steps, lo, side="left"))
+            stop = steps.size if hi is None else int(np.searchsorted(steps, hi, side="right"))
+            steps, values = steps[start:stop], values[start:stop]
+        if steps.size:
+            yield str(name), steps, values
+
+
+def load(conn: Connection, job_id: uuid.UUID, names: Sequence[str], *, lo: int | None = None,
+         hi: int | None = None) -> dict[str, tuple[Steps, Values]]:
+    """Every point of each named series with lo <= step <= hi (None: unbounded), as arrays
+    in step order; a name without points gets empty arrays."""
+    parts: dict[str, tuple[list[Steps], list[Values]]] = {name: ([], []) for name in names}
+    if names:
+        for name, steps, values in iter_chunks(conn, chunk_query(job_id, names, lo=lo, hi=hi),
+                                               lo=lo, hi=hi):
+            parts[name][0].append(steps)
+            parts[name][1].append(values)
+    return {name: _joined(steps, values) for name, (steps, values) in parts.items()}
+
+
+def _joined(steps: list[Steps], values: list[Values]) -> tuple[Steps, Values]:
+    if not steps:
+        return _EMPTY_STEPS, _EMPTY_VALUES
+    if len(steps) == 1:
+        return steps[0], values[0]
+    return np.concatenate(steps), np.concatenate(values)
 
 
 def read_series(conn: Connection, job_id: uuid.UUID, names: Sequence[str]) -> list[Series]:
     """Every point of each named series, in step order; unknown names give empty series."""
-    by_name = {name: Series(name) for name in names}
-    for name, step, value in iter_points(conn, job_id, names):
-        series = by_name[name]
-        series.steps.append(step)
-        series.values.append(value)
-    return list(by_name.values())
+    loaded = load(conn, job_id, list(dict.fromkeys(names)))
+    return [Series(name, steps.tolist(), values.tolist())
+            for name, (steps, values) in loaded.items()]
 
 
 def iter_points(conn: Connection, job_id: uuid.UUID, names: Sequence[str], *,
                 lo: int | None = None,
                 hi: int | None = None) -> Iterator[tuple[str, int, float]]:
-    """Stream (name, step, value) ordered by name and step, NaN where the store has NULL.
+    """Stream (name, step, value) ordered by name and step, one chunk in memory at a time.
 
     ``lo`` and ``hi`` bound the steps (inclusive); None leaves that end open.
     """
-    query = (select(metrics.c.name, metrics.c.step, metrics.c.value)
-             .where(metrics.c.job_id == job_id, metrics.c.name.in_(names))
-             .order_by(metrics.c.name, metrics.c.step))
-    if lo is not None:
-        query = query.where(metrics.c.step >= lo)
-    if hi is not None:
-        query = query.where(metrics.c.step <= hi)
-    result = conn.execution_options(yield_per=10_000).execute(query)
-    for name, step, value in result:
-        yield name, step, math.nan if value is None else value
+    if not names:
+        return
+    for name, steps, values in iter_chunks(conn, chunk_query(job_id, names, lo=lo, hi=hi),
+                                           lo=lo, hi=hi):
+        for step, value in zip(steps.tolist(), values.tolist(), strict=True):
+            yield name, step, value

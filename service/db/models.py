@@ -1,4 +1,4 @@
-"""Tables: jobs (the source of truth for status), their metric points, live workers,
+"""Tables: jobs (the source of truth for status), their metric series, live workers,
 uploaded data sets."""
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     DateTime,
-    Double,
     ForeignKey,
     Index,
     Integer,
@@ -90,18 +89,26 @@ class Sweep(Base):
     fusion: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
-class Metric(Base):
-    """One point of one series; NULL stands for NaN (SQLite cannot store NaN)."""
+class MetricChunk(Base):
+    """Consecutive points of one series, packed: one row per series per stored batch.
 
-    __tablename__ = "metrics"
+    ``value_bytes`` holds the values as little-endian float64 (NaN, infinities and -0.0
+    kept as they are), ``step_bytes`` the steps as little-endian int64, or NULL when they
+    are every step from ``first_step`` to ``last_step``. A row per point costs the
+    database a B-tree entry per number: packed, a fused sweep's 600,000 points are 600
+    rows (see bench/metric_store.py).
+    """
+
+    __tablename__ = "metric_chunks"
 
     job_id: Mapped[uuid.UUID] = mapped_column(
         Uuid, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), primary_key=True)
-    step: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    value: Mapped[float | None] = mapped_column(Double)
-
-    __table_args__ = ({"sqlite_with_rowid": False},)
+    first_step: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    last_step: Mapped[int] = mapped_column(BigInteger)
+    count: Mapped[int] = mapped_column(Integer)
+    step_bytes: Mapped[bytes | None] = mapped_column(LargeBinary)
+    value_bytes: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class Worker(Base):

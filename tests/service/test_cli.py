@@ -38,7 +38,7 @@ def test_migrate_creates_the_schema_and_is_idempotent(stack: Stack, tmp_path: Pa
     url = f"sqlite:///{fresh / 'optimlab.db'}" if stack.kind == "embedded" \
         else stack.settings.database
     engine = make_engine(url)
-    assert {"jobs", "metrics", "workers", "alembic_version"} <= set(
+    assert {"jobs", "metric_chunks", "workers", "alembic_version"} <= set(
         inspect(engine).get_table_names())
     engine.dispose()
 

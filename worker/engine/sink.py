@@ -7,6 +7,9 @@ from typing import Any, Protocol
 
 # (step, name, value): one point of one series.
 MetricPoint = tuple[int, str, float]
+# The same points by series: name -> (steps, values), steps increasing. A fused run hands
+# its batches over in this shape, which costs nothing per point to build or to store.
+SeriesColumns = dict[str, tuple[list[int], list[float]]]
 
 
 @dataclass

@@ -7,13 +7,13 @@ import random
 import uuid
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
-from sqlalchemy import Engine, delete, func, select, text
+from sqlalchemy import Engine, delete, select
 
 from optimlab.service.db import history, jobs, metrics
-from optimlab.service.db.compare import plan_buckets
 from optimlab.service.db.connection import make_engine
-from optimlab.service.db.models import Job, Metric
+from optimlab.service.db.models import Job
 from tests.seed_table import SEED_SPEC
 
 
@@ -200,43 +200,54 @@ def postgres(postgres_database: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-def test_postgresql_aggregate_picks_what_the_portable_query_picks(postgres: Engine) -> None:
+def test_a_series_stored_in_many_batches_reads_as_one(engine: Engine,
+                                                      postgres: Engine) -> None:
     rng = random.Random(11)
     points = spiky(rng, sorted(rng.sample(range(50_000), 5000)))
-    for value in (math.nan, math.nan, math.inf, -math.inf):
+    for value in (math.nan, math.nan, math.inf, -math.inf, -0.0):
         points[rng.choice(list(points))] = value
     tail = max(points) + 1
     points.update(dict.fromkeys(range(tail, tail + 300), 2.5))  # a constant stretch: ties
-    job_id = store(postgres, points)
-    with postgres.connect() as conn:
-        for max_points in (4, 100, 1000):
-            buckets = plan_buckets(min(points), max(points), max_points // 4)
-            fast = history._m4_postgresql(conn, job_id, "loss", buckets)
-            portable = history._m4_seeks(conn, job_id, "loss", buckets)
-            assert [s for s, _ in fast[0]] == [s for s, _ in portable[0]]
-            assert all(same(a, b) for (_, a), (_, b)  # type: ignore[arg-type]
-                       in zip(fast[0], portable[0], strict=True))
-            assert fast[1] == portable[1] == len(points)
+    steps = sorted(points)
+    for db in (engine, postgres):
+        whole = store(db, points)
+        with db.begin() as conn:  # the same points in batches of 1 to 400 points
+            job = jobs.insert_job(conn, name="", spec=SEED_SPEC, queue="cpu")
+            start = 0
+            while start < len(steps):
+                part = steps[start:start + rng.randint(1, 400)]
+                metrics.write_points(conn, job.id, [(s, "loss", points[s]) for s in part])
+                start += len(part)
+        with db.connect() as conn:
+            for lo, hi, max_points in ((None, None, None), (None, None, 100), (777, 30_001, 40),
+                                       (tail - 5, None, 8), (123, 123, None)):
+                one = history.read_history(conn, whole, "loss", lo=lo, hi=hi,
+                                           max_points=max_points)
+                many = history.read_history(conn, job.id, "loss", lo=lo, hi=hi,
+                                            max_points=max_points)
+                assert many.steps == one.steps
+                assert all(same(a, b) and math.copysign(1, a) == math.copysign(1, b)
+                           for a, b in zip(many.values, one.values, strict=True))
+                assert many.downsampled == one.downsampled
+            every = history.read_history(conn, job.id, "loss", lo=None, hi=None,
+                                         max_points=None)
+        assert every.steps == steps
+        assert all(same(v, points[s]) for s, v in zip(every.steps, every.values, strict=True))
 
 
 def test_a_million_steps_downsample_to_a_thousand_points(postgres: Engine) -> None:
     rng = random.Random()
     n = 1_000_000
     spike_up, spike_down = rng.sample(range(1, n - 1), 2)
+    steps = np.arange(n)
+    values = 10.0 / (1 + steps / 1000.0) + 0.1 * np.sin(steps)  # a noisy decay ...
+    values[spike_up], values[spike_down] = 1e6, -1e6  # ... with two planted spikes
     with postgres.begin() as conn:
         job = jobs.insert_job(conn, name="", spec=SEED_SPEC, queue="cpu")
-        # A noisy decay, written in the database for speed, with two planted spikes.
-        conn.execute(text(
-            "INSERT INTO metrics (job_id, name, step, value) "
-            "SELECT :job, 'loss', s, CASE s WHEN :up THEN 1e6 WHEN :down THEN -1e6 "
-            "ELSE 10.0 / (1 + s / 1000.0) + 0.1 * sin(s) END "
-            "FROM generate_series(0, :last) AS s"),
-            {"job": job.id, "up": spike_up, "down": spike_down, "last": n - 1})
-        low, high = conn.execute(select(func.min(Metric.value), func.max(Metric.value))
-                                 .where(Metric.job_id == job.id)).one()
-        first, last = conn.execute(select(Metric.value).where(
-            Metric.job_id == job.id, Metric.step.in_([0, n - 1])).order_by(Metric.step)
-        ).scalars().all()
+        for start in range(0, n, 2000):  # as a run flushes them
+            part = slice(start, start + 2000)
+            metrics.write_columns(conn, job.id, {"loss": (steps[part].tolist(),
+                                                          values[part].tolist())})
 
     with postgres.connect() as conn:
         got = history.read_history(conn, job.id, "loss", lo=None, hi=None, max_points=1000)
@@ -246,14 +257,10 @@ def test_a_million_steps_downsample_to_a_thousand_points(postgres: Engine) -> No
     assert got.downsampled.points_in_range == n
     assert all(a < b for a, b in zip(got.steps, got.steps[1:], strict=False))
     kept = dict(zip(got.steps, got.values, strict=True))
-    assert (low, high) == (-1e6, 1e6)
-    assert kept[spike_down] == low
-    assert kept[spike_up] == high
-    assert min(got.values) == low
-    assert max(got.values) == high
-    assert kept[0] == first
-    assert kept[n - 1] == last
-    with postgres.connect() as conn:  # every kept point is the stored point
-        stored = dict(conn.execute(select(Metric.step, Metric.value).where(
-            Metric.job_id == job.id, Metric.step.in_(got.steps))).all())
-    assert stored == kept
+    assert kept[spike_down] == -1e6
+    assert kept[spike_up] == 1e6
+    assert min(got.values) == -1e6
+    assert max(got.values) == 1e6
+    assert kept[0] == values[0]
+    assert kept[n - 1] == values[-1]
+    assert kept == {int(s): float(values[s]) for s in got.steps}  # every kept point is stored

@@ -1,0 +1,77 @@
+"""Migration 0005 packs the points of the old one-row-per-point table, and unpacks them back."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import text
+
+from optimlab.migrations import downgrade, upgrade
+from optimlab.service.db import metrics
+from optimlab.service.db.connection import make_engine
+
+# More steps than one chunk of the migration holds (65,536), with a gap and odd values.
+STEPS = [*range(66_000), 80_000, 80_005]
+VALUES = [math.sin(s) for s in STEPS]
+VALUES[3], VALUES[4], VALUES[5] = math.nan, math.inf, -math.inf
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'old.db'}"
+        return
+    server: str = request.getfixturevalue("postgres_server")
+    name = f"optimlab_migration_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield server.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def old_rows(url: str, job_id: uuid.UUID) -> list[tuple[str, int, float | None]]:
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT name, step, value FROM metrics ORDER BY name, step"))
+        found = [(str(n), int(s), v) for n, s, v in rows]
+    engine.dispose()
+    return found
+
+
+def test_points_survive_the_upgrade_and_the_downgrade(database: str) -> None:
+    upgrade(database, "0004")
+    engine = make_engine(database)
+    job_id = uuid.uuid4()
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO jobs (id, name, status, spec, queue, created_at, attempt) "
+                          "VALUES (:id, '', 'succeeded', '{}', 'cpu', '2026-01-01', 1)"),
+                     {"id": job_id.hex if engine.dialect.name == "sqlite" else job_id})
+        conn.execute(text("INSERT INTO metrics (job_id, name, step, value) "
+                          "VALUES (:job, :name, :step, :value)"), [
+            {"job": job_id.hex if engine.dialect.name == "sqlite" else job_id, "name": name,
+             "step": s, "value": None if math.isnan(v) else v}
+            for name, every in (("loss", 1), ("val_loss", 1000))
+            for s, v in zip(STEPS[::every], VALUES[::every], strict=True)])
+    before = old_rows(database, job_id)
+
+    upgrade(database)
+
+    with engine.connect() as conn:
+        loaded = metrics.load(conn, job_id, ["loss", "val_loss"])
+        chunk_rows = conn.scalar(text("SELECT count(*) FROM metric_chunks"))
+    for name, every in (("loss", 1), ("val_loss", 1000)):
+        steps, values = loaded[name]
+        assert steps.tolist() == STEPS[::every]
+        assert list(map(repr, values.tolist())) == list(map(repr, VALUES[::every]))
+    assert chunk_rows == 3  # the loss in 65,536 points and the rest; val_loss in one
+
+    downgrade(database, "0004")
+
+    assert old_rows(database, job_id) == before
+    engine.dispose()
