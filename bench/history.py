@@ -1,26 +1,33 @@
-"""Reading a long history: downsampled in the database vs every point into Python.
+"""Reading a long history from the packed store against the one-row-per-point table it replaced.
 
-One series of ``--steps`` points (default 1,000,000: a noisy decay with a spike every
-99,991 steps; PostgreSQL writes it with ``INSERT ... SELECT generate_series``, SQLite
-gets the same values through ``write_points``), read by
+One series of ``--steps`` points (default 1,000,000: a noisy decay ``10 / (1 + s / 1000) +
+0.1 sin(s)`` with a spike of +50 every 99,991 steps), generated with numpy and stored twice
+in a throwaway database: in ``metric_chunks`` through ``metrics.write_columns`` in batches of
+2,000 steps (one chunk each, as a run writes it), and in the bench-only table
+``point_rows(job_id, name, step, value)``, the layout the packed store replaced (primary key
+(job_id, name, step), foreign key to ``jobs(id)``; SQLite: ``WITHOUT ROWID``), written as the
+old ``write_points`` wrote it (binary ``COPY`` on PostgreSQL, one ``executemany`` on
+SQLite). Then, each timed from a fresh connection out of the pool to the result in Python:
 
-* ``read_history``: ``history.read_history(max_points=...)`` as the API runs it: a
-  prefix probe, then on PostgreSQL one hash aggregate (first, last, arg-min and arg-max
-  of each bucket) and one index look-up of the chosen points; on SQLite the portable
-  query below;
-* ``m4 portable`` (PostgreSQL only): the query SQLite gets (a grouping per bucket, then
-  look-ups along the primary key for the steps of the extremes), run on PostgreSQL;
-* ``read_series``: ``metrics.read_series``, every point into Python (what the API does
+* ``read_history``: ``history.read_history(max_points=--max-points)`` as the API runs it:
+  every chunk of the series fetched and decoded, M4 (first, last, min and max point of each
+  of ``max_points // 4`` step buckets) chosen in numpy;
+* ``read_series``: ``metrics.read_series``, every point as Python lists (what the API does
   without ``max_points``);
-* ``raw cursor``: the peer, a raw ``SELECT step, value ... ORDER BY step`` with
-  ``fetchall()`` on the DB-API cursor: the least any read of every point costs.
+* ``rows cursor``: the peer, a raw ``SELECT step, value FROM point_rows ... ORDER BY step``
+  with ``fetchall()`` on the DB-API cursor: the least any read of every point of the old
+  layout costs;
+* ``rows m4 sql`` (PostgreSQL only): M4 over point_rows in one statement, what the old
+  layout allowed instead: the first and last step (an index probe), then a ``GROUP BY``
+  bucket with ``min``/``max`` of the step and of ``ARRAY[value, step]``, and an index
+  look-up of the chosen steps. Checked to return the same points as ``read_history``.
 
-PostgreSQL: a throwaway database ``optimlab_bench_<hex>`` created through the migrations
-on ``--postgres`` and dropped ``WITH (FORCE)`` at the end; SQLite: a temporary folder.
-The table is analysed after the insert (``VACUUM ANALYZE`` on PostgreSQL, as autovacuum
-would), so plans do not change between repeats. Medians of ``--repeats`` runs with the
-min-max spread; each repeat runs the readers in a rotated order; ratios are against the
-raw cursor of the same run. Nothing asserts on timings.
+PostgreSQL: a database ``optimlab_bench_<hex>`` created through the migrations on
+``--postgres`` and dropped ``WITH (FORCE)`` at the end; SQLite: a temporary folder. Both
+tables are analysed after the load (``VACUUM ANALYZE`` on PostgreSQL, as autovacuum would),
+so plans do not change between repeats. Medians of ``--repeats`` runs with the min-max
+spread; each repeat runs the readers in a rotated order; ratios are against the rows cursor
+of the same run. Nothing asserts on timings.
 
     .venv/bin/python bench/history.py [--steps N] [--max-points N] [--repeats R]
                                       [--backend postgresql|sqlite|all]
@@ -30,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import math
 import platform
 import sqlite3
 import statistics
@@ -41,41 +47,56 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import psycopg
 import sqlalchemy
-from sqlalchemy import Engine, text
+from point_rows import add_foreign_key, create_point_rows, write_rows
+from sqlalchemy import Engine
 from support import load_line, positive, postgres_url
 
 from optimlab import migrations
 from optimlab.service.db import history, jobs, metrics
 from optimlab.service.db.compare import plan_buckets
 from optimlab.service.db.connection import make_engine
+from optimlab.service.db.packing import Values
 
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+FLUSH_STEPS = 2000  # steps per stored batch: one chunk each
+COPY_ROWS = 100_000  # point_rows written per transaction while loading
 # (engine, job id, max points) -> points read
 Reader = Callable[[Engine, uuid.UUID, int], int]
 
+def curve(steps: int) -> Values:
+    s = np.arange(steps, dtype=np.float64)
+    spikes = np.where(np.arange(steps) % 99_991 == 5, 50.0, 0.0)
+    values: Values = 10.0 / (1.0 + s / 1000.0) + 0.1 * np.sin(s) + spikes
+    return values
+
 
 def make_history(engine: Engine, steps: int) -> uuid.UUID:
+    values = curve(steps).tolist()
     with engine.begin() as conn:
+        create_point_rows(conn, foreign_key=False)
         job = jobs.insert_job(conn, name="bench", spec={"bench": True}, queue="cpu")
-        if engine.dialect.name == "postgresql":
-            conn.execute(text(
-                "INSERT INTO metrics (job_id, name, step, value) "
-                "SELECT :job, 'loss', s, 10.0 / (1 + s / 1000.0) + 0.1 * sin(s) "
-                "+ CASE WHEN s % 99991 = 5 THEN 50 ELSE 0 END "
-                "FROM generate_series(0, :last) AS s"), {"job": job.id, "last": steps - 1})
-        else:  # no generate_series (nor sin) in Python's SQLite: the same values from here
-            for first in range(0, steps, 100_000):
-                metrics.write_points(conn, job.id, [
-                    (s, "loss", 10.0 / (1 + s / 1000.0) + 0.1 * math.sin(s)
-                     + (50 if s % 99991 == 5 else 0))
-                    for s in range(first, min(first + 100_000, steps))])
+    with engine.begin() as conn:
+        for first in range(0, steps, FLUSH_STEPS):
+            part = values[first:first + FLUSH_STEPS]
+            metrics.write_columns(conn, job.id,
+                                  {"loss": (list(range(first, first + len(part))), part)})
+    for first in range(0, steps, COPY_ROWS):
+        with engine.begin() as conn:
+            write_rows(conn, job.id, ((step, "loss", value) for step, value in
+                                     enumerate(values[first:first + COPY_ROWS], start=first)))
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.exec_driver_sql("VACUUM ANALYZE metrics" if engine.dialect.name == "postgresql"
-                             else "ANALYZE")
+        if engine.dialect.name == "postgresql":
+            add_foreign_key(conn)
+            conn.exec_driver_sql("VACUUM ANALYZE metric_chunks, point_rows")
+        else:
+            conn.exec_driver_sql("ANALYZE")
     return job.id
 
+
+# --------------------------------------------------------------------------- readers
 
 def m4_api(engine: Engine, job_id: uuid.UUID, max_points: int) -> int:
     with engine.connect() as conn:
@@ -84,32 +105,21 @@ def m4_api(engine: Engine, job_id: uuid.UUID, max_points: int) -> int:
     return len(got.steps)
 
 
-def m4_portable(engine: Engine, job_id: uuid.UUID, max_points: int) -> int:
-    # The buckets read_history plans (from the first and last step), then the portable query.
-    with engine.connect() as conn:
-        first, last = conn.execute(text(
-            "SELECT min(step), max(step) FROM metrics WHERE job_id = :j AND name = 'loss'"),
-            {"j": job_id}).one()
-        buckets = plan_buckets(int(first), int(last), max_points // history.PER_BUCKET)
-        chosen, _ = history._m4_seeks(conn, job_id, "loss", buckets)
-    return len(chosen)
-
-
 def read_all(engine: Engine, job_id: uuid.UUID, _: int) -> int:
     with engine.connect() as conn:
         (series,) = metrics.read_series(conn, job_id, ["loss"])
     return len(series.steps)
 
 
-def raw_cursor(engine: Engine, job_id: uuid.UUID, _: int) -> int:
+def rows_cursor(engine: Engine, job_id: uuid.UUID, _: int) -> int:
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
         if engine.dialect.name == "postgresql":
-            cursor.execute("SELECT step, value FROM metrics WHERE job_id = %s AND name = %s "
+            cursor.execute("SELECT step, value FROM point_rows WHERE job_id = %s AND name = %s "
                            "ORDER BY step", (job_id, "loss"))
         else:  # SQLAlchemy's Uuid is CHAR(32) hex on SQLite
-            cursor.execute("SELECT step, value FROM metrics WHERE job_id = ? AND name = ? "
+            cursor.execute("SELECT step, value FROM point_rows WHERE job_id = ? AND name = ? "
                            "ORDER BY step", (job_id.hex, "loss"))
         rows = cursor.fetchall()
         cursor.close()
@@ -118,11 +128,65 @@ def raw_cursor(engine: Engine, job_id: uuid.UUID, _: int) -> int:
     return len(rows)
 
 
+# min/max of ARRAY[value, step] is the lowest value with its earliest step and the highest
+# with its latest (read_history's ties; NaN sorts above +inf in both), per bucket.
+M4_SQL = """
+WITH buckets AS (
+    SELECT min(step) AS first, max(step) AS last,
+           (min(ARRAY[value, step::float8]))[2]::bigint AS low,
+           (max(ARRAY[value, step::float8]))[2]::bigint AS high
+    FROM point_rows WHERE job_id = %(job)s AND name = %(name)s
+    GROUP BY (step - %(lo)s) / %(width)s)
+SELECT step, value FROM point_rows
+WHERE job_id = %(job)s AND name = %(name)s
+  AND step IN (SELECT unnest(ARRAY[first, last, low, high]) FROM buckets)
+ORDER BY step
+"""
+
+
+def m4_sql_points(engine: Engine, job_id: uuid.UUID,
+                  max_points: int) -> list[tuple[int, float]]:
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("SELECT min(step), max(step) FROM point_rows "
+                       "WHERE job_id = %s AND name = %s", (job_id, "loss"))
+        bounds = cursor.fetchone()
+        if bounds is None or bounds[0] is None:
+            raise RuntimeError(f"no points of job {job_id} in point_rows")
+        first, last = bounds
+        buckets = plan_buckets(int(first), int(last), max(1, max_points // history.PER_BUCKET))
+        cursor.execute(M4_SQL, {"job": job_id, "name": "loss", "lo": buckets.lo,
+                                "width": buckets.width})
+        rows = cursor.fetchall()
+        cursor.close()
+    finally:
+        raw.close()
+    return [(int(step), float(value)) for step, value in rows]
+
+
+def m4_sql(engine: Engine, job_id: uuid.UUID, max_points: int) -> int:
+    return len(m4_sql_points(engine, job_id, max_points))
+
+
 def readers(backend: str) -> dict[str, Reader]:
-    # On SQLite read_history runs the portable query itself.
-    portable = {"m4 portable": m4_portable} if backend == "postgresql" else {}
-    return {"read_history": m4_api, **portable, "read_series": read_all,
-            "raw cursor": raw_cursor}
+    in_sql = {"rows m4 sql": m4_sql} if backend == "postgresql" else {}
+    return {"read_history": m4_api, "read_series": read_all, "rows cursor": rows_cursor,
+            **in_sql}
+
+
+def check(engine: Engine, job_id: uuid.UUID, args: argparse.Namespace,
+          points: dict[str, int]) -> None:
+    """The readers of every point agree on the count, the two M4s on the points."""
+    if points["read_series"] != args.steps or points["rows cursor"] != args.steps:
+        raise RuntimeError(f"expected {args.steps} points: {points}")
+    if "rows m4 sql" in points:
+        with engine.connect() as conn:
+            got = history.read_history(conn, job_id, "loss", lo=None, hi=None,
+                                       max_points=args.max_points)
+        if list(zip(got.steps, got.values, strict=True)) != m4_sql_points(
+                engine, job_id, args.max_points):
+            raise RuntimeError("read_history and the SQL M4 chose different points")
 
 
 def rotated(names: list[str], repeat: int) -> list[str]:
@@ -137,12 +201,11 @@ def bench(backend: str, url: str, args: argparse.Namespace) -> None:
     try:
         start = time.perf_counter()
         job_id = make_history(engine, args.steps)
-        print(f"{backend}: {args.steps:,} steps inserted and analysed in "
+        print(f"{backend}: {args.steps:,} steps stored in both layouts and analysed in "
               f"{time.perf_counter() - start:.1f} s")
         points = {name: reader(engine, job_id, args.max_points)  # warm, and the sizes
                   for name, reader in methods.items()}
-        if points["read_history"] != points.get("m4 portable", points["read_history"]):
-            raise RuntimeError(f"the two M4 queries disagree: {points}")
+        check(engine, job_id, args, points)
         times: dict[str, list[float]] = {name: [] for name in methods}
         gc.collect()
         for repeat in range(args.repeats):
@@ -150,14 +213,15 @@ def bench(backend: str, url: str, args: argparse.Namespace) -> None:
                 begin = time.perf_counter()
                 methods[name](engine, job_id, args.max_points)
                 times[name].append(time.perf_counter() - begin)
-        peer = statistics.median(times["raw cursor"])
+        peer = statistics.median(times["rows cursor"])
         print(f"{'backend':<10} {'method':<13} {'points':>9} {'median':>9} {'(min-max)':>17} "
-              f"{'vs raw':>7}")
+              f"{'ratio':>7}")
         for name, values in times.items():
             median = statistics.median(values)
-            print(f"{backend:<10} {name:<13} {points[name]:>9,} {median * 1000:>7.0f}ms "
-                  f"{f'{min(values) * 1000:.0f}-{max(values) * 1000:.0f}ms':>17} "
-                  f"{median / peer:>6.2f}x", flush=True)
+            ratio = "peer" if name == "rows cursor" else f"{median / peer:.3f}x"
+            print(f"{backend:<10} {name:<13} {points[name]:>9,} {median * 1000:>7.1f}ms "
+                  f"{f'{min(values) * 1000:.1f}-{max(values) * 1000:.1f}ms':>17} "
+                  f"{ratio:>7}", flush=True)
     finally:
         engine.dispose()
 
@@ -185,9 +249,10 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--max-points must be at least {history.PER_BUCKET}")
     print(f"history reads: Python {platform.python_version()}, SQLAlchemy "
           f"{sqlalchemy.__version__}, psycopg {psycopg.__version__}, SQLite "
-          f"{sqlite3.sqlite_version}; {args.steps:,} steps, max_points {args.max_points}; "
-          f"median of {args.repeats} runs, min-max in brackets; ratio = median / raw-cursor "
-          "median of this run")
+          f"{sqlite3.sqlite_version}, numpy {np.__version__}; {args.steps:,} steps, "
+          f"max_points {args.max_points}; median of {args.repeats} runs, min-max in "
+          "brackets; ratio = median / `rows cursor` median (raw fetchall of every row of "
+          "point_rows) of this run")
     print(load_line())
     if args.backend in ("sqlite", "all"):
         with sqlite_url() as url:

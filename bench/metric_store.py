@@ -1,32 +1,49 @@
-"""Throughput of the metric store, written and read the way the worker and the API do.
+"""Throughput of the packed metric store against the one-row-per-point table it replaced.
+
+The store keeps a series as chunks, one ``metric_chunks`` row per series per written batch
+(values packed as float64, steps as int64 or nothing when consecutive). The peer is the
+layout it replaced, rebuilt here as the bench-only table ``point_rows(job_id, name, step,
+value)``: primary key (job_id, name, step), a foreign key to ``jobs(id)`` like the old
+``metrics`` table (SQLite: ``WITHOUT ROWID``), written the way the old ``write_points``
+wrote it.
 
 Writes: the engine flushes points as ``(step, name, value)``, three series per step
-(``loss``, ``lr``, ``param.x``), in batches of 1k or 20k rows (20k is the engine's
-``FLUSH_POINTS`` cap). A timed run stores ``--rows`` rows (at least one batch) as
+(``loss``, ``lr``, ``param.x``), in batches of 1k or 20k points (20k is the engine's
+``FLUSH_POINTS`` cap). A timed run stores ``--rows`` points (at least one batch) as
 consecutive flushes, each in its own transaction, by
 
-* ``write_points``: ``optimlab.service.db.metrics.write_points`` alone
-  (PostgreSQL: binary COPY; SQLite: one executemany);
-* ``worker sink``: ``SqlMetricSink.write``, the worker's whole flush (lock the
-  job row, write the points, save the progress summary);
-* ``naive``: the peer, one ``INSERT`` statement per row through SQLAlchemy Core,
-  all rows of the batch in one transaction.
+* ``write_points``: ``optimlab.service.db.metrics.write_points`` alone (a chunk per
+  series: three rows per flush);
+* ``worker sink``: ``SqlMetricSink.write``, the worker's whole flush (lock the job row,
+  write_points, save the progress summary);
+* ``rows bulk``: the peer, the previous ``write_points`` into ``point_rows``: binary
+  ``COPY ... FROM STDIN`` through psycopg 3 on PostgreSQL, one driver-level
+  ``executemany`` (``conn.exec_driver_sql``, tuples) on SQLite;
+* ``rows naive``: one ``INSERT`` statement per point through SQLAlchemy Core into
+  ``point_rows``, all points of the flush in one transaction.
 
-Reads: one series of ``--read-points`` points (the job holds three such series)
-through ``metrics.read_series``, against a raw ``SELECT step, value ... ORDER BY
-step`` on the DB-API cursor with ``fetchall()``.
+Reads: one series of ``--read-points`` points (the job holds three such series, written as
+a run writes them: flushes of 2,000 steps, into both layouts), read by
 
-Both backends are created through the migrations: SQLite in a temporary folder,
-PostgreSQL as a throwaway database (``optimlab_bench_<hex>``) dropped at the end.
-Medians of ``--repeats`` runs (``--naive-repeats`` for the slow naive peer) with the
-min-max spread; ratios are against the peer measured in the same run, and each
-repeat runs the methods in a rotated order. The metrics table is emptied (and
-SQLite's WAL checkpointed) before every timed write, so each run starts alike.
-The process imports torch (through the worker's modules), as the worker does: a
-full garbage collection then takes ~0.2 s, and when one falls inside a timed run
+* ``read_series``: ``metrics.read_series``, the points as Python lists (what the API's
+  full-history read returns);
+* ``load``: ``metrics.load``, the same points as numpy arrays (what downsampling,
+  comparisons and summaries read);
+* ``rows cursor``: the peer, a raw ``SELECT step, value FROM point_rows ... ORDER BY
+  step`` with ``fetchall()`` on the DB-API cursor.
+
+PostgreSQL: a throwaway database ``optimlab_bench_<hex>`` created through the migrations on
+``--postgres`` and dropped ``WITH (FORCE)`` at the end; SQLite: a temporary folder. Medians
+of ``--repeats`` runs (``--naive-repeats`` for the slow naive writer) with the min-max
+spread; ratios are against the peer measured in the same run, and each repeat runs the
+methods in a rotated order. Both tables are emptied (and SQLite's WAL checkpointed) before
+every timed write, so each run starts alike, and every write is checked by counting the
+points stored. The process imports torch (through the worker's modules), as the worker
+does: a full garbage collection then takes ~0.2 s, and when one falls inside a timed run
 it shows in the spread; ``--freeze-gc`` takes the import-time objects out of it.
 
-    .venv/bin/python bench/metric_store.py [--rows N] [--read-points N] [--repeats R]
+    .venv/bin/python bench/metric_store.py [--rows N] [--batch N ...] [--read-points N]
+                                           [--repeats R] [--backend sqlite|postgresql|all]
 """
 
 from __future__ import annotations
@@ -40,25 +57,33 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 import sqlalchemy
-from sqlalchemy import Engine, func, insert, select, text
+from point_rows import create_point_rows, point_rows, write_rows
+from sqlalchemy import (
+    Engine,
+    Uuid,
+    bindparam,
+    insert,
+    text,
+)
 from support import load_line, positive, postgres_url
 
 from optimlab import migrations
 from optimlab.service.db import jobs, metrics
 from optimlab.service.db.connection import make_engine
-from optimlab.service.db.models import Metric, utcnow
+from optimlab.service.db.models import utcnow
 from optimlab.worker.engine import MetricPoint, TrainingSummary
 from optimlab.worker.execution import SqlMetricSink
 
 SERIES = ("loss", "lr", "param.x")
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+READ_FLUSH_STEPS = 2000  # steps per flush of the series read back
 
 
 def make_points(first_step: int, rows: int, rng: random.Random) -> list[MetricPoint]:
@@ -72,7 +97,7 @@ def make_points(first_step: int, rows: int, rng: random.Random) -> list[MetricPo
 
 
 def in_batches(total: int, batch: int, rng: random.Random) -> list[list[MetricPoint]]:
-    """``total`` rows of consecutive steps, as flushes of ``batch`` rows each."""
+    """``total`` points of consecutive steps, as flushes of ``batch`` points each."""
     points = make_points(0, total, rng)
     return [points[first:first + batch] for first in range(0, total, batch)]
 
@@ -88,17 +113,26 @@ class Store:
     def empty(self) -> None:
         with self.engine.begin() as conn:
             if self.backend == "postgresql":
-                conn.execute(text("TRUNCATE metrics"))
+                conn.execute(text("TRUNCATE metric_chunks, point_rows"))
             else:
-                conn.execute(text("DELETE FROM metrics"))
+                conn.execute(text("DELETE FROM metric_chunks"))
+                conn.execute(text("DELETE FROM point_rows"))
         if self.backend == "sqlite":  # start every run with an empty write-ahead log
             with self.engine.connect() as conn:
                 conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def count(self, job_id: uuid.UUID) -> int:
+        """Points the job holds in either layout (a run writes to one of them)."""
+        query = text("SELECT (SELECT coalesce(sum(count), 0) FROM metric_chunks "
+                     "WHERE job_id = :j) + (SELECT count(*) FROM point_rows WHERE job_id = :j)"
+                     ).bindparams(bindparam("j", type_=Uuid))
         with self.engine.connect() as conn:
-            query = select(func.count()).select_from(Metric).where(Metric.job_id == job_id)
-            return int(conn.scalar(query) or 0)
+            return int(conn.scalar(query, {"j": job_id}) or 0)
+
+    def analyse(self) -> None:
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM ANALYZE metric_chunks, point_rows"
+                                 if self.backend == "postgresql" else "ANALYZE")
 
 
 def new_job(engine: Engine) -> jobs.Claim:
@@ -114,6 +148,8 @@ def new_job(engine: Engine) -> jobs.Claim:
 def open_store(backend: str, url: str) -> Store:
     migrations.upgrade(url)
     engine = make_engine(url)
+    with engine.begin() as conn:
+        create_point_rows(conn)
     return Store(backend, engine, new_job(engine))
 
 
@@ -140,10 +176,15 @@ def worker_sink(store: Store, batch: list[MetricPoint]) -> None:
         raise RuntimeError("the sink refused the write")
 
 
-NAIVE_INSERT = insert(Metric)
+def write_rows_bulk(store: Store, batch: list[MetricPoint]) -> None:
+    with store.engine.begin() as conn:
+        write_rows(conn, store.claim.job_id, batch)
 
 
-def naive(store: Store, batch: list[MetricPoint]) -> None:
+NAIVE_INSERT = insert(point_rows)
+
+
+def write_rows_naive(store: Store, batch: list[MetricPoint]) -> None:
     job_id = store.claim.job_id
     with store.engine.begin() as conn:
         for step, name, value in batch:
@@ -154,12 +195,14 @@ def naive(store: Store, batch: list[MetricPoint]) -> None:
 WRITERS: dict[str, Writer] = {
     "write_points": write_points,
     "worker sink": worker_sink,
-    "naive": naive,
+    "rows bulk": write_rows_bulk,
+    "rows naive": write_rows_naive,
 }
+WRITE_PEER = "rows bulk"
 
 
 def time_writes(store: Store, writer: Writer, batches: list[list[MetricPoint]]) -> float:
-    """Rows per second of storing ``batches``, one transaction each, into an empty table."""
+    """Points per second of storing ``batches``, one transaction each, into empty tables."""
     store.empty()
     rows = sum(len(b) for b in batches)
     start = time.perf_counter()
@@ -168,27 +211,36 @@ def time_writes(store: Store, writer: Writer, batches: list[list[MetricPoint]]) 
     elapsed = time.perf_counter() - start
     stored = store.count(store.claim.job_id)
     if stored != rows:
-        raise RuntimeError(f"{stored} rows stored, {rows} written")
+        raise RuntimeError(f"{stored} points stored, {rows} written")
     return rows / elapsed
 
 
 # --------------------------------------------------------------------------- readers
 
-def read_ours(store: Store, job_id: uuid.UUID, name: str) -> int:
+Reader = Callable[[Store, uuid.UUID, str], int]
+
+
+def read_series(store: Store, job_id: uuid.UUID, name: str) -> int:
     with store.engine.connect() as conn:
         (series,) = metrics.read_series(conn, job_id, [name])
     return len(series.steps)
 
 
-def read_raw(store: Store, job_id: uuid.UUID, name: str) -> int:
+def load(store: Store, job_id: uuid.UUID, name: str) -> int:
+    with store.engine.connect() as conn:
+        steps, _ = metrics.load(conn, job_id, [name])[name]
+    return int(steps.size)
+
+
+def rows_cursor(store: Store, job_id: uuid.UUID, name: str) -> int:
     raw = store.engine.raw_connection()
     try:
         cursor = raw.cursor()
         if store.backend == "postgresql":
-            cursor.execute("SELECT step, value FROM metrics WHERE job_id = %s AND name = %s "
+            cursor.execute("SELECT step, value FROM point_rows WHERE job_id = %s AND name = %s "
                            "ORDER BY step", (job_id, name))
         else:  # SQLAlchemy's Uuid is CHAR(32) hex on SQLite
-            cursor.execute("SELECT step, value FROM metrics WHERE job_id = ? AND name = ? "
+            cursor.execute("SELECT step, value FROM point_rows WHERE job_id = ? AND name = ? "
                            "ORDER BY step", (job_id.hex, name))
         rows = cursor.fetchall()
         cursor.close()
@@ -197,8 +249,12 @@ def read_raw(store: Store, job_id: uuid.UUID, name: str) -> int:
     return len(rows)
 
 
-def time_read(reader: Callable[[Store, uuid.UUID, str], int], store: Store,
-              job_id: uuid.UUID, expected: int) -> float:
+READERS: dict[str, Reader] = {"read_series": read_series, "load": load,
+                              "rows cursor": rows_cursor}
+READ_PEER = "rows cursor"
+
+
+def time_read(reader: Reader, store: Store, job_id: uuid.UUID, expected: int) -> float:
     start = time.perf_counter()
     got = reader(store, job_id, "loss")
     elapsed = time.perf_counter() - start
@@ -213,19 +269,21 @@ def fmt_rate(value: float) -> str:
     return f"{value / 1000:.1f}k" if value < 1e6 else f"{value / 1e6:.2f}M"
 
 
-def print_row(backend: str, what: str, batch: int | None, rows: int, rates: Sequence[float],
-              peer: float | None) -> None:
-    median = statistics.median(rates)
-    spread = f"{fmt_rate(min(rates))}-{fmt_rate(max(rates))}"
-    ratio = "peer" if peer is None else f"{median / peer:.1f}x"
-    print(f"{backend:<10} {what:<13} {fmt_count(batch):>6} {fmt_count(rows):>6} "
-          f"{fmt_rate(median):>9}/s  {spread:>17}  {ratio:>6}", flush=True)
-
-
 def fmt_count(count: int | None) -> str:
     if count is None:
         return "-"
     return f"{count // 1000}k" if count % 1000 == 0 else str(count)
+
+
+def print_rows(backend: str, batch: int | None, points: int,
+               rates: dict[str, list[float]], peer: str) -> None:
+    peer_median = statistics.median(rates[peer])
+    for name, values in rates.items():
+        median = statistics.median(values)
+        spread = f"{fmt_rate(min(values))}-{fmt_rate(max(values))}"
+        ratio = "peer" if name == peer else f"{median / peer_median:.2f}x"
+        print(f"{backend:<10} {name:<13} {fmt_count(batch):>6} {fmt_count(points):>6} "
+              f"{fmt_rate(median):>9}/s  {spread:>17}  {ratio:>7}", flush=True)
 
 
 def rotated(names: list[str], repeat: int) -> list[str]:
@@ -234,59 +292,65 @@ def rotated(names: list[str], repeat: int) -> list[str]:
     return names[shift:] + names[:shift]
 
 
+def bench_writes(store: Store, args: argparse.Namespace, rng: random.Random) -> None:
+    for size in args.batch:
+        total = max(size, args.rows)
+        batches = in_batches(total, size, rng)
+        for writer in WRITERS.values():  # warm: connections, compiled statements
+            time_writes(store, writer, [batches[0][:300]])
+        rates: dict[str, list[float]] = {name: [] for name in WRITERS}
+        gc.collect()  # once: a full collection takes ~0.2 s with torch loaded
+        for repeat in range(max(args.repeats, args.naive_repeats)):
+            for name in rotated(list(WRITERS), repeat):
+                wanted = args.naive_repeats if name == "rows naive" else args.repeats
+                if repeat < wanted:
+                    rates[name].append(time_writes(store, WRITERS[name], batches))
+        print_rows(store.backend, size, total, rates, WRITE_PEER)
+
+
+def bench_reads(store: Store, args: argparse.Namespace, rng: random.Random) -> None:
+    store.empty()
+    job_id = new_job(store.engine).job_id
+    points = args.read_points
+    # As a run writes them: flushes of READ_FLUSH_STEPS steps of all three series.
+    for batch in in_batches(points * len(SERIES), READ_FLUSH_STEPS * len(SERIES), rng):
+        with store.engine.begin() as conn:
+            metrics.write_points(conn, job_id, batch)
+            write_rows(conn, job_id, batch)
+    if store.count(job_id) != 2 * points * len(SERIES):
+        raise RuntimeError("the series to read were not stored whole")
+    store.analyse()
+    for reader in READERS.values():  # warm
+        time_read(reader, store, job_id, points)
+    rates: dict[str, list[float]] = {name: [] for name in READERS}
+    gc.collect()
+    for repeat in range(args.repeats):
+        for name in rotated(list(READERS), repeat):
+            rates[name].append(time_read(READERS[name], store, job_id, points))
+    print_rows(store.backend, None, points, rates, READ_PEER)
+
+
 def bench_backend(backend: str, url: str, args: argparse.Namespace) -> None:
     store = open_store(backend, url)
     rng = random.Random(20261125)
     try:
-        for size in args.batch:
-            total = max(size, args.rows)
-            batches = in_batches(total, size, rng)
-            for writer in WRITERS.values():  # warm: connections, compiled statements
-                time_writes(store, writer, [batches[0][:300]])
-            rates: dict[str, list[float]] = {name: [] for name in WRITERS}
-            gc.collect()  # once: a full collection takes ~0.2 s with torch loaded
-            for repeat in range(max(args.repeats, args.naive_repeats)):
-                for name in rotated(list(WRITERS), repeat):
-                    wanted = args.naive_repeats if name == "naive" else args.repeats
-                    if repeat < wanted:
-                        rates[name].append(time_writes(store, WRITERS[name], batches))
-            peer = statistics.median(rates["naive"])
-            for name, values in rates.items():
-                print_row(backend, name, size, total, values,
-                          None if name == "naive" else peer)
-
-        store.empty()
-        reading = new_job(store.engine)
-        points = args.read_points
-        store.claim = reading
-        for batch in in_batches(points * len(SERIES), 60_000, rng):
-            write_points(store, batch)
-        readers = {"read_series": read_ours, "raw cursor": read_raw}
-        read_rates: dict[str, list[float]] = {name: [] for name in readers}
-        for reader in readers.values():  # warm
-            time_read(reader, store, reading.job_id, points)
-        gc.collect()
-        for repeat in range(args.repeats):
-            for name in rotated(list(readers), repeat):
-                read_rates[name].append(time_read(readers[name], store, reading.job_id, points))
-        peer = statistics.median(read_rates["raw cursor"])
-        print_row(backend, "read_series", None, points, read_rates["read_series"], peer)
-        print_row(backend, "raw cursor", None, points, read_rates["raw cursor"], None)
+        bench_writes(store, args, rng)
+        bench_reads(store, args, rng)
     finally:
         store.engine.dispose()
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--rows", type=positive, default=5000,
-                        help="rows per timed run (at least one batch; default 5000)")
+    parser.add_argument("--rows", type=positive, default=20_000,
+                        help="points per timed write run (at least one batch; default 20000)")
     parser.add_argument("--batch", type=positive, nargs="+", default=[1000, 20_000],
-                        help="rows per flush (default: 1000 20000)")
+                        help="points per flush (default: 1000 20000)")
     parser.add_argument("--read-points", type=positive, default=100_000,
                         help="points of the series read back (default 100000)")
     parser.add_argument("--repeats", type=positive, default=5, help="runs per figure (default 5)")
     parser.add_argument("--naive-repeats", type=positive, default=3,
-                        help="runs of the naive peer, 10-25x slower (default 3)")
+                        help="runs of the slow naive writer (default 3)")
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "all"], default="all")
     parser.add_argument("--postgres", default=POSTGRES_ADMIN,
                         help="PostgreSQL server to create the throwaway database on "
@@ -301,26 +365,29 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"metric store: Python {platform.python_version()}, SQLAlchemy "
           f"{sqlalchemy.__version__}, psycopg {psycopg.__version__}, SQLite "
-          f"{sqlite3.sqlite_version}; median of {args.repeats} runs (naive peer: "
+          f"{sqlite3.sqlite_version}; median of {args.repeats} runs (rows naive: "
           f"{args.naive_repeats}), min-max in brackets"
           + ("; gc.freeze() after start-up" if args.freeze_gc else ""))
-    print("writes: rows/s storing `rows` rows as flushes of `batch` rows, one transaction "
-          "each, into an emptied table; ratio = median / naive median of this run")
-    print("reads: points/s of one series; ratio = median / raw-cursor median of this run")
-    print(f"{'backend':<10} {'method':<13} {'batch':>6} {'rows':>6} {'median':>11}  "
-          f"{'(min-max)':>17}  {'ratio':>6}")
+    print("writes: points/s storing `points` points as flushes of `batch` points, one "
+          "transaction each, into emptied tables; ratio = median / `rows bulk` median "
+          "(the old write_points into point_rows) of this run")
+    print(f"reads: points/s of one series of {args.read_points:,} points; ratio = median / "
+          "`rows cursor` median (raw fetchall from point_rows) of this run")
     print(load_line())
+    print(f"{'backend':<10} {'method':<13} {'batch':>6} {'points':>6} {'median':>11}  "
+          f"{'(min-max)':>17}  {'ratio':>7}")
     if args.backend in ("sqlite", "all"):
         with sqlite_url() as url:
             bench_backend("sqlite", url, args)
     if args.backend in ("postgresql", "all"):
         try:
-            with psycopg.connect(args.postgres, connect_timeout=5):
-                pass
+            with psycopg.connect(args.postgres, connect_timeout=5) as conn:
+                server = conn.info.parameter_status("server_version")
         except psycopg.OperationalError as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             print(f"postgresql: skipped, no server at {args.postgres} ({reason})")
             return
+        print(f"PostgreSQL {server}")
         with postgres_url(args.postgres) as url:
             bench_backend("postgresql", url, args)
     print(load_line())

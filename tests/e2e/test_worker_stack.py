@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
 from optimlab.service.db import workers
-from optimlab.service.db.models import Metric
+from optimlab.service.db.models import MetricChunk
 from tests.conftest import Stack
 from tests.processes import optimlab, stop
 from tests.seed_table import SEED_SPEC, assert_matches_seed_table
@@ -61,9 +61,10 @@ def wait_status(client: TestClient, job_id: str, *statuses: str,
 
 
 def rows(engine: Engine, job_id: str) -> int:
+    """The points stored for the job."""
     import uuid
 
-    query = select(func.count()).where(Metric.job_id == uuid.UUID(job_id))
+    query = select(func.sum(MetricChunk.count)).where(MetricChunk.job_id == uuid.UUID(job_id))
     with engine.connect() as conn:
         return int(conn.scalar(query) or 0)
 
