@@ -11,12 +11,13 @@ import math
 import statistics
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import ValidationError
 from sqlalchemy import Engine
 
-from optimlab.service.db import jobs, listing, sweeps
+from optimlab.service.db import job_batches, jobs, listing, sweeps
+from optimlab.service.db.job_batches import NewJob
 from optimlab.service.db.listing import JobFilter
 from optimlab.service.db.models import Job, Sweep
 from optimlab.service.jobs import queries
@@ -29,7 +30,7 @@ from optimlab.service.jobs.submit import choose_queue, count_gpu_workers
 from optimlab.service.jobs.sweep_spec import PathError, SweepPoint, SweepSpec, expand
 from optimlab.service.settings import Settings
 from optimlab.worker.engine import SpecError
-from optimlab.worker.engine.validation import validate_spec
+from optimlab.worker.engine.validation import SpecValidator
 from optimlab.worker.spec import JobSpec
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,9 @@ def submit_sweep(*, engine: Engine, dispatcher: Dispatcher, settings: Settings,
     if request.size() > settings.max_sweep_jobs:
         raise SpecError(("axes",), f"the sweep makes {request.size()} jobs; at most "
                                    f"{settings.max_sweep_jobs} are allowed")
-    specs = [(point, _checked(point, request, engine)) for point in _points(request)]
+    # One validator for the whole sweep: its points share the problems they have in common.
+    validator = SpecValidator(source=SqlDatasetSource(engine))
+    specs = [(point, _checked(point, request, validator)) for point in _points(request)]
     if not specs:
         raise SpecError(("axes",), "the sweep makes no jobs")
     plan = plan_fusion([spec for _, spec in specs], enabled=request.fuse,
@@ -73,17 +76,25 @@ def submit_sweep(*, engine: Engine, dispatcher: Dispatcher, settings: Settings,
         sweep = sweeps.insert_sweep(conn, name=request.name, size=len(specs),
                                     request=request.model_dump(mode="json"),
                                     tags=list(request.tags))
-        queued = [jobs.insert_job(conn, name=spec.name, spec=spec.model_dump(mode="json"),
-                                  queue=choose_queue(spec, settings, gpu_workers=gpus),
-                                  sweep_id=sweep.id, sweep_point=point.values)
-                  for point, spec in specs]
+        new = [NewJob(name=spec.name, spec=spec.model_dump(mode="json"),
+                      queue=choose_queue(spec, settings, gpu_workers=gpus),
+                      sweep_point=point.values) for point, spec in specs]
+        ids = job_batches.insert_jobs(conn, new, sweep_id=sweep.id)
+        queued = [Queued(job_id, job.queue) for job_id, job in zip(ids, new, strict=True)]
         sweeps.set_fusion(conn, sweep.id, _fusion_record(request.fuse, plan, queued))
-    _dispatch(engine, dispatcher, [[queued[i] for i in task] for task in plan.tasks]
+    _dispatch(engine, dispatcher, sweep.id, [[queued[i] for i in task] for task in plan.tasks]
               + [[queued[i]] for i, _ in plan.alone])
     return sweep
 
 
-def _fusion_record(enabled: bool, plan: FusionPlan, queued: list[Job]) -> dict[str, Any]:
+class Queued(NamedTuple):
+    """A stored job, as dispatching it needs it."""
+
+    id: uuid.UUID
+    queue: str
+
+
+def _fusion_record(enabled: bool, plan: FusionPlan, queued: list[Queued]) -> dict[str, Any]:
     return {"enabled": enabled,
             "tasks": [[str(queued[i].id) for i in task] for task in plan.tasks],
             "alone": [{"job_id": str(queued[i].id), "reason": reason}
@@ -97,14 +108,14 @@ def _points(request: SweepSpec) -> list[SweepPoint]:
         raise SpecError(("axes", exc.path), str(exc)) from None
 
 
-def _checked(point: SweepPoint, request: SweepSpec, engine: Engine) -> JobSpec:
+def _checked(point: SweepPoint, request: SweepSpec, validator: SpecValidator) -> JobSpec:
     raw = dict(point.spec)
     raw["name"] = _job_name(request, point)
     raw["tags"] = list(dict.fromkeys([*(raw.get("tags") or []), *request.tags]))
     where = f"point {point.index} ({point.describe()})"
     try:
         spec = JobSpec.model_validate(raw)
-        validate_spec(spec, source=SqlDatasetSource(engine))
+        validator.validate(spec)
     except ValidationError as exc:
         first = exc.errors()[0]
         path = ".".join(str(p) for p in first["loc"]) or "spec"
@@ -118,7 +129,8 @@ def _job_name(request: SweepSpec, point: SweepPoint) -> str:
     return f"{request.name or 'sweep'} [{point.describe()}]"[:200]
 
 
-def _dispatch(engine: Engine, dispatcher: Dispatcher, messages: list[list[Job]]) -> None:
+def _dispatch(engine: Engine, dispatcher: Dispatcher, sweep_id: uuid.UUID,
+              messages: list[list[Queued]]) -> None:
     """One message per task: a fused task's jobs together, any other job alone. Sent after
     the commit, so a worker never receives the id of a row it cannot see yet."""
     total = sum(len(message) for message in messages)
@@ -130,7 +142,7 @@ def _dispatch(engine: Engine, dispatcher: Dispatcher, messages: list[list[Job]])
             else:
                 dispatcher.dispatch(str(message[0].id), message[0].queue)
         except Exception as exc:
-            log.exception("sweep %s: a task could not be queued", message[0].sweep_id)
+            log.exception("sweep %s: a task could not be queued", sweep_id)
             with engine.begin() as conn:
                 for unsent in (job for m in messages[position:] for job in m):
                     jobs.fail_job(conn, unsent.id, f"could not be queued: broker unreachable "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
 import torch
@@ -53,14 +53,26 @@ def scheduler_classes() -> dict[str, type[Scheduler]]:
 
 
 def keyword_parameters(cls: type) -> dict[str, inspect.Parameter]:
-    signature = inspect.signature(cls.__init__)  # type: ignore[misc]
-    return {name: p for name, p in signature.parameters.items()
+    return {name: p for name, p in constructor_parameters(cls).items()
             if name not in _SUPPLIED and p.kind is not p.VAR_POSITIONAL}
+
+
+# Signatures are read once per function: inspect.signature costs more than building a
+# small optimizer, and validating a sweep builds one (and maybe a scheduler) per point.
+@functools.cache
+def signature_parameters(function: Callable[..., Any]) -> Mapping[str, inspect.Parameter]:
+    """The parameters of ``function``'s signature (read-only: the result is shared)."""
+    return inspect.signature(function).parameters
+
+
+def constructor_parameters(cls: type) -> Mapping[str, inspect.Parameter]:
+    """Every parameter of ``cls.__init__``."""
+    return signature_parameters(cls.__init__)  # type: ignore[misc]
 
 
 def needs_closure(cls: type[Optimizer]) -> bool:
     """Whether ``step`` must be given a closure (LBFGS: its line search re-evaluates)."""
-    closure = inspect.signature(cls.step).parameters.get("closure")
+    closure = signature_parameters(cls.step).get("closure")
     return closure is not None and closure.default is inspect.Parameter.empty
 
 
@@ -137,7 +149,7 @@ def build_scheduler(spec: ScheduleSpec, optimizer: Optimizer, *, steps: int,
     check_keywords(cls, kwargs, loc=loc)
     kwargs = {key: _scheduler_argument(value, accepted[key], optimizer, steps, (*loc, key))
               for key, value in kwargs.items()}
-    if "optimizer" in inspect.signature(cls.__init__).parameters:  # type: ignore[misc]
+    if "optimizer" in constructor_parameters(cls):
         kwargs["optimizer"] = optimizer
     try:
         return cast(Scheduler, cls(**kwargs))

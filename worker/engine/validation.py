@@ -4,7 +4,12 @@ The problem is built for real on the CPU (data, split, model, loss); the model i
 evaluated on each batch size the run will see; then one real training step runs
 (optimizer, parameter groups, clipping, evaluation, scheduler) and the schedule is
 stepped ahead. Whatever fails is reported now, naming the field, instead of failing in
-a worker later. Nothing here is recorded or kept.
+a worker later. Nothing here is recorded.
+
+A :class:`SpecValidator` validates many specs (a sweep's points) with the same refusals,
+spec by spec, while building each distinct problem and checking its output only once: only
+the optimizer, its step and the schedule, which a point's own options decide, run for every
+spec (see :mod:`~optimlab.worker.engine.shared_problems`).
 """
 
 from __future__ import annotations
@@ -19,6 +24,13 @@ from optimlab.worker.engine.errors import SpecError
 from optimlab.worker.engine.loop import plan_length
 from optimlab.worker.engine.problem import Problem, build_problem
 from optimlab.worker.engine.recorder import Recorder
+from optimlab.worker.engine.shared_problems import (
+    MAX_SHARED_BYTES,
+    PreparedProblem,
+    ProblemCache,
+    RecentDatasetSource,
+    problem_key,
+)
 from optimlab.worker.engine.sink import ListSink, TrainingSummary
 from optimlab.worker.engine.training import Training, build_training
 from optimlab.worker.spec import ExpressionModel, JobSpec
@@ -31,15 +43,43 @@ _RUN_ERRORS = (RuntimeError, ValueError, TypeError, IndexError, KeyError, ZeroDi
 
 def validate_spec(spec: JobSpec, *, source: DatasetSource | None = None) -> None:
     """Raise :class:`SpecError` for the first field the engine could not run."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        problem = build_problem(spec, device="cpu", source=source)
+    SpecValidator(source=source).validate(spec)
+
+
+class SpecValidator:
+    """:func:`validate_spec` for many specs, sharing the problems they have in common."""
+
+    def __init__(self, *, source: DatasetSource | None = None,
+                 max_shared_bytes: int = MAX_SHARED_BYTES) -> None:
+        self.source = None if source is None else RecentDatasetSource(source)
+        self.problems = ProblemCache(max_shared_bytes)
+
+    def validate(self, spec: JobSpec) -> None:
+        """Raise :class:`SpecError` for the first field the engine could not run."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            prepared, steps = self._prepared(spec)
+            problem = prepared.fresh()
+            training = build_training(spec, problem, steps=steps)
+            _check_step(spec, training, problem)
+            _check_schedule(spec, training, steps)
+
+    def _prepared(self, spec: JobSpec) -> tuple[PreparedProblem, int]:
+        """The spec's problem with its output checked, and the spec's step count, in
+        :func:`validate_spec`'s order. A problem in the cache passed its checks for a spec
+        of the same key, so it passes them for this one; the step count is worked out for
+        each spec (the length fields are not in the key)."""
+        key = problem_key(spec)
+        prepared = self.problems.get(key)
+        if prepared is not None:
+            return prepared, plan_length(spec, prepared.problem.train.rows)[0]
+        problem = build_problem(spec, device="cpu", source=self.source)
         steps, _ = plan_length(spec, problem.train.rows)
         for rows in _batch_sizes(problem.train.rows, spec.batch_size):
             _check_output(spec, problem, rows)
-        training = build_training(spec, problem, steps=steps)
-        _check_step(spec, training, problem)
-        _check_schedule(spec, training, steps)
+        prepared = PreparedProblem.capture(problem)
+        self.problems.put(key, prepared)
+        return prepared, steps
 
 
 def _batch_sizes(size: int, batch_size: int | None) -> list[int | None]:

@@ -79,6 +79,86 @@ def test_one_invalid_point_refuses_the_whole_sweep(client: TestClient, engine: E
     assert queued_messages(stack) == 0
 
 
+# Five rows; ``b`` has four values: the model fits a split of 0.2 (four training rows) in
+# batches of 4 or whole, and fails on batches of 2 or on all five rows.
+FOUR_ROWS: dict[str, Any] = {
+    "model": {"kind": "expression", "expression": "w*u + b",
+              "parameters": {"w": 0.0, "b": [0.0] * 4}},
+    "data": {"kind": "inline", "inputs": {"u": [0.0, 1.0, 2.0, 3.0, 4.0]},
+             "targets": [1.0, 3.0, 5.0, 7.0, 9.0], "val_fraction": 0.2},
+    "loss": "mse", "optimizer": {"name": "SGD", "lr": 0.01}, "steps": 10}
+
+
+def test_the_one_point_that_fails_is_named_among_points_sharing_their_problem(
+        client: TestClient, engine: Engine, stack: Stack) -> None:
+    """Points that differ in options and seed share their problem's checks, but each one's
+    optimizer, step and schedule are checked: the first that fails is refused by name."""
+    cases = [  # (body, the message's start)
+        ({**GRID, "axes": {"optimizer.lr": [0.01, 0.1], "optimizer.nesterov": [False, True]}},
+         "points.2: point 2 (optimizer.lr=0.01, optimizer.nesterov=True, seed=0): optimizer: "
+         "SGD refused its arguments: Nesterov momentum requires a momentum"),
+        ({**GRID, "base": {**SEED_SPEC, "schedule": {"name": "StepLR", "step_size": 5}},
+          "axes": {"optimizer.lr": [0.01, 0.1], "schedule.step_size": [5, 0]}},
+         "points.2: point 2 (optimizer.lr=0.01, schedule.step_size=0, seed=0): schedule: "
+         "StepLR fails while stepping"),
+        ({**GRID, "axes": {"optimizer.lr": [0.01, 0.1, 0.2]}, "seeds": [3, 7, 11],
+          "base": {**SEED_SPEC, "schedule": {"name": "LambdaLR", "lr_lambda": "0.9**step"}}},
+         None),  # valid: the control
+        ({**GRID, "axes": {"optimizer.lr": [0.01, 0.1, 0.2],
+                           "schedule.lr_lambda": ["0.9**step", "1/(step - 3)"]},
+          "base": {**SEED_SPEC, "schedule": {"name": "LambdaLR", "lr_lambda": "1"}}},
+         "points.2: point 2 (optimizer.lr=0.01, schedule.lr_lambda=1/(step - 3), seed=0): "
+         "schedule: LambdaLR fails while stepping"),
+    ]
+    for body, start in cases:
+        response = client.post("/v1/sweeps", json=body)
+        if start is None:
+            assert response.status_code == 201, response.text
+            continue
+        assert response.status_code == 422, response.text
+        assert response.json()["message"].startswith(start), response.json()["message"]
+    assert counts(engine) == (1, 9)
+    assert queued_messages(stack) == 1
+
+
+def test_a_batch_size_or_data_field_that_breaks_the_model_is_refused(
+        client: TestClient, engine: Engine, stack: Stack) -> None:
+    """Points that differ in batching or data are different problems, each one checked."""
+    cases = [
+        ({"batch_size": [None, 4, 2]},
+         "points.4: point 4 (batch_size=2, seed=0): model.expression: "),
+        ({"data.val_fraction": [0.2, 0.0]},
+         "points.2: point 2 (data.val_fraction=0, seed=0): model.expression: "),
+    ]
+    for axes, start in cases:
+        body = {"base": FOUR_ROWS, "seeds": 2, "fuse": False, "axes": axes}
+        response = client.post("/v1/sweeps", json=body)
+        assert response.status_code == 422, response.text
+        assert response.json()["message"].startswith(start), response.json()["message"]
+    assert counts(engine) == (0, 0)
+    assert queued_messages(stack) == 0
+    fine = client.post("/v1/sweeps", json={"base": FOUR_ROWS, "seeds": 2,
+                                           "axes": {"batch_size": [None, 4]}})
+    assert fine.status_code == 201, fine.text
+
+
+def test_jobs_are_stored_and_sent_in_the_order_of_their_points(client: TestClient,
+                                                               engine: Engine,
+                                                               stack: Stack) -> None:
+    sweep = client.post("/v1/sweeps", json={**GRID, "fuse": False}).json()
+    with engine.connect() as conn:
+        rows = conn.execute(select(Job.id, Job.sweep_point, Job.spec, Job.name, Job.queue)
+                            .where(Job.sweep_id == uuid.UUID(sweep["id"]))
+                            .order_by(Job.created_at, Job.id)).all()
+    assert [(r.sweep_point["optimizer.lr"], r.sweep_point["optimizer.momentum"],
+             r.spec["seed"]) for r in rows] == [
+        (lr, m, s) for lr in (0.001, 0.01, 0.1) for m in (0.0, 0.5, 0.9) for s in (0, 1)]
+    assert [str(r.id) for r in rows] == [e["job_id"] for e in sweep["fusion"]["alone"]]
+    assert {r.queue for r in rows} == {stack.settings.queue("cpu")}
+    assert rows[0].name == "lr x momentum [optimizer.lr=0.001, optimizer.momentum=0, seed=0]"
+    assert rows[0].spec["tags"] == ["grid"]
+
+
 def test_refusals_name_the_field(client: TestClient, engine: Engine) -> None:
     cases = [  # (where the message starts, what else it must name, body)
         ("axes", "use mode 'random'",
