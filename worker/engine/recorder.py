@@ -1,8 +1,12 @@
-"""Buffer a run's metric points and hand them to the sink every ``flush_seconds``."""
+"""Buffer a run's metric points and hand them to the sink every ``flush_seconds``; keep the
+summary's loss statistics (best, thresholds crossed, area under log10 of the loss) as it goes."""
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
+import operator
 from collections.abc import Callable
 
 from optimlab.worker.engine.sink import MetricPoint, MetricSink, TrainingSummary
@@ -32,6 +36,51 @@ class Recorder:
 
     def loss(self, step: int, value: float) -> None:
         self.points.append((step, "loss", value))
+        self._summarise(step, value)
+
+    def losses(self, first_step: int, values: list[float]) -> None:
+        """What ``loss`` does to the summary for steps ``first_step``, ``first_step + 1``, ...,
+        without the points (a fused run keeps those itself): the same floats, computed per
+        batch with C-level loops (min, map, reduce) instead of per step."""
+        if first_step == 0 and values:
+            self._summarise(0, values[0])  # sets the initial loss and the thresholds
+            first_step, values = 1, values[1:]
+        finite = len(values)  # how many come before the first non-finite loss
+        if not all(map(math.isfinite, values)):
+            finite = next(k for k, v in enumerate(values) if not math.isfinite(v))
+        if finite:
+            self._finite_losses(first_step, values[:finite] if finite < len(values) else values)
+        # from a non-finite loss on (one ends a run: rare), step by step
+        for step, value in enumerate(values[finite:], first_step + finite):
+            self._summarise(step, value)
+
+    def _finite_losses(self, first_step: int, values: list[float]) -> None:
+        """``losses`` for finite values past step 0 (no NaN to upset ``min``)."""
+        summary = self.summary
+        summary.steps_done = first_step + len(values)
+        summary.final_loss = values[-1]
+        lowest = min(values)  # the first of equal minima, as ``<`` step by step keeps it
+        if summary.best_loss is None or lowest < summary.best_loss:
+            summary.best_loss, summary.best_step = lowest, first_step + values.index(lowest)
+        start = 0
+        while self.pending and lowest <= self.pending_max:
+            bound = self.pending_max  # the next crossing: the first value at most this
+            k = next(k for k in range(start, len(values)) if values[k] <= bound)
+            self._crossings(first_step + k, values[k])
+            start = k + 1
+            lowest = min(values[start:], default=math.inf)
+        logs = list(map(math.log10, map(max, values, itertools.repeat(TINY))))
+        if summary.loss_area_log10 is not None:
+            area = summary.loss_area_log10
+            if self.last_log is not None and math.isfinite(self.last_log):
+                area += (self.last_log + logs[0]) / 2
+            # the trapezoids left to right, added one by one as ``_area`` adds them
+            halves = map(operator.truediv, map(operator.add, logs, logs[1:]),
+                         itertools.repeat(2))
+            summary.loss_area_log10 = functools.reduce(operator.add, halves, area)
+        self.last_log = logs[-1]
+
+    def _summarise(self, step: int, value: float) -> None:
         summary = self.summary
         summary.steps_done = step + 1
         summary.final_loss = value
@@ -94,8 +143,10 @@ class Recorder:
     def elapsed(self) -> float:
         return self.clock() - self.started
 
-    def due(self) -> bool:
-        return len(self.points) >= FLUSH_POINTS or self.clock() >= self.next_flush
+    def due(self, held: int = 0) -> bool:
+        """Whether to flush: enough points (``held``: those the caller keeps for this run
+        outside ``points``) or time."""
+        return len(self.points) + held >= FLUSH_POINTS or self.clock() >= self.next_flush
 
     def flush(self) -> bool:
         """Hand the buffer to the sink; False when the sink asks the run to stop."""

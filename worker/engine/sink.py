@@ -12,6 +12,12 @@ MetricPoint = tuple[int, str, float]
 SeriesColumns = dict[str, tuple[list[int], list[float]]]
 
 
+def column_points(columns: SeriesColumns) -> list[MetricPoint]:
+    """The points of ``columns`` one by one, series after series."""
+    return [(step, name, value) for name, (steps, values) in columns.items()
+            for step, value in zip(steps, values, strict=True)]
+
+
 @dataclass
 class TrainingSummary:
     """What a run amounts to; updated as it goes and final when it returns."""

@@ -48,6 +48,16 @@ class StopRules:
             return ("reached_target", f"loss below {stop.loss_below}")
         return None
 
+    def loss_bounds(self) -> tuple[float, float]:
+        """(low, high): past step 0, ``after_loss`` ends a run on a finite loss only when it
+        is below low or above high (a fused loop compares all jobs' losses at once)."""
+        stop = self.spec.stop
+        low = -math.inf if stop is None or stop.loss_below is None else stop.loss_below
+        factor, initial = self.spec.diverge_factor, self.initial_loss
+        high = math.inf if factor is None or initial is None or not initial > 0 \
+            else factor * initial
+        return low, high
+
     def after_step(self, val_loss: float | None, update_norm: float,
                    elapsed: float) -> Ending | None:
         """Checked after the update and its evaluation: patience, convergence, the clock

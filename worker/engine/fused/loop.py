@@ -1,18 +1,24 @@
 """The fused training loop: many jobs, one vectorised step, each job's history its own.
 
 Step for step it is worker/engine/loop.py's loop, for every job at once: the same
-records in the same order, the same stopping rules per job. A job that ends (diverged,
-reached its target, stopped, cancelled through its sink) is dropped from the stacked
-tensors; the others go on untouched, because no operation mixes jobs.
+records, the same stopping rules per job. A job that ends (diverged, reached its target,
+stopped, cancelled through its sink) is dropped from the stacked tensors; the others go on
+untouched, because no operation mixes jobs.
+
+What a step records stays in tensors, one row for all jobs (the losses; the norms and
+small models' parameters), until a write: then each job's rows become its columns in one
+conversion, and its summary's loss statistics are computed over them in bulk
+(``Recorder.losses``). Per step, Python looks at single jobs only where a rule may end
+one: a non-finite sum of the losses, a loss outside a job's ``StopRules.loss_bounds``, the
+jobs whose rules watch every step, and evaluations.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import torch
@@ -25,13 +31,14 @@ from optimlab.worker.engine.fused.schedule import ScheduleTrack, schedule_tracks
 from optimlab.worker.engine.fused.stacked import Mode, StackedProblem, build_stacked
 from optimlab.worker.engine.loop import plan_length
 from optimlab.worker.engine.recorder import Recorder
-from optimlab.worker.engine.sink import MetricPoint, TrainingSummary
+from optimlab.worker.engine.sink import MetricPoint, SeriesColumns, TrainingSummary
 from optimlab.worker.engine.stopping import Ending, StopRules
 from optimlab.worker.engine.training import MAX_RECORDED_PARAMETERS
 from optimlab.worker.spec import JobSpec
 
-# (job index in the specs, its new points, its summary so far)
-JobUpdate = tuple[int, list[MetricPoint], TrainingSummary]
+# (job index in the specs, its new points by series, its summary so far). Each list in the
+# columns is the sink's to keep: none is shared with another job or used again.
+JobUpdate = tuple[int, SeriesColumns, TrainingSummary]
 
 
 class FusedSink(Protocol):
@@ -41,7 +48,8 @@ class FusedSink(Protocol):
 
 
 class _Buffer:
-    """A Recorder's sink that keeps the batch for the fused sink to write with the others."""
+    """A Recorder's sink that keeps its batch (a fused job's evaluations, the only points
+    it records through its Recorder) for the fused sink to write with the others."""
 
     def __init__(self) -> None:
         self.points: list[MetricPoint] = []
@@ -59,12 +67,24 @@ class FusedJob:
     recorder: Recorder
     buffer: _Buffer
     stops: StopRules
+    width: int  # the points it records per step (its evaluations aside)
+    columns: SeriesColumns = field(default_factory=dict)  # collected, not written yet
     ending: Ending | None = None
-    update_norm: float = math.nan
+    ended_at_loss: bool = False  # then its last step has no norms: a job alone stops first
 
     @property
     def summary(self) -> TrainingSummary:
         return self.recorder.summary
+
+
+@dataclass
+class _Rows:
+    """The steps recorded since the last collection, for the jobs active now (in order)."""
+
+    first: int  # the step of the first row
+    losses: list[torch.Tensor] = field(default_factory=list)  # [jobs] per step
+    # [jobs, len(row_names)] per step that went past the loss (not a step all ended at)
+    tables: list[torch.Tensor] = field(default_factory=list)
 
 
 def run_fused(specs: list[JobSpec], sink: FusedSink, *, flush_seconds: float = 0.5,
@@ -81,16 +101,16 @@ def run_fused(specs: list[JobSpec], sink: FusedSink, *, flush_seconds: float = 0
     optimizer = fused_optimizer(first.optimizer.name,
                                 [spec.optimizer.kwargs for spec in specs], problem.params)
     tracks = schedule_tracks(specs, steps=steps)
-    jobs = [_job(i, spec, track, problem, steps, str(device), flush_seconds, clock)
+    row_names = ["grad_norm", "update_norm", "param_norm", *_recorded_names(problem)]
+    jobs = [_job(i, spec, track, problem, steps, str(device), flush_seconds, clock,
+                 len(row_names))
             for i, (spec, track) in enumerate(zip(specs, tracks, strict=True))]
-    run = _Run(problem, optimizer, jobs, sink, steps)
+    run = _Run(problem, optimizer, jobs, sink, steps, per_epoch, row_names)
     rows = job_rows(problem.train.rows, first.batch_size, [s.seed for s in specs],
                     drop_last=first.drop_last, device=device)
     for step in range(steps):
         batch = next(rows)
         run.step(step, None if batch is None else batch[run.alive], last=step == steps - 1)
-        for job in run.active:
-            job.summary.epochs_done = (step + 1) / per_epoch
         run.flush_if_due()
         run.drop_ended(step)
         if not run.active:
@@ -100,40 +120,62 @@ def run_fused(specs: list[JobSpec], sink: FusedSink, *, flush_seconds: float = 0
 
 
 def _job(index: int, spec: JobSpec, track: ScheduleTrack, problem: StackedProblem,
-         steps: int, device: str, flush_seconds: float,
-         clock: Callable[[], float]) -> FusedJob:
+         steps: int, device: str, flush_seconds: float, clock: Callable[[], float],
+         norms: int) -> FusedJob:
     summary = TrainingSummary(device=device, parameter_count=problem.parameter_count,
                               loss=problem.plan.name, steps=steps)
     buffer = _Buffer()
     recorder = Recorder(buffer, summary, flush_seconds=flush_seconds, clock=clock,
                         thresholds=spec.summary.thresholds)
-    return FusedJob(index, spec, track, recorder, buffer, StopRules(spec))
+    width = 2 + (track.momentum_key is not None) + norms  # lr, loss, momentum, norms
+    return FusedJob(index, spec, track, recorder, buffer, StopRules(spec), width)
 
 
 class _Run:
     def __init__(self, problem: StackedProblem, optimizer: FusedOptimizer, jobs: list[FusedJob],
-                 sink: FusedSink, steps: int) -> None:
+                 sink: FusedSink, steps: int, per_epoch: int, row_names: list[str]) -> None:
         self.problem = problem
         self.optimizer = optimizer
         self.active = list(jobs)
         self.ended: list[FusedJob] = []
         self.sink = sink
         self.steps = steps
-        self.alive = torch.arange(len(jobs), device=problem.params[0].device)
-        self.row_names = ["grad_norm", "update_norm", "param_norm", *_recorded_names(problem)]
-        self.recorded = len(self.row_names) > 3
+        self.per_epoch = per_epoch
+        self.device = problem.params[0].device
+        self.alive = torch.arange(len(jobs), device=self.device)
+        self.row_names = row_names
+        self.recorded = len(row_names) > 3
+        self.rows = _Rows(first=0)
+        self.last_step: int | None = None  # the last step run
+        self.unflushed = 0  # steps recorded since the last flush (by every live job)
+        self.ending = False  # whether some active job has an ending, to drop
+        self._active_changed()
+
+    def _active_changed(self) -> None:
+        """What the per-step checks need of the active jobs, in their order."""
+        self.tracks = [job.track for job in self.active]
+        self.step_watchers = [k for k, job in enumerate(self.active)
+                              if job.stops.watches_steps]
+        self.bounds: tuple[torch.Tensor, torch.Tensor] | None = None
+        if any(job.stops.watches_loss for job in self.active):
+            low, high = zip(*(job.stops.loss_bounds() for job in self.active), strict=True)
+            # float64 holds every bound exactly, and compares with each float32 loss as
+            # Python compares their floats
+            self.bounds = (torch.tensor(low, dtype=torch.float64, device=self.device),
+                           torch.tensor(high, dtype=torch.float64, device=self.device))
 
     def step(self, i: int, rows: torch.Tensor | None, *, last: bool) -> None:
+        self.last_step = i
         params = self.problem.params
         before = [p.detach().clone() for p in params]
         losses = self.problem.losses(rows)
-        self._record_loss(i, losses.tolist())
-        if all(job.ending is not None for job in self.active):
-            return
-        losses.sum().backward()
+        total = losses.sum()
+        if not self._record_loss(i, losses.detach(), total):
+            return  # every job ended at its loss
+        total.backward()
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
         grad_norm = job_norms(grads)
-        track = [job.track for job in self.active]
+        track = self.tracks
         key = track[0].momentum_key
         cycled = None if key is None else [t.momentum[i] for t in track]  # type: ignore[index]
         self.optimizer.step(grads, [t.lr[i] for t in track],
@@ -141,77 +183,137 @@ class _Run:
                             beta1=cycled if key == "beta1" else None)
         for p in params:
             p.grad = None
-        self._record_after_update(i, grad_norm, before)
-        self._evaluate(i, last=last)
+        table = self._record_after_update(grad_norm, before)
+        self._evaluate(i, table, last=last)
 
-    def _record_loss(self, i: int, values: list[float]) -> None:
-        """What the schedule set, the loss, and the checks a job alone makes on its loss."""
-        for job, value in zip(self.active, values, strict=True):
-            track, recorder = job.track, job.recorder
-            recorder.points.append((i, "lr", track.lr[i]))
-            if track.momentum_key is not None and track.momentum is not None:
-                recorder.points.append((i, track.momentum_key, track.momentum[i]))
-            recorder.loss(i, value)
+    def _record_loss(self, i: int, losses: torch.Tensor, total: torch.Tensor) -> bool:
+        """Keep the step's losses; make the checks a job alone makes on its loss. False
+        when every job ended at it."""
+        self.rows.losses.append(losses)
+        self.unflushed += 1
+        if not self._loss_may_end_a_job(i, losses, total):
+            return True
+        going = len(self.active)
+        for job, value in zip(self.active, losses.tolist(), strict=True):
             if job.stops.watches_loss or not math.isfinite(value):
                 job.ending = job.stops.after_loss(i, value)
+                if job.ending is not None:
+                    job.ended_at_loss = self.ending = True
+                    going -= 1
+        if i == 0:
+            self._active_changed()  # the bounds that follow from the initial losses
+        return going > 0
 
-    def _record_after_update(self, i: int, grad_norm: torch.Tensor,
-                             before: list[torch.Tensor]) -> None:
+    def _loss_may_end_a_job(self, i: int, losses: torch.Tensor, total: torch.Tensor) -> bool:
+        """Whether some job's ``after_loss`` may not answer None this step (step 0 sets
+        their initial losses, so every job that watches its loss looks at it)."""
+        if i == 0 or not math.isfinite(total.item()):  # a NaN or infinite loss, or overflow
+            return True
+        if self.bounds is None:
+            return False
+        low, high = self.bounds
+        wide = losses.double()
+        return bool(((wide < low) | (wide > high)).any())
+
+    def _record_after_update(self, grad_norm: torch.Tensor,
+                             before: list[torch.Tensor]) -> torch.Tensor:
         current = [p.detach() for p in self.problem.params]
         update = job_norms([c - b for c, b in zip(current, before, strict=True)])
         columns = [grad_norm.unsqueeze(1), update.unsqueeze(1), job_norms(current).unsqueeze(1)]
         if self.recorded:
             columns += [c.reshape(c.shape[0], -1) for c in current]
-        table = torch.cat(columns, dim=1).tolist()
-        names = self.row_names
-        for job, row in zip(self.active, table, strict=True):
-            if job.ending is not None:
-                continue  # it ended at its loss: a job alone records nothing more this step
-            job.recorder.points.extend(zip(itertools.repeat(i), names, row))
-            job.update_norm = row[1]
+        table = torch.cat(columns, dim=1)
+        self.rows.tables.append(table)
+        return table
 
-    def _evaluate(self, i: int, *, last: bool) -> None:
+    def _evaluate(self, i: int, table: torch.Tensor, *, last: bool) -> None:
         every = self.active[0].spec.eval_every
         due = every is not None and ((i + 1) % every == 0 or last)
-        results: list[tuple[str, list[float], str, list[float] | None]] = []
-        for prefix, part in (("train", self.problem.train), ("val", self.problem.val)):
-            if not due or part is None:
-                continue
-            loss, hits = self.problem.evaluate(part)
-            accuracy = None if hits is None else [h / part.rows for h in hits.tolist()]
-            results.append(("train_loss_full" if prefix == "train" else "val_loss",
-                            loss.tolist(), f"{prefix}_accuracy", accuracy))
-        for k, job in enumerate(self.active):
-            if job.ending is not None or not (due or job.stops.watches_steps):
-                continue
-            values: dict[str, float] = {}
-            for loss_name, losses, accuracy_name, accuracies in results:
-                values[loss_name] = losses[k]
-                if accuracies is not None:
-                    values[accuracy_name] = accuracies[k]
+        if not due and not self.step_watchers:
+            return
+        results = self._evaluations() if due else []
+        update_norms = table[:, 1].tolist() if self.step_watchers else []
+        for k in range(len(self.active)) if due else self.step_watchers:
+            job = self.active[k]
+            if job.ending is not None:
+                continue  # it ended at its loss: a job alone evaluates nothing this step
+            values = {name: column[k] for name, column in results}
             if due:
                 job.recorder.evaluation(i, values)
-            job.ending = job.stops.after_step(values.get("val_loss"), job.update_norm,
-                                              job.recorder.elapsed())
+            if job.stops.watches_steps:
+                job.ending = job.stops.after_step(values.get("val_loss"), update_norms[k],
+                                                  job.recorder.elapsed())
+                self.ending = self.ending or job.ending is not None
+
+    def _evaluations(self) -> list[tuple[str, list[float]]]:
+        """Each job's evaluation, by name, in the order a job alone records them."""
+        results = []
+        for prefix, part in (("train", self.problem.train), ("val", self.problem.val)):
+            if part is None:
+                continue
+            loss, hits = self.problem.evaluate(part)
+            results.append(("train_loss_full" if prefix == "train" else "val_loss",
+                            loss.tolist()))
+            if hits is not None:
+                results.append((f"{prefix}_accuracy", [h / part.rows for h in hits.tolist()]))
+        return results
 
     def flush_if_due(self) -> None:
-        live = [job for job in self.active if job.ending is None]
-        if not live or not live[0].recorder.due():
+        first = next((job for job in self.active if job.ending is None), None)
+        if first is None or not first.recorder.due(self.unflushed * first.width):
             return
+        live = [job for job in self.active if job.ending is None]
+        self.unflushed = 0
         for job, keep_going in zip(live, self._write(live), strict=True):
             if not keep_going:
                 job.ending = ("cancelled", None)
+                self.ending = True
 
     def _write(self, jobs: list[FusedJob]) -> list[bool]:
-        for job in jobs:
-            job.recorder.flush()
-        updates = [(job.index, job.buffer.points, job.summary) for job in jobs]
-        return self.sink.write(updates)
+        self._collect()
+        return self.sink.write([self._update(job) for job in jobs])
+
+    def _collect(self) -> None:
+        """Turn the rows recorded so far into each active job's columns (before a write,
+        or before the set of jobs, and so the rows' layout, changes)."""
+        rows = self.rows
+        self.rows = _Rows(first=rows.first + len(rows.losses))
+        if not rows.losses:
+            return
+        first, count = rows.first, len(rows.losses)
+        # one conversion for all jobs and steps: [jobs][steps], [jobs][names][steps]
+        losses = torch.stack(rows.losses, dim=1).tolist()
+        tables = torch.stack(rows.tables, dim=2).tolist() if rows.tables else None
+        for k, job in enumerate(self.active):
+            job.recorder.losses(first, losses[k])
+            columns, track, end = job.columns, job.track, first + count
+            _extend(columns, "loss", first, losses[k])
+            _extend(columns, "lr", first, track.lr[first:end])
+            if track.momentum_key is not None and track.momentum is not None:
+                _extend(columns, track.momentum_key, first, track.momentum[first:end])
+            if tables is None:
+                continue
+            normed = count - 1 if job.ended_at_loss else len(rows.tables)
+            for name, values in zip(self.row_names, tables[k], strict=True):
+                _extend(columns, name, first, values[:normed] if job.ended_at_loss else values)
+
+    def _update(self, job: FusedJob) -> JobUpdate:
+        """The job's points since its last write, and its summary brought up to date."""
+        if self.last_step is not None:
+            job.summary.epochs_done = (self.last_step + 1) / self.per_epoch
+        job.recorder.flush()  # wall time and speed; its buffer gets the evaluations
+        columns, job.columns = job.columns, {}
+        for step, name, value in job.buffer.points:
+            steps, values = columns.setdefault(name, ([], []))
+            steps.append(step)
+            values.append(value)
+        return job.index, columns, job.summary
 
     def drop_ended(self, step: int) -> None:
-        ending = [job for job in self.active if job.ending is not None]
-        if not ending:
+        if not self.ending:
             return
+        self.ending = False
+        ending = [job for job in self.active if job.ending is not None]
         for job in ending:
             assert job.ending is not None
             job.summary.conclude(*job.ending, step)
@@ -225,12 +327,26 @@ class _Run:
         self.alive = self.alive[rows]
         self.problem.keep(rows)
         self.optimizer.keep(rows, self.problem.params)
+        self._active_changed()
 
     def finish(self) -> None:
         for job in self.active:
             job.summary.conclude("completed", None, self.steps - 1)
         if self.active:
             self._write(self.active)
+
+
+def _extend(columns: SeriesColumns, name: str, first: int, values: list[float]) -> None:
+    """Add ``values`` (of steps ``first``, ``first + 1``, ...) to series ``name``."""
+    if not values:
+        return
+    steps = range(first, first + len(values))
+    column = columns.get(name)
+    if column is None:
+        columns[name] = (list(steps), values)
+    else:
+        column[0].extend(steps)
+        column[1].extend(values)
 
 
 def job_norms(tensors: Sequence[torch.Tensor]) -> torch.Tensor:

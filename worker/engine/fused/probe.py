@@ -11,12 +11,13 @@ jobs run one by one and say why.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from optimlab.worker.engine.data import DatasetSource
 from optimlab.worker.engine.fused.loop import JobUpdate, run_fused
 from optimlab.worker.engine.fused.stacked import Mode, modes
 from optimlab.worker.engine.loop import run_training
-from optimlab.worker.engine.sink import ListSink, MetricPoint
+from optimlab.worker.engine.sink import ListSink, MetricPoint, column_points
 from optimlab.worker.spec import JobSpec
 
 PROBE_STEPS = 64
@@ -26,9 +27,9 @@ class _Collect:
     def __init__(self, jobs: int) -> None:
         self.points: list[list[MetricPoint]] = [[] for _ in range(jobs)]
 
-    def write(self, updates: list[JobUpdate]) -> list[bool]:
-        for index, points, _ in updates:
-            self.points[index].extend(points)
+    def write(self, updates: Sequence[JobUpdate]) -> list[bool]:
+        for index, columns, _ in updates:
+            self.points[index].extend(column_points(columns))
         return [True] * len(updates)
 
 
@@ -45,7 +46,7 @@ def choose_mode(specs: list[JobSpec], *, source: DatasetSource | None = None
     differences = []
     for mode in modes(specs[0]):
         fused = _Collect(len(sample))
-        run_fused(sample, fused, source=source, mode=mode)  # type: ignore[arg-type]
+        run_fused(sample, fused, source=source, mode=mode)
         found = [d for i, points in enumerate(alone)
                  if (d := _first_difference(points, fused.points[i])) is not None]
         if not found:

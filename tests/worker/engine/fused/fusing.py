@@ -8,7 +8,12 @@ from typing import Any
 
 from optimlab.worker.engine.fused.loop import JobUpdate, run_fused
 from optimlab.worker.engine.fused.probe import choose_mode
-from optimlab.worker.engine.sink import MetricPoint, TrainingSummary
+from optimlab.worker.engine.sink import (
+    MetricPoint,
+    SeriesColumns,
+    TrainingSummary,
+    column_points,
+)
 from optimlab.worker.spec import JobSpec
 from tests.seed_table import SEED_SPEC
 from tests.worker.engine.histories import History, assert_same_history, engine_history
@@ -41,8 +46,9 @@ class CollectingSink:
         self.stop = set(stop)
 
     def write(self, updates: Sequence[JobUpdate]) -> list[bool]:
-        for index, points, summary in updates:
-            self.points[index].extend(points)
+        for index, columns, summary in updates:
+            check_columns(columns)
+            self.points[index].extend(column_points(columns))
             self.summaries[index] = summary
         return [index not in self.stop for index, _, _ in updates]
 
@@ -50,6 +56,16 @@ class CollectingSink:
         names = sorted({name for _, name, _ in self.points[index]})
         return {name: [v for _, n, v in sorted(self.points[index]) if n == name]
                 for name in names}
+
+
+def check_columns(columns: SeriesColumns) -> None:
+    """The sink contract: per series, increasing int steps and as many float values."""
+    for name, (steps, values) in columns.items():
+        assert steps, name
+        assert len(steps) == len(values), name
+        assert all(type(step) is int for step in steps), name
+        assert all(type(value) is float for value in values), name
+        assert all(a < b for a, b in itertools.pairwise(steps)), name
 
 
 def grid(base: dict[str, Any], optimizer: dict[str, Any], axis: str,

@@ -51,9 +51,11 @@ class FusedSGD(FusedOptimizer):
 
     def updated(self, index: int, step: int) -> None:
         buffer = self.param_values[index]["buffer"]
-        if not all(buffer):
-            self.param_values[index]["buffer"] = [
-                b or m != 0 for b, m in zip(buffer, self.cycled, strict=True)]
+        if all(buffer):
+            return
+        new = [b or m != 0 for b, m in zip(buffer, self.cycled, strict=True)]
+        if new != buffer:  # a job with momentum 0 never gets a buffer: keep ``keys`` cached
+            self.param_values[index]["buffer"] = new
 
     def scalars(self, index: int, step: int) -> dict[str, Scalar]:
         v = self.values
