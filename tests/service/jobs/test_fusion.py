@@ -37,6 +37,20 @@ def test_what_changes_the_computation_splits_groups() -> None:
     assert plan.alone == [(4, ALONE_IN_GROUP)]
 
 
+def test_schedules_that_cycle_momentum_fuse_only_with_each_other() -> None:
+    cycling = {"name": "OneCycleLR", "max_lr": 0.05}
+    plan = plan_fusion(specs(
+        {"optimizer": {"name": "SGD", "lr": 0.01, "momentum": 0.9}, "schedule": cycling},
+        {"optimizer": {"name": "SGD", "lr": 0.01, "momentum": 0.9},
+         "schedule": {"name": "StepLR", "step_size": 5}},
+        {"optimizer": {"name": "SGD", "lr": 0.02, "momentum": 0.8}, "schedule": cycling},
+        {"optimizer": {"name": "SGD", "lr": 0.02, "momentum": 0.9}},
+        {"optimizer": {"name": "SGD", "lr": 0.02, "momentum": 0.9},
+         "schedule": {**cycling, "cycle_momentum": False}},
+    ), enabled=True, max_jobs=128)
+    assert sorted(plan.tasks) == [[0, 2], [1, 3, 4]]
+
+
 def test_what_the_fused_engine_does_not_cover_runs_alone_with_the_reason() -> None:
     plan = plan_fusion(specs(
         {"optimizer": {"name": "LBFGS", "lr": 0.1}},

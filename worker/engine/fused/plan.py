@@ -16,6 +16,7 @@ import torch
 
 from optimlab.worker.engine.errors import SpecError
 from optimlab.worker.engine.fused.optimizers import NotFusable, fused_optimizer
+from optimlab.worker.engine.fused.schedule import cycled_key
 from optimlab.worker.engine.registry import needs_closure, optimizer_classes
 from optimlab.worker.spec import CNNModel, JobSpec
 
@@ -32,6 +33,7 @@ def fusion_key(spec: JobSpec) -> tuple[bytes | None, str | None]:
     shared: dict[str, Any] = {k: v for k, v in spec.model_dump(mode="json").items()
                               if k not in PER_JOB}
     shared["optimizer"] = spec.optimizer.name
+    shared["cycles"] = cycled_key(spec)  # the fused step takes all momenta or none
     return orjson.dumps(shared, option=orjson.OPT_SORT_KEYS), None
 
 

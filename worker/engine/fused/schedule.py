@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 import torch
 
-from optimlab.worker.engine.registry import build_optimizer, build_scheduler
+from optimlab.worker.engine.errors import SpecError
+from optimlab.worker.engine.registry import Scheduler, build_optimizer, build_scheduler
 from optimlab.worker.engine.training import cycles_momentum
 from optimlab.worker.spec import JobSpec
 
@@ -43,6 +45,25 @@ def schedule_tracks(specs: list[JobSpec], *, steps: int) -> list[ScheduleTrack]:
     return tracks
 
 
+def cycled_key(spec: JobSpec) -> str | None:
+    """What the job's schedule cycles besides the lr: "momentum", "beta1" or None. Jobs
+    that differ in it cannot share a fused step (plan.fusion_key keeps them apart)."""
+    if spec.schedule is None:
+        return None
+    optimizer = build_optimizer(spec.optimizer, [torch.zeros(1, requires_grad=True)])
+    try:
+        scheduler = build_scheduler(spec.schedule, optimizer, steps=max(1, spec.steps or 1))
+    except SpecError:
+        return None  # validation refuses the schedule; nothing to fuse it with
+    return _cycled(scheduler, optimizer.param_groups[0])
+
+
+def _cycled(scheduler: Scheduler, group: dict[str, Any]) -> str | None:
+    if not cycles_momentum(scheduler):
+        return None
+    return "beta1" if "betas" in group else "momentum" if "momentum" in group else None
+
+
 def _track(spec: JobSpec, steps: int) -> ScheduleTrack:
     stand_in = torch.zeros(1, requires_grad=True)
     optimizer = build_optimizer(spec.optimizer, [stand_in])
@@ -50,9 +71,7 @@ def _track(spec: JobSpec, steps: int) -> ScheduleTrack:
     if spec.schedule is None:
         return ScheduleTrack(lr=[float(group["lr"])] * steps, momentum_key=None, momentum=None)
     scheduler = build_scheduler(spec.schedule, optimizer, steps=steps)
-    key = None
-    if cycles_momentum(scheduler):
-        key = "beta1" if "betas" in group else "momentum" if "momentum" in group else None
+    key = _cycled(scheduler, group)
     lrs: list[float] = []
     momenta: list[float] = []
     with warnings.catch_warnings():
