@@ -11,6 +11,7 @@ import math
 import threading
 import traceback
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 from types import TracebackType
 from typing import Any
@@ -23,7 +24,6 @@ from optimlab.service.db.models import utcnow
 from optimlab.service.jobs.datasets import SqlDatasetSource
 from optimlab.service.settings import Settings
 from optimlab.worker.engine import MetricPoint, SpecError, TrainingSummary, run_training
-from optimlab.worker.engine.sink import SeriesColumns
 from optimlab.worker.spec import JobSpec
 
 log = logging.getLogger(__name__)
@@ -38,13 +38,23 @@ def execute_job(job_id: str, *, engine: Engine, settings: Settings, worker: str)
 def claim_job(job_id: str, *, engine: Engine, settings: Settings,
               worker: str) -> jobs.Claim | None:
     """Take the job for a new run (queued, or running with a stale heartbeat), or None."""
+    claims = claim_jobs([job_id], engine=engine, settings=settings, worker=worker)
+    return claims[0] if claims else None
+
+
+def claim_jobs(job_ids: Sequence[str], *, engine: Engine, settings: Settings,
+               worker: str) -> list[jobs.Claim]:
+    """Claim each job that is free for a new run, all in one transaction (a fused task's
+    hundred claims cost one commit)."""
     stale_before = utcnow() - timedelta(seconds=settings.stale_after_seconds)
     with engine.begin() as conn:
-        claim = jobs.claim_job(conn, uuid.UUID(job_id), worker=worker, stale_before=stale_before,
-                               max_attempts=settings.max_attempts)
-    if claim is None:
-        log.info("job %s: nothing to run (finished, cancelled or running elsewhere)", job_id)
-    return claim
+        found = [jobs.claim_job(conn, uuid.UUID(job_id), worker=worker,
+                                stale_before=stale_before, max_attempts=settings.max_attempts)
+                 for job_id in job_ids]
+    for job_id, claim in zip(job_ids, found, strict=True):
+        if claim is None:
+            log.info("job %s: nothing to run (finished, cancelled or running elsewhere)", job_id)
+    return [claim for claim in found if claim is not None]
 
 
 def run_claimed(claim: jobs.Claim, *, engine: Engine, settings: Settings, worker: str,
@@ -63,16 +73,27 @@ def run_claimed(claim: jobs.Claim, *, engine: Engine, settings: Settings, worker
     finish(engine, claim, status=status, summary=summary, error=error)
 
 
+# (the run, its status, its summary, its error)
+Outcome = tuple[jobs.Claim, str, dict[str, Any] | None, str | None]
+
+
 def finish(engine: Engine, claim: jobs.Claim, *, status: str, summary: dict[str, Any] | None,
            error: str | None) -> None:
     """Store a run's outcome, with ``converged_at`` read off its stored history."""
+    finish_all(engine, [(claim, status, summary, error)])
+
+
+def finish_all(engine: Engine, outcomes: Sequence[Outcome]) -> None:
+    """:func:`finish` for several runs, in one transaction."""
     with engine.begin() as conn:
-        if summary is not None:
-            summary["converged_at"] = summaries.converged_at(
-                conn, claim.job_id, final=summary.get("final_loss"),
-                tolerance=float(claim.spec.get("summary", {}).get("tolerance", 0.01)))
-        jobs.finish_job(conn, claim, status=status, summary=summary, error=error)
-    log.info("job %s: run %d ends %s", claim.job_id, claim.attempt, status)
+        for claim, status, summary, error in outcomes:
+            if summary is not None:
+                summary["converged_at"] = summaries.converged_at(
+                    conn, claim.job_id, final=summary.get("final_loss"),
+                    tolerance=float(claim.spec.get("summary", {}).get("tolerance", 0.01)))
+            jobs.finish_job(conn, claim, status=status, summary=summary, error=error)
+    for claim, status, _, _ in outcomes:
+        log.info("job %s: run %d ends %s", claim.job_id, claim.attempt, status)
 
 
 def _train(claim: jobs.Claim, sink: SqlMetricSink,
@@ -108,16 +129,13 @@ class SqlMetricSink:
         return status == jobs.RUNNING
 
 
-def store_batch(conn: Connection, claim: jobs.Claim, points: list[MetricPoint] | SeriesColumns,
+def store_batch(conn: Connection, claim: jobs.Claim, points: list[MetricPoint],
                 progress: dict[str, Any]) -> str | None:
-    """Store a run's points (one by one, or by series) and progress, fenced by its attempt;
-    the job's status, or None (nothing stored) when the run no longer holds the job."""
+    """Store a run's points and progress, fenced by its attempt; the job's status, or None
+    (nothing stored) when the run no longer holds the job."""
     status = jobs.lock_for_write(conn, claim)
     if status is not None:
-        if isinstance(points, dict):
-            metrics.write_columns(conn, claim.job_id, points)
-        else:
-            metrics.write_points(conn, claim.job_id, points)
+        metrics.write_points(conn, claim.job_id, points)
         jobs.save_progress(conn, claim, progress)
     return status
 

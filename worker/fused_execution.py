@@ -28,11 +28,10 @@ from optimlab.worker.engine.fused.probe import choose_mode
 from optimlab.worker.engine.fused.stacked import Mode
 from optimlab.worker.execution import (
     Heartbeat,
-    claim_job,
-    finish,
+    claim_jobs,
+    finish_all,
     finite_json,
     run_claimed,
-    store_batch,
 )
 from optimlab.worker.spec import JobSpec
 
@@ -41,7 +40,7 @@ log = logging.getLogger(__name__)
 
 def execute_fused(job_ids: Sequence[str], *, engine: Engine, settings: Settings,
                   worker: str) -> None:
-    claims = _claim_all(job_ids, engine=engine, settings=settings, worker=worker)
+    claims = claim_jobs(job_ids, engine=engine, settings=settings, worker=worker)
     if not claims:
         return
     mode, reason = _fused_mode(claims, engine)
@@ -69,18 +68,9 @@ def execute_fused(job_ids: Sequence[str], *, engine: Engine, settings: Settings,
                    reason=f"the fused run failed: {detail}")
         return
     note = {"fusion": {"fused_with": len(claims) - 1, "mode": mode, "reason": None}}
-    for index, (claim, summary) in enumerate(zip(claims, results, strict=True)):
-        if index in sink.superseded:
-            continue
-        finish(engine, claim, status=jobs.SUCCEEDED,
-               summary={**finite_json(summary.as_dict()), **note}, error=None)
-
-
-def _claim_all(job_ids: Sequence[str], *, engine: Engine, settings: Settings,
-               worker: str) -> list[jobs.Claim]:
-    claims = (claim_job(job_id, engine=engine, settings=settings, worker=worker)
-              for job_id in job_ids)
-    return [claim for claim in claims if claim is not None]
+    finish_all(engine, [(claim, jobs.SUCCEEDED, {**finite_json(summary.as_dict()), **note}, None)
+                        for index, (claim, summary) in enumerate(zip(claims, results, strict=True))
+                        if index not in sink.superseded])
 
 
 def _fused_mode(claims: list[jobs.Claim], engine: Engine) -> tuple[Mode | None, str | None]:
@@ -166,10 +156,15 @@ class SqlFusedSink:
                 self.failure = exc
 
     def _store(self, updates: list[JobUpdate]) -> None:
+        claims = [self.claims[index] for index, _, _ in updates]
         with self.engine.begin() as conn:
-            for index, points, summary in updates:
-                status = store_batch(conn, self.claims[index], points,
-                                     finite_json(summary.as_dict()))
-                if status is None:
-                    self.superseded.add(index)
-                self.going_on[index] = status == jobs.RUNNING
+            statuses = jobs.lock_many_for_write(conn, claims)
+            held = [(claim, points, summary) for claim, (_, points, summary), status
+                    in zip(claims, updates, statuses, strict=True) if status is not None]
+            metrics.write_many(conn, [(claim.job_id, points) for claim, points, _ in held])
+            jobs.save_many_progress(conn, [(claim, finite_json(summary.as_dict()))
+                                           for claim, _, summary in held])
+        for (index, _, _), status in zip(updates, statuses, strict=True):
+            if status is None:
+                self.superseded.add(index)
+            self.going_on[index] = status == jobs.RUNNING

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, or_, select, update
+from sqlalchemy import JSON, Connection, Uuid, and_, bindparam, insert, or_, select, update
 
 from optimlab.service.db import metrics
 from optimlab.service.db.models import Job, JobTag, utcnow
@@ -119,9 +119,36 @@ def lock_for_write(conn: Connection, claim: Claim) -> str | None:
     return str(row.status)
 
 
+def lock_many_for_write(conn: Connection, claims: list[Claim]) -> list[str | None]:
+    """:func:`lock_for_write` for several runs in one statement, in the claims' order."""
+    query = (select(Job.id, Job.status, Job.attempt)
+             .where(Job.id.in_([claim.job_id for claim in claims])).order_by(Job.id))
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()  # in id order, so two writers cannot deadlock
+    rows = {row.id: row for row in conn.execute(query)}
+    statuses: list[str | None] = []
+    for claim in claims:
+        row = rows.get(claim.job_id)
+        held = row is not None and row.attempt == claim.attempt and \
+            row.status in (RUNNING, CANCELLED)
+        statuses.append(str(row.status) if held and row is not None else None)
+    return statuses
+
+
 def save_progress(conn: Connection, claim: Claim, summary: dict[str, Any]) -> None:
-    conn.execute(update(Job).where(Job.id == claim.job_id, Job.attempt == claim.attempt)
-                 .values(summary=summary, heartbeat_at=utcnow()))
+    save_many_progress(conn, [(claim, summary)])
+
+
+def save_many_progress(conn: Connection, progress: list[tuple[Claim, dict[str, Any]]]) -> None:
+    """Each run's summary so far, and a heartbeat, in one executemany."""
+    if not progress:
+        return
+    statement = (update(Job)
+                 .where(Job.id == bindparam("claimed_id", type_=Uuid()),
+                        Job.attempt == bindparam("claimed_attempt"))
+                 .values(summary=bindparam("progress", type_=JSON()), heartbeat_at=utcnow()))
+    conn.execute(statement, [{"claimed_id": claim.job_id, "claimed_attempt": claim.attempt,
+                              "progress": summary} for claim, summary in progress])
 
 
 def finish_job(conn: Connection, claim: Claim, *, status: str, summary: dict[str, Any] | None,
