@@ -44,17 +44,23 @@ def claim_job(job_id: str, *, engine: Engine, settings: Settings,
 
 def claim_jobs(job_ids: Sequence[str], *, engine: Engine, settings: Settings,
                worker: str) -> list[jobs.Claim]:
-    """Claim each job that is free for a new run, all in one transaction (a fused task's
-    hundred claims cost one commit)."""
+    """Claim each job that is free for a new run, in the given order, in one transaction:
+    the queued ones in one statement, the rest (stale runs, jobs out of attempts) one by
+    one."""
     stale_before = utcnow() - timedelta(seconds=settings.stale_after_seconds)
+    wanted = [uuid.UUID(job_id) for job_id in job_ids]
     with engine.begin() as conn:
-        found = [jobs.claim_job(conn, uuid.UUID(job_id), worker=worker,
-                                stale_before=stale_before, max_attempts=settings.max_attempts)
-                 for job_id in job_ids]
-    for job_id, claim in zip(job_ids, found, strict=True):
-        if claim is None:
+        found = {claim.job_id: claim for claim in jobs.claim_queued(
+            conn, wanted, worker=worker, max_attempts=settings.max_attempts)}
+        for job_id in wanted:
+            if job_id not in found and (claim := jobs.claim_job(
+                    conn, job_id, worker=worker, stale_before=stale_before,
+                    max_attempts=settings.max_attempts)) is not None:
+                found[job_id] = claim
+    for job_id in wanted:
+        if job_id not in found:
             log.info("job %s: nothing to run (finished, cancelled or running elsewhere)", job_id)
-    return [claim for claim in found if claim is not None]
+    return [found[job_id] for job_id in wanted if job_id in found]
 
 
 def run_claimed(claim: jobs.Claim, *, engine: Engine, settings: Settings, worker: str,
@@ -84,16 +90,28 @@ def finish(engine: Engine, claim: jobs.Claim, *, status: str, summary: dict[str,
 
 
 def finish_all(engine: Engine, outcomes: Sequence[Outcome]) -> None:
-    """:func:`finish` for several runs, in one transaction."""
+    """:func:`finish` for several runs, in one transaction; the loss histories that
+    ``converged_at`` needs are read in one query."""
     with engine.begin() as conn:
-        for claim, status, summary, error in outcomes:
+        losses = metrics.load_jobs(conn, [claim.job_id for claim, _, summary, _ in outcomes
+                                          if summary is not None], "loss")
+        for claim, _, summary, _ in outcomes:
             if summary is not None:
-                summary["converged_at"] = summaries.converged_at(
-                    conn, claim.job_id, final=summary.get("final_loss"),
-                    tolerance=float(claim.spec.get("summary", {}).get("tolerance", 0.01)))
-            jobs.finish_job(conn, claim, status=status, summary=summary, error=error)
+                final = summary.get("final_loss")
+                summary["converged_at"] = None if final is None or not math.isfinite(final) \
+                    else summaries.settled_at(*losses[claim.job_id], final=final,
+                                              tolerance=_tolerance(claim))
+        jobs.finish_jobs(conn, [(claim, status, summary)
+                                for claim, status, summary, error in outcomes if error is None])
+        for claim, status, summary, error in outcomes:
+            if error is not None:
+                jobs.finish_job(conn, claim, status=status, summary=summary, error=error)
     for claim, status, _, _ in outcomes:
         log.info("job %s: run %d ends %s", claim.job_id, claim.attempt, status)
+
+
+def _tolerance(claim: jobs.Claim) -> float:
+    return float(claim.spec.get("summary", {}).get("tolerance", 0.01))
 
 
 def _train(claim: jobs.Claim, sink: SqlMetricSink,

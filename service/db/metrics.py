@@ -69,7 +69,11 @@ def _chunk_row(job_id: uuid.UUID, name: str, steps: Sequence[int],
 
 
 def delete_points(conn: Connection, job_id: uuid.UUID) -> None:
-    conn.execute(delete(MetricChunk).where(MetricChunk.job_id == job_id))
+    delete_jobs_points(conn, [job_id])
+
+
+def delete_jobs_points(conn: Connection, job_ids: Sequence[uuid.UUID]) -> None:
+    conn.execute(delete(MetricChunk).where(MetricChunk.job_id.in_(list(job_ids))))
 
 
 def series_names(conn: Connection, job_id: uuid.UUID) -> list[str]:
@@ -116,6 +120,22 @@ def load(conn: Connection, job_id: uuid.UUID, names: Sequence[str], *, lo: int |
             parts[name][0].append(steps)
             parts[name][1].append(values)
     return {name: _joined(steps, values) for name, (steps, values) in parts.items()}
+
+
+def load_jobs(conn: Connection, job_ids: Sequence[uuid.UUID],
+              name: str) -> dict[uuid.UUID, tuple[Steps, Values]]:
+    """Every point of one series of each job, read in one query (jobs without it get
+    empty arrays)."""
+    parts: dict[uuid.UUID, tuple[list[Steps], list[Values]]] = {j: ([], []) for j in job_ids}
+    c = chunks.c
+    query = (select(c.job_id, c.first_step, c.last_step, c.step_bytes, c.value_bytes)
+             .where(c.job_id.in_(list(job_ids)), c.name == name)
+             .order_by(c.job_id, c.first_step))
+    for job_id, first, last, step_bytes, value_bytes in conn.execute(query):
+        steps, values = unpack(int(first), int(last), step_bytes, value_bytes)
+        parts[job_id][0].append(steps)
+        parts[job_id][1].append(values)
+    return {job_id: _joined(steps, values) for job_id, (steps, values) in parts.items()}
 
 
 def _joined(steps: list[Steps], values: list[Values]) -> tuple[Steps, Values]:

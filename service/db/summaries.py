@@ -9,6 +9,7 @@ import numpy as np
 from sqlalchemy import Connection
 
 from optimlab.service.db import metrics
+from optimlab.service.db.packing import Steps, Values
 
 TINY = 1e-300
 
@@ -22,8 +23,13 @@ def converged_at(conn: Connection, job_id: uuid.UUID, *, final: float | None,
     """
     if final is None or not math.isfinite(final):
         return None
-    margin = tolerance * max(abs(final), TINY)
     steps, values = metrics.load(conn, job_id, ["loss"])["loss"]
+    return settled_at(steps, values, final=final, tolerance=tolerance)
+
+
+def settled_at(steps: Steps, values: Values, *, final: float, tolerance: float) -> int:
+    """converged_at over a loss history already read (``final`` finite)."""
+    margin = tolerance * max(abs(final), TINY)
     with np.errstate(invalid="ignore"):
         inside = np.abs(values - final) <= margin
     outside = np.flatnonzero(~inside)

@@ -17,7 +17,7 @@ from optimlab.service.db import jobs, metrics
 from optimlab.service.db.models import Job, MetricChunk, utcnow
 from optimlab.service.jobs.cancel import cancel_job
 from optimlab.service.jobs.recovery import requeue_orphans
-from optimlab.worker.execution import execute_job
+from optimlab.worker.execution import claim_jobs, execute_job, finish_all
 from tests.conftest import Stack
 from tests.seed_table import SEED_SPEC, assert_matches_seed_table
 from tests.stacks import wait_for
@@ -141,6 +141,58 @@ def test_a_job_that_keeps_losing_its_worker_fails(engine: Engine, stack: Stack) 
     assert failed.status == jobs.FAILED
     assert failed.error is not None
     assert "gave up" in failed.error
+
+
+def test_claiming_many_takes_exactly_the_free_jobs_in_order(engine: Engine,
+                                                             stack: Stack) -> None:
+    attempts = stack.settings.max_attempts
+    queued = insert(engine, SEED_SPEC)
+    stale = insert(engine, SEED_SPEC, status=jobs.RUNNING, attempt=1, heartbeat_ago=3600)
+    busy = insert(engine, SEED_SPEC, status=jobs.RUNNING, attempt=1, heartbeat_ago=0.0)
+    done = insert(engine, SEED_SPEC, status=jobs.SUCCEEDED, attempt=1)
+    exhausted = insert(engine, SEED_SPEC, status=jobs.QUEUED, attempt=attempts)
+    handed_back = insert(engine, SEED_SPEC, status=jobs.QUEUED, attempt=1)
+    with engine.begin() as conn:  # what its earlier run had stored
+        metrics.write_points(conn, handed_back, [(s, "loss", -1.0) for s in range(5)])
+    order = [handed_back, busy, stale, exhausted, done, queued]
+
+    claims = claim_jobs([str(j) for j in order], engine=engine, settings=stack.settings,
+                        worker="w")
+
+    assert [c.job_id for c in claims] == [handed_back, stale, queued]
+    assert [c.attempt for c in claims] == [2, 2, 1]
+    assert all(job(engine, c.job_id).status == jobs.RUNNING for c in claims)
+    assert all(job(engine, c.job_id).worker == "w" for c in claims)
+    assert point_count(engine, handed_back) == 0
+    assert job(engine, busy).attempt == 1
+    assert job(engine, done).status == jobs.SUCCEEDED
+    assert job(engine, exhausted).status == jobs.FAILED
+
+
+def test_finishing_many_keeps_a_cancelled_job_cancelled(engine: Engine, stack: Stack) -> None:
+    ids = [insert(engine, SEED_SPEC) for _ in range(3)]
+    claims = claim_jobs([str(j) for j in ids], engine=engine, settings=stack.settings,
+                        worker="w")
+    with engine.begin() as conn:
+        for claim in claims:  # losses 4, 3, 1, 1, 1: settled from step 2
+            metrics.write_points(conn, claim.job_id, [(s, "loss", v) for s, v in
+                                                      enumerate([4.0, 3.0, 1.0, 1.0, 1.0])])
+        jobs.cancel_job(conn, ids[1])
+
+    finish_all(engine, [(c, jobs.SUCCEEDED, {"final_loss": 1.0, "n": k}, None)
+                        for k, c in enumerate(claims[:2])]
+               + [(claims[2], jobs.FAILED, {"final_loss": None}, "boom")])
+
+    first, cancelled, failed = (job(engine, j) for j in ids)
+    assert (first.status, first.summary) == (jobs.SUCCEEDED, {"final_loss": 1.0, "n": 0,
+                                                              "converged_at": 2})
+    assert first.finished_at is not None
+    assert first.heartbeat_at is None
+    assert cancelled.status == jobs.CANCELLED
+    assert cancelled.summary == {"final_loss": 1.0, "n": 1, "converged_at": 2}
+    assert (failed.status, failed.error) == (jobs.FAILED, "boom")
+    assert failed.summary is not None
+    assert failed.summary["converged_at"] is None
 
 
 def test_a_cancelled_queued_job_never_runs(engine: Engine, stack: Stack) -> None:
