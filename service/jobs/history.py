@@ -1,6 +1,6 @@
 """Read metric histories through a window: a step range, a point budget, a smoothing weight.
 
-The budget is spent in the database (see optimlab.service.db.history); smoothing runs here,
+The budget is spent where the series is read (see optimlab.service.db.history); smoothing runs here,
 on the points returned, as TensorBoard smooths the points it has sampled. The full export
 (no budget) streams in constant memory, smoothing included.
 """

@@ -1,4 +1,4 @@
-"""Gather what the history and comparison plots draw, downsampled in the database.
+"""Gather what the history and comparison plots draw, downsampled as they are read.
 
 A job's series are read as per-bucket mean, min and max (``db.compare.bucket_stats``), so
 a history of a million steps costs ``max_points`` rows per series, never the whole of it.

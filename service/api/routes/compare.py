@@ -33,7 +33,7 @@ RankQuery = Annotated[str, Query(
 def compare_jobs(engine: EngineDep, jobs: JobsQuery, metric: MetricQuery = "loss",
                  max_points: MaxPointsQuery = 500, rank_by: RankQuery = "final_loss",
                  band: compare.Band = "minmax") -> OrjsonResponse:
-    """The metric of every job averaged over the same step buckets (computed in the database),
+    """The metric of every job averaged over the same step buckets (shared by all of them),
     jobs that differ only in seed grouped into a mean with a band, and the summaries ranked."""
     job_ids = compare.parse_ids(jobs)
     result = compare.compare_jobs(engine=engine, job_ids=job_ids, metric=metric,

@@ -1,6 +1,6 @@
 """/v1/jobs/{id}/metrics: a job's metric histories as JSON, NDJSON or CSV.
 
-A step range, a point budget (downsampled in the database) and TensorBoard smoothing apply
+A step range, a point budget (M4 downsampling) and TensorBoard smoothing apply
 to all three; without them, every stored point.
 """
 
@@ -43,7 +43,7 @@ ToQuery = Annotated[int | None, Query(
                                    "`from_step`); default: the last stored.")]
 MaxPointsQuery = Annotated[int | None, Query(
     ge=history.MIN_POINTS, le=history.MAX_POINTS,
-    description="At most this many points per series, chosen in the database: when the range "
+    description="At most this many points per series: when the range "
                 "holds more, each of `max_points // 4` step buckets keeps its first, last, "
                 "min and max point (M4), so spikes and both ends survive; NaN and inf count "
                 "as extremes. Default: every point.")]

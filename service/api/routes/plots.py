@@ -78,7 +78,7 @@ def _series(text: str) -> list[str]:
 @router.get("/v1/jobs/{job_id}/plot.{fmt}", response_class=Response, responses=JOB_NOT_FOUND)
 def plot_job(job_id: uuid.UUID, fmt: Format, engine: EngineDep, metrics: MetricsQuery = "loss",
              max_points: MaxPointsQuery = 1000, log: LogQuery = None) -> Response:
-    """The job's series over steps, downsampled in the database to bucket means with their
+    """The job's series over steps, downsampled to bucket means with their
     min–max band; the learning rate on a second axis when it varies; a diverged run's step
     marked."""
     history = plots.job_history(engine=engine, job_id=job_id, names=_series(metrics),
