@@ -5,8 +5,13 @@ initial weights), so a fused job starts exactly where it would alone. The model 
 first job serves as the template, called through ``functional_call`` with each job's
 parameters:
 
-- expression models are element-wise, so ``torch.func.vmap`` evaluates every job in one
-  call with the very kernels a job alone uses;
+- expression models are element-wise. ``broadcast`` evaluates the expression once on the
+  stacked parameters (``[jobs, 1]``), which broadcast against the data's columns as a job's
+  own do, and reduces each job's loss over its own elements; it is offered only where
+  adding the job dimension cannot misalign anything (one-element parameters, 1-D columns,
+  no function that reduces over elements: see ``broadcast_unfit``). ``vmap`` runs
+  ``torch.func.vmap`` over the template's ``functional_call``, with the very kernels a job
+  alone uses, for any expression, at the cost of torch.func's bookkeeping each step;
 - built-in networks multiply matrices. ``batched`` runs each Linear layer for all jobs as
   one ``baddbmm`` and each job's loss on its own rows; ``per_job`` runs each job's forward
   on its own slices (the very BLAS calls of a job alone). A batched product does not sum in
@@ -16,6 +21,7 @@ parameters:
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -27,11 +33,22 @@ from torch.func import functional_call, vmap
 
 from optimlab.worker.engine.data import DatasetSource
 from optimlab.worker.engine.losses import LossPlan, correct, loss_value
+from optimlab.worker.engine.models import ExpressionModule
 from optimlab.worker.engine.problem import Part, build_problem
 from optimlab.worker.spec import ExpressionModel, JobSpec, LinearModel, LogisticModel, MLPModel
 
 Tree = Any  # a tensor, a dict of tensors (an expression's columns), or None
-Mode = Literal["vmap", "batched", "per_job"]
+Mode = Literal["broadcast", "vmap", "batched", "per_job"]
+
+# The expression language's functions that work element by element (``sum`` and ``mean``
+# reduce over elements: broadcast would reduce over every job's at once). A whitelist, so a
+# function added to the language later is not broadcast before it is looked at.
+ELEMENTWISE_FUNCTIONS = frozenset({"sin", "cos", "tan", "exp", "log", "sqrt", "abs", "tanh",
+                                   "sigmoid", "relu", "softplus"})
+# The losses broadcast computes per job: the element-wise loss, then each job's mean over its
+# own elements (what the default reduction of a job alone computes); "none" is the value.
+ELEMENTWISE_LOSSES: dict[str, Callable[..., torch.Tensor]] = {
+    "mse": F.mse_loss, "l1": F.l1_loss, "huber": F.huber_loss}
 
 
 @dataclass
@@ -81,6 +98,9 @@ class StackedProblem:
     # (name prefix, module) of a network made of Linear layers and parameter-free ones, whose
     # forward can be replayed directly; None: go through functional_call
     layers: list[tuple[str, nn.Module]] | None = None
+    # broadcast: whether a job's output has a dimension (1) or is a scalar (0); set by
+    # broadcast_unfit
+    broadcast_dims: int = 0
 
     def losses(self, rows: torch.Tensor | None) -> torch.Tensor:
         """Each job's training loss on its batch: shape [jobs]."""
@@ -88,12 +108,80 @@ class StackedProblem:
             return self._losses_per_job(rows)
         if self.mode == "batched":
             return self._losses_batched(rows)
+        if self.mode == "broadcast":
+            return self._losses_broadcast(self.params, *self.train.select(rows))
         inputs, targets = self.train.select(rows)
         data_dim = None if self.train.shared and rows is None else 0
         objective = vmap(self._loss, in_dims=(0, data_dim, _dim(targets, data_dim)))
         result: torch.Tensor = objective(self._named(self.params), inputs, targets)
         # An expression's value may be a one-element tensor rather than a scalar.
         return result.reshape(result.shape[0])
+
+    def _losses_broadcast(self, params: list[torch.Tensor], inputs: Tree,
+                          targets: torch.Tensor | None) -> torch.Tensor:
+        """Every job's loss from one evaluation of the expression on the stacked parameters.
+
+        Each parameter is ``[jobs]`` (a job's is a scalar) or ``[jobs, 1]``, viewed as
+        ``[jobs, 1]`` where the output has a dimension of its own; a column is ``[rows]``
+        (shared) or ``[jobs, rows]``. So the output is ``[jobs, *a job's output]``: each
+        element the very operations on the very values of that element alone."""
+        assert isinstance(self.template, ExpressionModule)
+        assert isinstance(inputs, dict)
+        jobs = params[0].shape[0]
+        env: dict[str, torch.Tensor] = dict(inputs)
+        for name, p in zip(self.user_names, params, strict=True):
+            env[name] = p.view(jobs, 1) if self.broadcast_dims and p.dim() == 1 else p
+        output = self.template.expression.evaluate(env)
+        if not isinstance(output, torch.Tensor) or output.dim() != 1 + self.broadcast_dims \
+                or output.shape[0] != jobs:
+            raise RuntimeError(f"broadcast gave an output of shape "
+                               f"{getattr(output, 'shape', None)} for {jobs} jobs")
+        if self.plan.name == "none":
+            return output.reshape(jobs)
+        assert targets is not None
+        loss = ELEMENTWISE_LOSSES[self.plan.name](output, targets.expand_as(output),
+                                                   reduction="none")
+        per_job: torch.Tensor = loss.mean(dim=1)
+        return per_job
+
+    def broadcast_unfit(self) -> str | None:
+        """Why this problem cannot run broadcast (None: it can): anything that could make
+        the job dimension meet another, or a job's loss differ from its own in form."""
+        template = self.template
+        if not isinstance(template, ExpressionModule):
+            return "not an expression model"
+        if why := _expression_unfit(template.expression.source):
+            return why
+        if self.plan.classification or (self.plan.name != "none"
+                                        and self.plan.name not in ELEMENTWISE_LOSSES):
+            return f"loss {self.plan.name!r}"
+        names = template.expression.names
+        used = [(name, p) for name, p in zip(self.user_names, self.params, strict=True)
+                if name in names]
+        if not used:
+            return "the expression uses no parameter"
+        if any(p[0].numel() != 1 or p.dim() > 2 for _, p in used):
+            return "a parameter of more than one element"
+        dims = 0 if all(p.dim() == 1 for _, p in used) else 1
+        for part in (self.train, self.val):
+            if part is None:
+                continue
+            assert isinstance(part.inputs, dict)
+            columns = [c for name, c in part.inputs.items() if name in names]
+            if any(c.dim() != (1 if part.shared else 2) for c in columns):
+                return "a column of more than one dimension"
+            if columns:
+                dims = 1
+            shape = [part.rows] if columns else [1] * dims  # a job's output
+            if self.plan.name == "none":
+                if columns:
+                    return "loss 'none' of an expression over columns"
+                continue
+            targets = part.targets
+            if targets is None or list(targets.shape[0 if part.shared else 1:]) != shape:
+                return "targets not of the output's shape"
+        self.broadcast_dims = dims
+        return None
 
     def _losses_per_job(self, rows: torch.Tensor | None) -> torch.Tensor:
         slices = [p.unbind(0) for p in self.params]  # unbind: one stack in the backward
@@ -162,6 +250,9 @@ class StackedProblem:
             return self._evaluate_per_job(part)
         if self.mode == "batched":
             return self._evaluate_batched(part)
+        if self.mode == "broadcast":  # no classification loss runs broadcast
+            params = [p.detach() for p in self.params]
+            return self._losses_broadcast(params, part.inputs, part.targets), None
         data_dim = None if part.shared else 0
         named = self._named([p.detach() for p in self.params])
         outputs = vmap(self._output, in_dims=(0, data_dim))(named, part.inputs)
@@ -216,7 +307,11 @@ class StackedProblem:
 def modes(spec: JobSpec) -> list[Mode]:
     """The ways this model can run fused, fastest first."""
     if isinstance(spec.model, ExpressionModel):
-        return ["vmap", "per_job"]
+        fits = _expression_unfit(spec.model.expression) is None and \
+            spec.loss in (None, "none", *ELEMENTWISE_LOSSES) and \
+            all(not isinstance(v, list) or (len(v) == 1 and not isinstance(v[0], list))
+                for v in spec.model.parameters.values())
+        return ["broadcast", "vmap", "per_job"] if fits else ["vmap", "per_job"]
     if isinstance(spec.model, LinearModel | LogisticModel | MLPModel) and \
             not getattr(spec.model, "dropout", 0.0):
         return ["batched", "per_job"]
@@ -234,12 +329,32 @@ def build_stacked(specs: list[JobSpec], *, device: torch.device | str,
     val = None
     if first.val is not None:
         val = _stack_parts([p.val for p in problems if p.val is not None])
-    return StackedProblem(
+    offered = modes(specs[0])
+    stacked = StackedProblem(
         template=first.model, module_names=module_names,
         user_names=[name for name, _ in first.parameters], params=params, plan=first.plan,
         train=_stack_parts([p.train for p in problems]), val=val,
-        parameter_count=first.parameter_count, mode=mode or modes(specs[0])[0],
+        parameter_count=first.parameter_count, mode=mode or offered[0],
         layers=_plain_layers(first.model))
+    if stacked.mode == "broadcast" and (why := stacked.broadcast_unfit()) is not None:
+        if mode is not None:
+            raise ValueError(f"these jobs cannot run broadcast: {why}")
+        stacked.mode = offered[1]  # the fastest mode but for the data: the next one
+    return stacked
+
+
+def _expression_unfit(source: str) -> str | None:
+    """Why an expression may not be evaluated broadcast over jobs: a function that is not
+    element-wise (None: there is none)."""
+    try:
+        tree = ast.parse(source.strip(), mode="eval")
+    except (SyntaxError, RecursionError, MemoryError, ValueError):
+        return "an expression that does not parse"
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and not (
+                isinstance(node.func, ast.Name) and node.func.id in ELEMENTWISE_FUNCTIONS):
+            return "a function that is not element-wise"
+    return None
 
 
 def _plain_layers(model: nn.Module) -> list[tuple[str, nn.Module]] | None:
