@@ -59,7 +59,7 @@ def test_a_fused_sweep_gives_every_job_its_own_numbers(stack: Stack, engine: Eng
     assert sweep["fusion"]["alone"] == []
     for job in jobs:
         assert job["status"] == "succeeded", job["error"]
-        assert job["summary"]["fusion"] == {"fused_with": 11, "mode": "vmap", "reason": None}
+        assert job["summary"]["fusion"] == {"fused_with": 11, "mode": "broadcast", "reason": None}
         alone, summary = engine_history(job["spec"])
         stored = client.get(f"/v1/jobs/{job['id']}/metrics").json()["series"]
         assert {s["name"]: s["values"] for s in stored} == \

@@ -4,8 +4,9 @@ Expression models are element-wise and fuse bit for bit. Built-in networks go th
 matrix products, and a batched product (``bmm``) does not always sum in the same order as
 the product of one job alone: for some shapes the BLAS library takes another path. So the
 worker first runs a short stretch of two of the jobs both ways, in each fused mode from the
-fastest, and fuses in the first whose every recorded value is identical; when none is, the
-jobs run one by one and say why.
+fastest, and fuses in the first whose every recorded value is identical (a mode that fails
+on these jobs, a shape it cannot broadcast say, is passed over); when none is, the jobs run
+one by one and say why.
 """
 
 from __future__ import annotations
@@ -35,25 +36,38 @@ class _Collect:
 
 def choose_mode(specs: list[JobSpec], *, source: DatasetSource | None = None
                 ) -> tuple[Mode | None, str | None]:
-    """(the fastest mode whose short fused run of the first and last job equals their runs
-    alone, None) or (None, why no mode does)."""
-    sample = [_short(spec) for spec in (specs[0], specs[-1])]
+    """(the fastest mode whose short fused run equals the first and last job's runs alone,
+    None) or (None, why no mode does).
+
+    The fused probe runs every job, not just the two compared: element-wise kernels take
+    a vectorised path for the bulk of a tensor and a scalar one for its tail, so which
+    path a job's numbers go through depends on how many jobs are stacked. ``per_job``
+    makes each job's own calls whatever the stack, so two jobs suffice there.
+    """
+    everyone = [_short(spec) for spec in specs]
+    ends = [0, len(everyone) - 1]
     alone = []
-    for spec in sample:
+    for index in ends:
         sink = ListSink()
-        run_training(spec, sink, source=source)
+        run_training(everyone[index], sink, source=source)
         alone.append(sink.points)
     differences = []
     for mode in modes(specs[0]):
-        fused = _Collect(len(sample))
-        run_fused(sample, fused, source=source, mode=mode)
-        found = [d for i, points in enumerate(alone)
+        probed = [everyone[i] for i in ends] if mode == "per_job" else everyone
+        compared = [0, len(probed) - 1]
+        fused = _Collect(len(probed))
+        try:
+            run_fused(probed, fused, source=source, mode=mode)
+        except Exception as exc:  # this mode cannot run these jobs: try the next
+            differences.append(f"{mode}: fails ({type(exc).__name__}: {exc})")
+            continue
+        found = [d for points, i in zip(alone, compared, strict=True)
                  if (d := _first_difference(points, fused.points[i])) is not None]
         if not found:
             return mode, None
-        differences.append(f"{mode}: {found[0]}")
+        differences.append(f"{mode}: {found[0]} differs")
     return None, (f"fusing changes the numbers of this model on this machine "
-                  f"({'; '.join(differences)} differs in a {PROBE_STEPS}-step probe)")
+                  f"(in a {PROBE_STEPS}-step probe: {'; '.join(differences)})")
 
 
 def _short(spec: JobSpec) -> JobSpec:

@@ -119,14 +119,14 @@ def test_targets_and_patience_stop_each_job_on_its_own_step() -> None:
 
 
 def probe_difference(specs: list[JobSpec], mode: Mode) -> str | None:
-    """What the probe finds different between the first and last job fused in ``mode``
-    and alone (None: nothing)."""
-    sample = [probe._short(spec) for spec in (specs[0], specs[-1])]
+    """What differs between the first and last job, all jobs fused in ``mode`` for the
+    probe's steps, and alone (None: nothing)."""
+    sample = [probe._short(spec) for spec in specs]
     fused = probe._Collect(len(sample))
     run_fused(sample, fused, mode=mode)
-    for index, spec in enumerate(sample):
+    for index in (0, len(sample) - 1):
         alone = ListSink()
-        run_training(spec, alone)
+        run_training(sample[index], alone)
         if (found := probe._first_difference(alone.points, fused.points[index])) is not None:
             return found
     return None
@@ -145,12 +145,13 @@ def test_the_probe_picks_the_fastest_mode_that_changes_no_number(problem: str) -
 
     chosen, reason = choose_mode(specs)
 
-    # Expressions are element-wise: vmap runs each job's very kernels. Whether a batched
-    # product sums as a job's own does depends on the BLAS library and the CPU, so for the
-    # networks the test checks the rule, not a mode: every faster mode changes a number
-    # here, the chosen one none. per_job makes a job's own calls and always qualifies.
+    # Expressions are element-wise: broadcast runs each job's very operations on its
+    # elements. Whether a batched product sums as a job's own does depends on the BLAS
+    # library and the CPU, so for the networks the test checks the rule, not a mode: every
+    # faster mode changes a number here, the chosen one none. per_job makes a job's own
+    # calls and always qualifies.
     if problem == "seed":
-        assert chosen == "vmap"
+        assert chosen == "broadcast"
     assert chosen is not None, reason
     order = modes(specs[0])
     for faster in order[:order.index(chosen)]:
