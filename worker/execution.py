@@ -97,10 +97,9 @@ def finish_all(engine: Engine, outcomes: Sequence[Outcome]) -> None:
                                           if summary is not None], "loss")
         for claim, _, summary, _ in outcomes:
             if summary is not None:
-                final = summary.get("final_loss")
-                summary["converged_at"] = None if final is None or not math.isfinite(final) \
-                    else summaries.settled_at(*losses[claim.job_id], final=final,
-                                              tolerance=_tolerance(claim))
+                summary["converged_at"] = summaries.converged_at(
+                    losses[claim.job_id], final=summary.get("final_loss"),
+                    tolerance=_tolerance(claim))
         jobs.finish_jobs(conn, [(claim, status, summary)
                                 for claim, status, summary, error in outcomes if error is None])
         for claim, status, summary, error in outcomes:

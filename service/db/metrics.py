@@ -46,10 +46,7 @@ def write_points(conn: Connection, job_id: uuid.UUID, points: Sequence[Point]) -
 
 def write_columns(conn: Connection, job_id: uuid.UUID, columns: Columns) -> None:
     """Store one batch: a chunk per series, in the caller's transaction."""
-    rows = [_chunk_row(job_id, name, steps, values)
-            for name, (steps, values) in columns.items() if len(steps)]
-    if rows:
-        conn.execute(insert(MetricChunk), rows)
+    write_many(conn, [(job_id, columns)])
 
 
 def write_many(conn: Connection, batches: Iterable[tuple[uuid.UUID, Columns]]) -> None:

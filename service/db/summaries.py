@@ -3,32 +3,25 @@
 from __future__ import annotations
 
 import math
-import uuid
 
 import numpy as np
-from sqlalchemy import Connection
 
-from optimlab.service.db import metrics
 from optimlab.service.db.packing import Steps, Values
 
 TINY = 1e-300
 
 
-def converged_at(conn: Connection, job_id: uuid.UUID, *, final: float | None,
+def converged_at(loss: tuple[Steps, Values], *, final: float | None,
                  tolerance: float) -> int | None:
-    """The first step after which the loss stays within ``tolerance`` x |final| of ``final``.
+    """The first step after which the loss (its stored history, as ``metrics.load`` reads
+    it) stays within ``tolerance`` x |final| of ``final``.
 
     None when the final loss is not finite (a diverged run never converged). NaN counts as
     outside the margin.
     """
     if final is None or not math.isfinite(final):
         return None
-    steps, values = metrics.load(conn, job_id, ["loss"])["loss"]
-    return settled_at(steps, values, final=final, tolerance=tolerance)
-
-
-def settled_at(steps: Steps, values: Values, *, final: float, tolerance: float) -> int:
-    """converged_at over a loss history already read (``final`` finite)."""
+    steps, values = loss
     margin = tolerance * max(abs(final), TINY)
     with np.errstate(invalid="ignore"):
         inside = np.abs(values - final) <= margin

@@ -1,4 +1,4 @@
-"""Summary figures computed by the database from a stored history."""
+"""Summary figures computed from a stored history."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import math
 import uuid
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from optimlab.service.db import jobs, metrics
+from optimlab.service.db.packing import Steps, Values
 from optimlab.service.db.summaries import converged_at
 from tests.seed_table import SEED_SPEC
 
@@ -19,6 +20,10 @@ def history(engine: Engine, losses: list[float]) -> uuid.UUID:
         metrics.write_points(conn, job.id, [(i, "loss", v) for i, v in enumerate(losses)])
         metrics.write_points(conn, job.id, [(i, "lr", 5.0) for i in range(len(losses))])
     return job.id
+
+
+def stored_loss(conn: Connection, job_id: uuid.UUID) -> tuple[Steps, Values]:
+    return metrics.load(conn, job_id, ["loss"])["loss"]
 
 
 @pytest.mark.parametrize(("losses", "tolerance", "expected"), [
@@ -32,12 +37,12 @@ def test_converged_at(engine: Engine, losses: list[float], tolerance: float,
                       expected: int) -> None:
     job_id = history(engine, losses)
     with engine.connect() as conn:
-        found = converged_at(conn, job_id, final=losses[-1], tolerance=tolerance)
+        found = converged_at(stored_loss(conn, job_id), final=losses[-1], tolerance=tolerance)
     assert found == expected
 
 
 def test_a_run_that_ends_non_finite_never_converged(engine: Engine) -> None:
     job_id = history(engine, [1.0, math.inf])
     with engine.connect() as conn:
-        assert converged_at(conn, job_id, final=math.inf, tolerance=0.01) is None
-        assert converged_at(conn, job_id, final=None, tolerance=0.01) is None
+        assert converged_at(stored_loss(conn, job_id), final=math.inf, tolerance=0.01) is None
+        assert converged_at(stored_loss(conn, job_id), final=None, tolerance=0.01) is None

@@ -293,9 +293,10 @@ class _Run:
                 _extend(columns, track.momentum_key, first, track.momentum[first:end])
             if tables is None:
                 continue
+            # a job that ended at its loss has no norms for that last step
             normed = count - 1 if job.ended_at_loss else len(rows.tables)
             for name, values in zip(self.row_names, tables[k], strict=True):
-                _extend(columns, name, first, values[:normed] if job.ended_at_loss else values)
+                _extend(columns, name, first, values[:normed])
 
     def _update(self, job: FusedJob) -> JobUpdate:
         """The job's points since its last write, and its summary brought up to date."""
