@@ -20,8 +20,9 @@ on CPU): the same kernels, called in the same order, with the same scalar argume
   Python floats, in the order torch.optim computes them.
 * Where torch.optim branches on a hyperparameter (``if momentum != 0``, ``if amsgrad``,
   ...), each job gets an integer *key* of such flags; jobs with the same key are updated
-  together, on gathered rows when the keys differ (``index_select`` / ``index_copy_``
-  move values without changing them).
+  together: on a view of their rows when those rows are consecutive (the fused loop orders
+  its jobs by key, see ``group_order``), else on gathered rows (``index_select`` /
+  ``index_copy_`` move values without changing them).
 """
 
 from __future__ import annotations
@@ -38,8 +39,11 @@ from torch import Tensor
 # call, or a [J, 1] column of per-job values (already in the parameters' dtype).
 Scalar = float | Tensor
 State = dict[str, Tensor]
+# The jobs of one key: all of them (None), consecutive rows (a slice), or gathered rows.
+Rows = slice | Tensor | None
 
 _GROUP_CACHE_SIZE = 64
+_VIEW_CACHE_SIZE = 1024
 # Bits of a job's update key that every family reads the same way (prepared_grad); a
 # family's own flags start at FAMILY_FLAG.
 MAXIMIZE, DECAY, DECOUPLED, FAMILY_FLAG = 1, 2, 4, 8
@@ -136,7 +140,8 @@ class FusedOptimizer:
         self.param_values: list[dict[str, list[Any]]] = [{} for _ in self.params]
         self.state: list[State] = []
         self._columns: dict[str, tuple[object, tuple[Sequence[float], ...], Scalar]] = {}
-        self._groups: dict[tuple[int, ...], list[tuple[int, Tensor | None]]] = {}
+        self._groups: dict[tuple[int, ...], list[tuple[int, Rows]]] = {}
+        self._views: dict[tuple[int, int, int], tuple[Tensor, Tensor]] = {}
         self.lr: list[float] = []
         self.cycled: list[float] = []  # this step's momentum or beta1, per job
         self.setup(groups)
@@ -230,6 +235,7 @@ class FusedOptimizer:
                              for values in self.param_values]
         self._columns.clear()
         self._groups.clear()
+        self._views.clear()
 
     # ------------------------------------------------------------------ helpers
 
@@ -286,7 +292,17 @@ class FusedOptimizer:
         values = given[self.cycles]
         return self.values[self.cycles] if values is None else [float(v) for v in values]
 
-    def _job_groups(self, keys: list[int]) -> list[tuple[int, Tensor | None]]:
+    def group_order(self) -> list[int]:
+        """The jobs ordered so that each first-step key's jobs are consecutive (stable):
+        then each group's update runs on a view, with nothing gathered or scattered."""
+        if not self.params:
+            return list(range(self.jobs))
+        if not self.cycled:  # before the first step: the options' momentum or beta1
+            self.cycled = self._cycled(None, None)
+        keys = self.keys(0)
+        return sorted(range(self.jobs), key=keys.__getitem__)
+
+    def _job_groups(self, keys: list[int]) -> list[tuple[int, Rows]]:
         if _uniform(keys):
             return [(keys[0], None)]
         signature = tuple(keys)
@@ -295,7 +311,7 @@ class FusedOptimizer:
             rows: dict[int, list[int]] = {}
             for j, key in enumerate(keys):
                 rows.setdefault(key, []).append(j)
-            groups = [(key, torch.tensor(r, dtype=torch.long)) for key, r in rows.items()]
+            groups = [(key, _rows(r)) for key, r in rows.items()]
             if len(self._groups) >= _GROUP_CACHE_SIZE:
                 self._groups.clear()
             self._groups[signature] = groups
@@ -310,12 +326,50 @@ class FusedOptimizer:
         for key, rows in self._job_groups(self.keys(index)):
             if rows is None:
                 self.update(key, param, flat_grad, state, s)
-                continue
-            part = param.index_select(0, rows)
-            part_state = {name: t.index_select(0, rows) for name, t in state.items()}
-            part_s = {name: v if isinstance(v, float) else v.index_select(0, rows)
-                      for name, v in s.items()}
-            self.update(key, part, flat_grad.index_select(0, rows), part_state, part_s)
-            param.index_copy_(0, rows, part)
-            for name, t in state.items():
-                t.index_copy_(0, rows, part_state[name])
+            elif isinstance(rows, slice):
+                self._update_view(key, rows, param, flat_grad, state, s)
+            else:
+                self._update_gathered(key, rows, param, flat_grad, state, s)
+
+    def _update_view(self, key: int, rows: slice, param: Tensor, grad: Tensor, state: State,
+                     s: dict[str, Scalar]) -> None:
+        """Update consecutive rows in place, through views (a view of consecutive rows of
+        a [J, n] tensor is contiguous, as a gathered copy is: the same kernel paths)."""
+        part_state = {name: self._view(t, rows) for name, t in state.items()}
+        views = dict(part_state)
+        part_s = {name: v if isinstance(v, float) else self._view(v, rows)
+                  for name, v in s.items()}
+        self.update(key, self._view(param, rows), grad[rows], part_state, part_s)
+        for name, view in views.items():
+            if part_state[name] is not view:  # replaced rather than updated in place
+                view.copy_(part_state[name])
+
+    def _view(self, tensor: Tensor, rows: slice) -> Tensor:
+        """``tensor[rows]``, the same view object while ``tensor`` is the same one (the
+        parameters, state and scalar columns live across steps)."""
+        cache_key = (id(tensor), rows.start, rows.stop)
+        cached = self._views.get(cache_key)
+        if cached is not None and cached[0] is tensor:
+            return cached[1]
+        if len(self._views) >= _VIEW_CACHE_SIZE:
+            self._views.clear()
+        view = tensor[rows]
+        self._views[cache_key] = (tensor, view)
+        return view
+
+    def _update_gathered(self, key: int, rows: Tensor, param: Tensor, grad: Tensor,
+                         state: State, s: dict[str, Scalar]) -> None:
+        part = param.index_select(0, rows)
+        part_state = {name: t.index_select(0, rows) for name, t in state.items()}
+        part_s = {name: v if isinstance(v, float) else v.index_select(0, rows)
+                  for name, v in s.items()}
+        self.update(key, part, grad.index_select(0, rows), part_state, part_s)
+        param.index_copy_(0, rows, part)
+        for name, t in state.items():
+            t.index_copy_(0, rows, part_state[name])
+
+
+def _rows(rows: list[int]) -> slice | Tensor:
+    if rows[-1] - rows[0] == len(rows) - 1:  # ascending, so consecutive
+        return slice(rows[0], rows[-1] + 1)
+    return torch.tensor(rows, dtype=torch.long)

@@ -35,6 +35,7 @@ class FusedSGD(FusedOptimizer):
             # torch.optim's momentum_buffer is None until the first step with momentum.
             values["buffer"] = [False] * self.jobs
         self._keys: dict[int, tuple[tuple[list[Any], ...], list[int]]] = {}
+        self._settled: dict[int, list[float]] = {}  # the momenta each parameter's flags saw
 
     def new_state(self, param: Tensor) -> State:
         return {"momentum_buffer": param.new_zeros(param.shape)}
@@ -51,11 +52,18 @@ class FusedSGD(FusedOptimizer):
 
     def updated(self, index: int, step: int) -> None:
         buffer = self.param_values[index]["buffer"]
-        if all(buffer):
+        # Nothing changes while the momenta are the same list: a job with momentum 0 never
+        # gets a buffer (so ``keys`` stays cached), the others have theirs.
+        if self._settled.get(index) is self.cycled or all(buffer):
             return
         new = [b or m != 0 for b, m in zip(buffer, self.cycled, strict=True)]
-        if new != buffer:  # a job with momentum 0 never gets a buffer: keep ``keys`` cached
+        if new != buffer:
             self.param_values[index]["buffer"] = new
+        self._settled[index] = self.cycled
+
+    def keep(self, rows: Tensor, params: list[Tensor]) -> None:
+        super().keep(rows, params)
+        self._settled.clear()
 
     def scalars(self, index: int, step: int) -> dict[str, Scalar]:
         v = self.values
