@@ -25,6 +25,7 @@ import torch
 
 from optimlab.worker.engine.data import DatasetSource
 from optimlab.worker.engine.devices import resolve_device
+from optimlab.worker.engine.fused.norms import HeldSteps
 from optimlab.worker.engine.fused.optimizers import FusedOptimizer, fused_optimizer
 from optimlab.worker.engine.fused.rows import job_rows
 from optimlab.worker.engine.fused.schedule import ScheduleTrack, schedule_tracks
@@ -83,7 +84,8 @@ class _Rows:
 
     first: int  # the step of the first row
     losses: list[torch.Tensor] = field(default_factory=list)  # [jobs] per step
-    # [jobs, len(row_names)] per step that went past the loss (not a step all ended at)
+    # [jobs, len(row_names), steps] per stretch of steps that went past the loss (not a
+    # step all ended at)
     tables: list[torch.Tensor] = field(default_factory=list)
 
 
@@ -149,7 +151,17 @@ class _Run:
         self.last_step: int | None = None  # the last step run
         self.unflushed = 0  # steps recorded since the last flush (by every live job)
         self.ending = False  # whether some active job has an ending, to drop
+        self.held = HeldSteps(problem.params, record_params=self.recorded)
+        self._order_by_update_group()
         self._active_changed()
+
+    def _order_by_update_group(self) -> None:
+        """Put the jobs that the optimizer updates with the same branches next to each
+        other (momentum on or off, say), so that it updates each group through a view."""
+        order = self.optimizer.group_order()
+        if order == sorted(order):
+            return
+        self._keep(order)
 
     def _active_changed(self) -> None:
         """What the per-step checks need of the active jobs, in their order."""
@@ -167,14 +179,12 @@ class _Run:
     def step(self, i: int, rows: torch.Tensor | None, *, last: bool) -> None:
         self.last_step = i
         params = self.problem.params
-        before = [p.detach().clone() for p in params]
         losses = self.problem.losses(rows)
         total = losses.sum()
         if not self._record_loss(i, losses.detach(), total):
             return  # every job ended at its loss
         total.backward()
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-        grad_norm = job_norms(grads)
         track = self.tracks
         key = track[0].momentum_key
         cycled = None if key is None else [t.momentum[i] for t in track]  # type: ignore[index]
@@ -183,8 +193,10 @@ class _Run:
                             beta1=cycled if key == "beta1" else None)
         for p in params:
             p.grad = None
-        table = self._record_after_update(grad_norm, before)
-        self._evaluate(i, table, last=last)
+        self.held.hold(grads, self.problem.params)
+        if self.held.full:
+            self._settle()
+        self._evaluate(i, last=last)
 
     def _record_loss(self, i: int, losses: torch.Tensor, total: torch.Tensor) -> bool:
         """Keep the step's losses; make the checks a job alone makes on its loss. False
@@ -215,24 +227,22 @@ class _Run:
         wide = losses.double()
         return bool(((wide < low) | (wide > high)).any())
 
-    def _record_after_update(self, grad_norm: torch.Tensor,
-                             before: list[torch.Tensor]) -> torch.Tensor:
-        current = [p.detach() for p in self.problem.params]
-        update = job_norms([c - b for c, b in zip(current, before, strict=True)])
-        columns = [grad_norm.unsqueeze(1), update.unsqueeze(1), job_norms(current).unsqueeze(1)]
-        if self.recorded:
-            columns += [c.reshape(c.shape[0], -1) for c in current]
-        table = torch.cat(columns, dim=1)
-        self.rows.tables.append(table)
-        return table
+    def _settle(self) -> None:
+        """Turn the held steps into their columns of norms and parameters."""
+        table = self.held.settle()
+        if table is not None:
+            self.rows.tables.append(table)
 
-    def _evaluate(self, i: int, table: torch.Tensor, *, last: bool) -> None:
+    def _evaluate(self, i: int, *, last: bool) -> None:
         every = self.active[0].spec.eval_every
         due = every is not None and ((i + 1) % every == 0 or last)
         if not due and not self.step_watchers:
             return
         results = self._evaluations() if due else []
-        update_norms = table[:, 1].tolist() if self.step_watchers else []
+        update_norms: list[float] = []
+        if self.step_watchers:  # their rules read this step's update norm
+            self._settle()
+            update_norms = self.rows.tables[-1][:, 1, -1].tolist()
         for k in range(len(self.active)) if due else self.step_watchers:
             job = self.active[k]
             if job.ending is not None:
@@ -276,6 +286,7 @@ class _Run:
     def _collect(self) -> None:
         """Turn the rows recorded so far into each active job's columns (before a write,
         or before the set of jobs, and so the rows' layout, changes)."""
+        self._settle()
         rows = self.rows
         self.rows = _Rows(first=rows.first + len(rows.losses))
         if not rows.losses:
@@ -283,7 +294,8 @@ class _Run:
         first, count = rows.first, len(rows.losses)
         # one conversion for all jobs and steps: [jobs][steps], [jobs][names][steps]
         losses = torch.stack(rows.losses, dim=1).tolist()
-        tables = torch.stack(rows.tables, dim=2).tolist() if rows.tables else None
+        table = torch.cat(rows.tables, dim=2) if rows.tables else None
+        tables = None if table is None else table.tolist()
         for k, job in enumerate(self.active):
             job.recorder.losses(first, losses[k])
             columns, track, end = job.columns, job.track, first + count
@@ -294,7 +306,7 @@ class _Run:
             if tables is None:
                 continue
             # a job that ended at its loss has no norms for that last step
-            normed = count - 1 if job.ended_at_loss else len(rows.tables)
+            normed = count - 1 if job.ended_at_loss else len(tables[k][0])
             for name, values in zip(self.row_names, tables[k], strict=True):
                 _extend(columns, name, first, values[:normed])
 
@@ -321,6 +333,12 @@ class _Run:
         self._write(ending)
         keep = [k for k, job in enumerate(self.active) if job.ending is None]
         self.ended += ending
+        self._keep(keep)
+        if keep:
+            self._active_changed()
+
+    def _keep(self, keep: list[int]) -> None:
+        """Go on with the active jobs at positions ``keep``, in that order."""
         self.active = [self.active[k] for k in keep]
         if not keep:
             return
@@ -328,7 +346,7 @@ class _Run:
         self.alive = self.alive[rows]
         self.problem.keep(rows)
         self.optimizer.keep(rows, self.problem.params)
-        self._active_changed()
+        self.held.keep(rows)
 
     def finish(self) -> None:
         for job in self.active:
@@ -348,13 +366,6 @@ def _extend(columns: SeriesColumns, name: str, first: int, values: list[float]) 
     else:
         column[0].extend(steps)
         column[1].extend(values)
-
-
-def job_norms(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Each job's global L2 norm over its slice of every tensor: ``total_norm`` per job."""
-    per_tensor = [torch.linalg.vector_norm(t.reshape(t.shape[0], -1), dim=1) for t in tensors]
-    total: torch.Tensor = torch.linalg.vector_norm(torch.stack(per_tensor, dim=1), dim=1)
-    return total
 
 
 def _recorded_names(problem: StackedProblem) -> list[str]:
