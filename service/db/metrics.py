@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from sqlalchemy import ColumnElement, Connection, Select, delete, insert, select
 
 from optimlab.service.db.models import MetricChunk
@@ -19,8 +20,9 @@ from optimlab.service.db.packing import Steps, Values, pack, unpack
 
 # (step, name, value), as the engine produces them.
 Point = tuple[int, str, float]
-# name -> (steps, values), steps strictly increasing: a batch by series.
-Columns = Mapping[str, tuple[Sequence[int], Sequence[float]]]
+# name -> (steps, values), steps strictly increasing: a batch by series (values may be a
+# float array).
+Columns = Mapping[str, tuple[Sequence[int], Sequence[float] | npt.NDArray[np.floating[Any]]]]
 chunks = MetricChunk.__table__
 
 _EMPTY_STEPS: Steps = np.empty(0, dtype=np.int64)
@@ -58,7 +60,7 @@ def write_many(conn: Connection, batches: Iterable[tuple[uuid.UUID, Columns]]) -
 
 
 def _chunk_row(job_id: uuid.UUID, name: str, steps: Sequence[int],
-               values: Sequence[float]) -> dict[str, Any]:
+               values: Sequence[float] | npt.NDArray[np.floating[Any]]) -> dict[str, Any]:
     step_bytes, value_bytes = pack(steps, values)
     return {"job_id": job_id, "name": name, "first_step": int(steps[0]),
             "last_step": int(steps[-1]), "count": len(steps), "step_bytes": step_bytes,

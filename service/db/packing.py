@@ -8,6 +8,7 @@ are consecutive, which is how every per-step series arrives.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -19,12 +20,17 @@ STEP_TYPE = np.dtype("<i8")
 VALUE_TYPE = np.dtype("<f8")
 
 
-def pack(steps: Sequence[int] | Steps, values: Sequence[float] | Values
+def pack(steps: Sequence[int] | Steps, values: Sequence[float] | npt.NDArray[np.floating[Any]]
          ) -> tuple[bytes | None, bytes]:
     """(step bytes or None when consecutive, value bytes), in step order; a step may
-    appear once."""
-    step_array = np.asarray(steps, dtype=STEP_TYPE)
+    appear once. Steps given as a range of step 1 are consecutive as they are."""
     value_array = np.asarray(values, dtype=VALUE_TYPE)
+    if isinstance(steps, range) and steps.step == 1:
+        if len(steps) != value_array.size or value_array.ndim != 1 or not len(steps):
+            raise ValueError(f"a chunk needs as many steps as values, at least one: got "
+                             f"{len(steps)} steps and {value_array.shape} values")
+        return None, value_array.tobytes()
+    step_array = np.asarray(steps, dtype=STEP_TYPE)
     if step_array.ndim != 1 or step_array.shape != value_array.shape or not step_array.size:
         raise ValueError(f"a chunk needs as many steps as values, at least one: got "
                          f"{step_array.shape} steps and {value_array.shape} values")

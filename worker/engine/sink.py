@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
 
 # (step, name, value): one point of one series.
 MetricPoint = tuple[int, str, float]
 # The same points by series: name -> (steps, values), steps increasing. A fused run hands
-# its batches over in this shape, which costs nothing per point to build or to store.
-SeriesColumns = dict[str, tuple[list[int], list[float]]]
+# its batches over in this shape, which costs nothing per point to build or to store: the
+# steps of a stretch of steps as a range, values it computed in tensors as a float array.
+ColumnSteps = list[int] | range
+ColumnValues = list[float] | npt.NDArray[np.floating[Any]]
+SeriesColumns = dict[str, tuple[ColumnSteps, ColumnValues]]
 
 
 def column_points(columns: SeriesColumns) -> list[MetricPoint]:
-    """The points of ``columns`` one by one, series after series."""
+    """The points of ``columns`` one by one (Python ints and floats), series after series."""
     return [(step, name, value) for name, (steps, values) in columns.items()
-            for step, value in zip(steps, values, strict=True)]
+            for step, value in zip(steps, as_floats(values), strict=True)]
+
+
+def as_floats(values: ColumnValues) -> list[float]:
+    return values.tolist() if isinstance(values, np.ndarray) else values
 
 
 @dataclass
@@ -60,7 +70,16 @@ class TrainingSummary:
         self.outcome, self.stop_reason = outcome, reason
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields as a dict, the mutable ones copied (``dataclasses.asdict``, without
+        its recursion: a fused run stores a hundred of these per flush)."""
+        out = {name: getattr(self, name) for name in _SUMMARY_FIELDS}
+        if self.evaluation is not None:
+            out["evaluation"] = dict(self.evaluation)
+        out["steps_to"] = [dict(entry) for entry in self.steps_to]
+        return out
+
+
+_SUMMARY_FIELDS = tuple(f.name for f in fields(TrainingSummary))
 
 
 class MetricSink(Protocol):

@@ -6,6 +6,8 @@ import itertools
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from optimlab.worker.engine.fused.loop import JobUpdate, run_fused
 from optimlab.worker.engine.fused.probe import choose_mode
 from optimlab.worker.engine.sink import (
@@ -59,12 +61,19 @@ class CollectingSink:
 
 
 def check_columns(columns: SeriesColumns) -> None:
-    """The sink contract: per series, increasing int steps and as many float values."""
+    """The sink contract: per series, increasing int steps (a list, or a range of step 1)
+    and as many float values (a list of floats, or a 1-D float array)."""
     for name, (steps, values) in columns.items():
         assert steps, name
         assert len(steps) == len(values), name
+        if isinstance(steps, range):
+            assert steps.step == 1, name
         assert all(type(step) is int for step in steps), name
-        assert all(type(value) is float for value in values), name
+        if isinstance(values, np.ndarray):
+            assert values.ndim == 1, name
+            assert values.dtype in (np.float32, np.float64), name
+        else:
+            assert all(type(value) is float for value in values), name
         assert all(a < b for a, b in itertools.pairwise(steps)), name
 
 
