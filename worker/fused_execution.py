@@ -8,12 +8,12 @@ under the claim it already holds.
 
 from __future__ import annotations
 
-import copy
 import logging
 import queue
 import threading
 import traceback
 from collections.abc import Sequence
+from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import Engine
@@ -26,6 +26,7 @@ from optimlab.worker.engine.fused.loop import JobUpdate, run_fused
 from optimlab.worker.engine.fused.plan import fusion_key
 from optimlab.worker.engine.fused.probe import choose_mode
 from optimlab.worker.engine.fused.stacked import Mode
+from optimlab.worker.engine.sink import SeriesColumns
 from optimlab.worker.execution import (
     Heartbeat,
     claim_jobs,
@@ -36,6 +37,9 @@ from optimlab.worker.execution import (
 from optimlab.worker.spec import JobSpec
 
 log = logging.getLogger(__name__)
+
+# A JobUpdate as the writer thread gets it: the summary as a dict of that moment.
+_Stored = tuple[int, SeriesColumns, dict[str, Any]]
 
 
 def execute_fused(job_ids: Sequence[str], *, engine: Engine, settings: Settings,
@@ -126,14 +130,14 @@ class SqlFusedSink:
         self.superseded: set[int] = set()
         self.going_on = [True] * len(claims)
         self.failure: BaseException | None = None
-        self.batches: queue.Queue[list[JobUpdate] | None] = queue.Queue(maxsize=2)
+        self.batches: queue.Queue[list[_Stored] | None] = queue.Queue(maxsize=2)
         self.thread = threading.Thread(target=self._run, name="fused-writer", daemon=True)
         self.thread.start()
 
     def write(self, updates: Sequence[JobUpdate]) -> list[bool]:
         self._raise_failure()
-        # The summaries are copied: the run keeps changing them while the batch waits.
-        self.batches.put([(i, points, copy.copy(summary)) for i, points, summary in updates])
+        # The summaries are taken now: the run keeps changing them while the batch waits.
+        self.batches.put([(i, points, summary.as_dict()) for i, points, summary in updates])
         return [self.going_on[index] for index, _, _ in updates]
 
     def close(self) -> None:
@@ -155,14 +159,14 @@ class SqlFusedSink:
             except BaseException as exc:  # handed to the training thread
                 self.failure = exc
 
-    def _store(self, updates: list[JobUpdate]) -> None:
+    def _store(self, updates: list[_Stored]) -> None:
         claims = [self.claims[index] for index, _, _ in updates]
         with self.engine.begin() as conn:
             statuses = jobs.lock_many_for_write(conn, claims)
             held = [(claim, points, summary) for claim, (_, points, summary), status
                     in zip(claims, updates, statuses, strict=True) if status is not None]
             metrics.write_many(conn, [(claim.job_id, points) for claim, points, _ in held])
-            jobs.save_many_progress(conn, [(claim, finite_json(summary.as_dict()))
+            jobs.save_many_progress(conn, [(claim, finite_json(summary))
                                            for claim, _, summary in held])
         for (index, _, _), status in zip(updates, statuses, strict=True):
             if status is None:
