@@ -6,12 +6,13 @@ and when asked to stop, unregister (tasks still delivered during the shutdown
 go back to the queue) and hand this worker's running jobs back to the queue:
 the runs see it at their next metrics write and end, so a warm shutdown takes
 about a second instead of waiting for training to finish. In each pool child:
-forget the parent's database connections and size torch's thread pool to its
-share of the cores.
+forget the parent's database connections, size torch's thread pool to its
+share of the cores, and freeze what it inherited out of the garbage collector's way.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import threading
@@ -81,6 +82,9 @@ class WorkerMonitor:
     def on_child_start(self, **_: Any) -> None:
         forget_inherited_engines()
         torch.set_num_threads(self.threads_per_child)
+        # The parent froze what torch left before it built Celery's worker; what Celery
+        # built since lives as long as this child too: out of the collector's full passes.
+        gc.freeze()
 
     def _watch(self) -> None:
         engine = process_engine(self.settings.database)
