@@ -30,6 +30,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # A fused run's flush writes a few MB of metrics: with the default threshold (1,000
+    # pages, 4 MB) nearly every flush's commit also checkpointed the log into the database
+    # (60 ms of a 70 ms commit here). At 64 MB checkpoints come a dozen times less often,
+    # for 30% less time in all (bench: 40 such flushes, 2.7 -> 1.9 s).
+    cursor.execute("PRAGMA wal_autocheckpoint=16384")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
