@@ -13,6 +13,7 @@ Python floats (schedule functions such as ``lr_lambda``).
 from __future__ import annotations
 
 import ast
+import functools
 import math
 import operator
 from collections.abc import Callable, Collection, Mapping
@@ -120,13 +121,19 @@ class Expression:
 
 def parse_expression(source: str, *, allowed_names: Collection[str]) -> Expression:
     """Parse and check ``source``; names must come from ``allowed_names`` or be constants."""
+    # An Expression is immutable: every job of a sweep shares the one parsed for the first.
+    return _parse(source, frozenset(allowed_names))
+
+
+@functools.lru_cache(maxsize=256)
+def _parse(source: str, allowed_names: frozenset[str]) -> Expression:
     try:
         tree = ast.parse(source.strip(), mode="eval")
     except SyntaxError as exc:
         raise ExpressionError(f"invalid syntax ({exc.msg})", source) from None
     except (RecursionError, MemoryError, ValueError):
         raise ExpressionError("expression too large or deeply nested") from None
-    checker = _Checker(source, frozenset(allowed_names))
+    checker = _Checker(source, allowed_names)
     checker.visit_tree(tree.body)
     return Expression(
         source=source,

@@ -95,10 +95,7 @@ def _resolve(name: str, cls: type[torch.optim.Optimizer],
         values = value if isinstance(value, tuple | list) else (value,)
         if any(isinstance(v, Tensor) for v in values):
             raise NotFusable(f"{name} with a tensor {key}")
-    signature = inspect.signature(cls.__init__)
-    defaults = {key: p.default for key, p in signature.parameters.items()
-                if p.default is not inspect.Parameter.empty}
-    merged = {**defaults, **options}
+    merged = {**_defaults(cls), **options}
     for flag in _IMPLEMENTATION_FLAGS:
         if merged.get(flag):
             raise NotFusable(f"{name} with {flag}=True")
@@ -107,3 +104,16 @@ def _resolve(name: str, cls: type[torch.optim.Optimizer],
     stand_in = cls([torch.zeros(1, requires_grad=True)], **options)
     group = {key: value for key, value in stand_in.param_groups[0].items() if key != "params"}
     return {**merged, **group}
+
+
+_DEFAULTS: dict[str, dict[str, Any]] = {}
+
+
+def _defaults(cls: type[torch.optim.Optimizer]) -> dict[str, Any]:
+    """The keyword defaults of the class's constructor (read once per class)."""
+    key = f"{cls.__module__}.{cls.__qualname__}"
+    if key not in _DEFAULTS:
+        signature = inspect.signature(cls.__init__)
+        _DEFAULTS[key] = {name: p.default for name, p in signature.parameters.items()
+                          if p.default is not inspect.Parameter.empty}
+    return _DEFAULTS[key]

@@ -25,12 +25,15 @@ PROBE_STEPS = 64
 
 
 class _Collect:
-    def __init__(self, jobs: int) -> None:
-        self.points: list[list[MetricPoint]] = [[] for _ in range(jobs)]
+    """Keeps the points of the jobs compared (the others only run alongside)."""
+
+    def __init__(self, compared: list[int]) -> None:
+        self.points: dict[int, list[MetricPoint]] = {index: [] for index in compared}
 
     def write(self, updates: Sequence[JobUpdate]) -> list[bool]:
         for index, columns, _ in updates:
-            self.points[index].extend(column_points(columns))
+            if index in self.points:
+                self.points[index].extend(column_points(columns))
         return [True] * len(updates)
 
 
@@ -55,7 +58,7 @@ def choose_mode(specs: list[JobSpec], *, source: DatasetSource | None = None
     for mode in modes(specs[0]):
         probed = [everyone[i] for i in ends] if mode == "per_job" else everyone
         compared = [0, len(probed) - 1]
-        fused = _Collect(len(probed))
+        fused = _Collect(compared)
         try:
             run_fused(probed, fused, source=source, mode=mode)
         except Exception as exc:  # this mode cannot run these jobs: try the next

@@ -122,9 +122,10 @@ def probe_difference(specs: list[JobSpec], mode: Mode) -> str | None:
     """What differs between the first and last job, all jobs fused in ``mode`` for the
     probe's steps, and alone (None: nothing)."""
     sample = [probe._short(spec) for spec in specs]
-    fused = probe._Collect(len(sample))
+    ends = [0, len(sample) - 1]
+    fused = probe._Collect(ends)
     run_fused(sample, fused, mode=mode)
-    for index in (0, len(sample) - 1):
+    for index in ends:
         alone = ListSink()
         run_training(sample[index], alone)
         if (found := probe._first_difference(alone.points, fused.points[index])) is not None:
