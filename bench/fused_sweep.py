@@ -189,7 +189,7 @@ def time_sweep(client: TestClient, request: dict[str, Any]) -> tuple[float, dict
         body: dict[str, Any] = client.get(f"/v1/sweeps/{sweep_id}").json()
         if body["status"] == "finished":
             return time.perf_counter() - started, body
-        time.sleep(0.05)
+        time.sleep(0.01)  # the finish is seen within ~25 ms (a GET takes ~15 ms)
 
 
 def main() -> None:

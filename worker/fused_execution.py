@@ -25,7 +25,7 @@ from optimlab.worker.engine.devices import DeviceUnavailable, resolve_device
 from optimlab.worker.engine.fused.loop import JobUpdate, run_fused
 from optimlab.worker.engine.fused.plan import fusion_key
 from optimlab.worker.engine.fused.probe import choose_mode
-from optimlab.worker.engine.fused.stacked import Mode
+from optimlab.worker.engine.fused.stacked import Mode, StackedProblem, build_stacked
 from optimlab.worker.engine.sink import SeriesColumns
 from optimlab.worker.execution import (
     Heartbeat,
@@ -47,7 +47,7 @@ def execute_fused(job_ids: Sequence[str], *, engine: Engine, settings: Settings,
     claims = claim_jobs(job_ids, engine=engine, settings=settings, worker=worker)
     if not claims:
         return
-    mode, reason = _fused_mode(claims, engine)
+    mode, reason, built = _fused_mode(claims, engine)
     if mode is None:
         reason = reason or "not fusable"
         log.info("fused task of %d jobs runs them one by one: %s", len(claims), reason)
@@ -62,7 +62,7 @@ def execute_fused(job_ids: Sequence[str], *, engine: Engine, settings: Settings,
         with Heartbeat(engine, claims, every=settings.heartbeat_seconds):
             try:
                 results = run_fused(specs, sink, flush_seconds=settings.flush_seconds,
-                                    source=SqlDatasetSource(engine), mode=mode)
+                                    source=SqlDatasetSource(engine), mode=mode, built=built)
             finally:
                 sink.close()
     except Exception as exc:  # the jobs are still good alone: run them so
@@ -77,29 +77,34 @@ def execute_fused(job_ids: Sequence[str], *, engine: Engine, settings: Settings,
                         if index not in sink.superseded])
 
 
-def _fused_mode(claims: list[jobs.Claim], engine: Engine) -> tuple[Mode | None, str | None]:
-    """How to run the jobs fused (probe.choose_mode), or why they run one by one."""
+def _fused_mode(claims: list[jobs.Claim], engine: Engine
+                ) -> tuple[Mode | None, str | None, StackedProblem | None]:
+    """How to run the jobs fused (probe.choose_mode) and their stacked problem, which the
+    probe and the run share; or why they run one by one."""
     if len(claims) < 2:
-        return None, "only one job of the task was left to run"
+        return None, "only one job of the task was left to run", None
     try:
         specs = [JobSpec.model_validate(claim.spec) for claim in claims]
     except ValidationError:
-        return None, "a spec no longer validates"
+        return None, "a spec no longer validates", None
     keys = {fusion_key(spec) for spec in specs}
     if len(keys) != 1 or next(iter(keys))[0] is None:
-        return None, "the jobs do not share a fusion key"
+        return None, "the jobs do not share a fusion key", None
     try:
         device = resolve_device(specs[0].device)
     except DeviceUnavailable as exc:
-        return None, str(exc)
+        return None, str(exc), None
     if device.type != "cpu":
         # torch.optim's CUDA default is its foreach implementation, which the fused
         # optimizers do not mirror (they reproduce the single-tensor one, bit for bit).
-        return None, "fused runs are CPU-only: on CUDA each job runs alone"
+        return None, "fused runs are CPU-only: on CUDA each job runs alone", None
     try:
-        return choose_mode(specs, source=SqlDatasetSource(engine))
+        source = SqlDatasetSource(engine)
+        built = build_stacked(specs, device=device, source=source)
+        mode, reason = choose_mode(specs, source=source, built=built)
     except Exception as exc:
-        return None, f"the exactness probe failed: {exc}"
+        return None, f"the exactness probe failed: {exc}", None
+    return mode, reason, built
 
 
 def _run_alone(claims: list[jobs.Claim], sink: SqlFusedSink, *, engine: Engine,

@@ -100,13 +100,20 @@ class _Rows:
 
 def run_fused(specs: list[JobSpec], sink: FusedSink, *, flush_seconds: float = 0.5,
               clock: Callable[[], float] = time.perf_counter,
-              source: DatasetSource | None = None, mode: Mode | None = None
-              ) -> list[TrainingSummary]:
+              source: DatasetSource | None = None, mode: Mode | None = None,
+              built: StackedProblem | None = None) -> list[TrainingSummary]:
     """Train every spec (they must share all but optimizer options, schedule and seed; see
     plan.fusion_key) as one run; return each job's summary, in the specs' order. ``mode``:
-    how the model runs fused (stacked.modes; default the fastest)."""
+    how the model runs fused (stacked.modes; default the fastest). ``built``: these specs'
+    ``build_stacked``, when the caller has it (the run starts from a fresh copy)."""
     device = resolve_device(specs[0].device)
-    problem = build_stacked(specs, device=device, source=source, mode=mode)
+    if built is None:
+        problem = build_stacked(specs, device=device, source=source, mode=mode)
+    elif built.params[0].shape[0] != len(specs):
+        raise ValueError(f"a stacked problem of {built.params[0].shape[0]} jobs for "
+                         f"{len(specs)} specs")
+    else:
+        problem = built.fresh(mode or built.mode)
     first = specs[0]
     steps, per_epoch = plan_length(first, problem.train.rows)
     optimizer = fused_optimizer(first.optimizer.name,

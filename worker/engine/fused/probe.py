@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from optimlab.worker.engine.data import DatasetSource
 from optimlab.worker.engine.fused.loop import JobUpdate, run_fused
-from optimlab.worker.engine.fused.stacked import Mode, modes
+from optimlab.worker.engine.fused.stacked import Mode, StackedProblem, modes
 from optimlab.worker.engine.loop import run_training
 from optimlab.worker.engine.sink import ListSink, MetricPoint, column_points
 from optimlab.worker.spec import JobSpec
@@ -37,15 +37,16 @@ class _Collect:
         return [True] * len(updates)
 
 
-def choose_mode(specs: list[JobSpec], *, source: DatasetSource | None = None
-                ) -> tuple[Mode | None, str | None]:
+def choose_mode(specs: list[JobSpec], *, source: DatasetSource | None = None,
+                built: StackedProblem | None = None) -> tuple[Mode | None, str | None]:
     """(the fastest mode whose short fused run equals the first and last job's runs alone,
     None) or (None, why no mode does).
 
     The fused probe runs every job, not just the two compared: element-wise kernels take
     a vectorised path for the bulk of a tensor and a scalar one for its tail, so which
     path a job's numbers go through depends on how many jobs are stacked. ``per_job``
-    makes each job's own calls whatever the stack, so two jobs suffice there.
+    makes each job's own calls whatever the stack, so two jobs suffice there. ``built``:
+    the specs' ``build_stacked``, when the caller has it (the probe runs fresh copies).
     """
     everyone = [_short(spec) for spec in specs]
     ends = [0, len(everyone) - 1]
@@ -60,7 +61,8 @@ def choose_mode(specs: list[JobSpec], *, source: DatasetSource | None = None
         compared = [0, len(probed) - 1]
         fused = _Collect(compared)
         try:
-            run_fused(probed, fused, source=source, mode=mode)
+            run_fused(probed, fused, source=source, mode=mode,
+                      built=None if mode == "per_job" else built)
         except Exception as exc:  # this mode cannot run these jobs: try the next
             differences.append(f"{mode}: fails ({type(exc).__name__}: {exc})")
             continue

@@ -22,6 +22,7 @@ parameters:
 from __future__ import annotations
 
 import ast
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -263,6 +264,17 @@ class StackedProblem:
         if self.plan.classification and part.targets is not None:
             hits = vmap(self._correct, in_dims=(0, target_dim))(outputs, part.targets)
         return loss, hits
+
+    def fresh(self, mode: Mode) -> StackedProblem:
+        """The same jobs from the same initial parameters, to run in ``mode``: the probe and
+        the run it decides on share one build (this problem itself is left as it is)."""
+        copy = dataclasses.replace(
+            self, params=[p.detach().clone().requires_grad_() for p in self.params],
+            train=dataclasses.replace(self.train),
+            val=None if self.val is None else dataclasses.replace(self.val), mode=mode)
+        if mode == "broadcast" and (why := copy.broadcast_unfit()) is not None:
+            raise ValueError(f"these jobs cannot run broadcast: {why}")
+        return copy
 
     def keep(self, jobs: torch.Tensor) -> None:
         """Go on with these jobs only (the others ended)."""

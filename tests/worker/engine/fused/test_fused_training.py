@@ -6,17 +6,19 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import torch
 
 from optimlab.worker.engine.fused import probe
 from optimlab.worker.engine.fused.loop import run_fused
 from optimlab.worker.engine.fused.probe import choose_mode
-from optimlab.worker.engine.fused.stacked import Mode, modes
+from optimlab.worker.engine.fused.stacked import Mode, build_stacked, modes
 from optimlab.worker.engine.loop import run_training
 from optimlab.worker.engine.sink import ListSink
 from optimlab.worker.spec import JobSpec
 from tests.worker.engine.fused.fusing import (
     LR_SCALE,
     PROBLEMS,
+    CollectingSink,
     assert_fused_equals_alone,
     grid,
     run_both,
@@ -169,3 +171,23 @@ def test_a_digits_mlp_fuses_with_the_same_numbers(optimizer: str) -> None:
     options, axis, values, lrs = OPTIMIZERS[optimizer]
     raw = grid(base, options, axis, values, lrs)
     assert assert_fused_equals_alone(raw) <= 1e-6
+
+
+@pytest.mark.parametrize("problem", ["seed", "mlp"])
+def test_a_run_from_a_shared_build_equals_a_run_that_builds(problem: str) -> None:
+    raw = grid(PROBLEMS[problem], {"name": "SGD"}, "momentum", [0.0, 0.9],
+               [0.002 * LR_SCALE[problem], 0.01 * LR_SCALE[problem]])
+    specs = [JobSpec.model_validate(r) for r in raw]
+    built = build_stacked(specs, device="cpu")
+    initial = [p.detach().clone() for p in built.params]
+    mode, reason = choose_mode(specs, built=built)
+    assert mode is not None, reason
+
+    shared, own = CollectingSink(len(specs)), CollectingSink(len(specs))
+    run_fused(specs, shared, mode=mode, built=built)
+    run_fused(specs, own, mode=mode)
+
+    assert shared.points == own.points
+    assert all(torch.equal(a, b) for a, b in zip(built.params, initial, strict=True))
+    with pytest.raises(ValueError, match="of 8 jobs for 7 specs"):
+        run_fused(specs[:7], CollectingSink(7), built=built)

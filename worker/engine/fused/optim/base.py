@@ -142,6 +142,8 @@ class FusedOptimizer:
         self._columns: dict[str, tuple[object, tuple[Sequence[float], ...], Scalar]] = {}
         self._groups: dict[tuple[int, ...], list[tuple[int, Rows]]] = {}
         self._views: dict[tuple[int, int, int], tuple[Tensor, Tensor]] = {}
+        self._last_keys: list[int] | None = None
+        self._last_groups: list[tuple[int, Rows]] = []
         self.lr: list[float] = []
         self.cycled: list[float] = []  # this step's momentum or beta1, per job
         self.setup(groups)
@@ -236,6 +238,7 @@ class FusedOptimizer:
         self._columns.clear()
         self._groups.clear()
         self._views.clear()
+        self._last_keys = None
 
     # ------------------------------------------------------------------ helpers
 
@@ -303,6 +306,13 @@ class FusedOptimizer:
         return sorted(range(self.jobs), key=keys.__getitem__)
 
     def _job_groups(self, keys: list[int]) -> list[tuple[int, Rows]]:
+        if keys is self._last_keys:  # ``keys`` caches its lists: the same list, same groups
+            return self._last_groups
+        groups = self._grouped(keys)
+        self._last_keys, self._last_groups = keys, groups
+        return groups
+
+    def _grouped(self, keys: list[int]) -> list[tuple[int, Rows]]:
         if _uniform(keys):
             return [(keys[0], None)]
         signature = tuple(keys)
