@@ -15,8 +15,10 @@ from collections.abc import Sequence
 import torch
 
 # Elements held (gradients and parameters together) before the held steps are reduced:
-# a few steps of a large model, hundreds of a small one.
+# hundreds of steps of a small model. A step of at least LARGE_STEP elements is reduced at
+# once: stacking it with others would copy more than the per-step calls cost.
 HOLD_ELEMENTS = 4_000_000
+LARGE_STEP = 100_000
 
 
 def job_norms(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -48,7 +50,7 @@ class HeldSteps:
 
     @property
     def full(self) -> bool:
-        return self.elements >= HOLD_ELEMENTS
+        return self.elements >= HOLD_ELEMENTS or self.elements >= LARGE_STEP * len(self.grads)
 
     def settle(self) -> torch.Tensor | None:
         """The held steps' columns, ``[jobs, names, steps]`` (grad_norm, update_norm,
@@ -56,10 +58,17 @@ class HeldSteps:
         if not self.grads:
             return None
         steps, jobs = len(self.grads), self.base[0].shape[0]
-        grads = [torch.stack([step[i] for step in self.grads]) for i in range(len(self.base))]
-        after = [torch.stack([step[i] for step in self.params]) for i in range(len(self.base))]
-        before = [torch.cat([b.reshape(1, *b.shape), a[:-1]]) for b, a in zip(
-            self.base, after, strict=True)]
+        if steps == 1:  # views, no copies
+            grads = [g.unsqueeze(0) for g in self.grads[0]]
+            after = [a.unsqueeze(0) for a in self.params[0]]
+            before = [b.unsqueeze(0) for b in self.base]
+        else:
+            grads = [torch.stack([step[i] for step in self.grads])
+                     for i in range(len(self.base))]
+            after = [torch.stack([step[i] for step in self.params])
+                     for i in range(len(self.base))]
+            before = [torch.cat([b.unsqueeze(0), a[:-1]]) for b, a in zip(
+                self.base, after, strict=True)]
         columns = [_flat_norms(grads), _flat_norms([a - b for a, b in zip(
             after, before, strict=True)]), _flat_norms(after)]
         table = torch.stack(columns, dim=2)  # [steps, jobs, 3]
