@@ -20,7 +20,7 @@ Everything runs in the same invocation, on the embedded stack (SQLite and the fo
 broker in a temporary data folder). The bare loop and the engine rows use one torch thread;
 the worker sizes its pool child's threads to its share of the cores, as in production.
 
-    .venv/bin/python bench/fused_sweep.py                      # both problems, ~10 min here
+    .venv/bin/python bench/fused_sweep.py                      # both problems, ~15 min here
     .venv/bin/python bench/fused_sweep.py --problems seed --points 100 --steps 1000
 """
 
