@@ -61,11 +61,18 @@ def run_worker(settings: Settings, plan: WorkerPlan, *, concurrency: int) -> Non
     # Imported here so that `optimlab api` never loads the worker side, and so that
     # torch is imported in the worker's main process before the pool forks (children
     # start without paying for it).
+    import torch
+
     from optimlab.worker.celery_app import create_celery
     from optimlab.worker.engine.warmup import warm_up, warm_up_fused
     from optimlab.worker.lifecycle import WorkerMonitor
     from optimlab.worker.tasks import register_tasks
 
+    # GNU OpenMP's thread team does not survive fork: had the warm-up below run one
+    # parallel kernel with more than one thread, a pool child's first parallel kernel
+    # (a large index or matrix product) would hang for ever. Each child sizes its own
+    # pool (WorkerMonitor.on_child_start).
+    torch.set_num_threads(1)
     warm_up()
     warm_up_fused()
     # torch leaves ~10^6 long-lived objects; keep full collections from rescanning them
