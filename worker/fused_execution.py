@@ -13,7 +13,7 @@ import queue
 import threading
 import traceback
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 from sqlalchemy import Engine
@@ -47,15 +47,15 @@ def execute_fused(job_ids: Sequence[str], *, engine: Engine, settings: Settings,
     claims = claim_jobs(job_ids, engine=engine, settings=settings, worker=worker)
     if not claims:
         return
-    mode, reason, built = _fused_mode(claims, engine)
-    if mode is None:
+    plan, reason = _fusion_plan(claims, engine)
+    if plan is None:
         reason = reason or "not fusable"
         log.info("fused task of %d jobs runs them one by one: %s", len(claims), reason)
         for claim in claims:
             run_claimed(claim, engine=engine, settings=settings, worker=worker,
                         note={"fusion": {"fused_with": 0, "reason": reason}})
         return
-    specs = [JobSpec.model_validate(claim.spec) for claim in claims]
+    specs, mode, built = plan
     sink = SqlFusedSink(engine, claims)
     log.info("fused run of %d jobs starts on %s", len(claims), worker)
     try:
@@ -77,34 +77,39 @@ def execute_fused(job_ids: Sequence[str], *, engine: Engine, settings: Settings,
                         if index not in sink.superseded])
 
 
-def _fused_mode(claims: list[jobs.Claim], engine: Engine
-                ) -> tuple[Mode | None, str | None, StackedProblem | None]:
-    """How to run the jobs fused (probe.choose_mode) and their stacked problem, which the
-    probe and the run share; or why they run one by one."""
+class _FusionPlan(NamedTuple):
+    specs: list[JobSpec]
+    mode: Mode
+    built: StackedProblem  # shared by the probe and the run
+
+
+def _fusion_plan(claims: list[jobs.Claim], engine: Engine
+                 ) -> tuple[_FusionPlan | None, str | None]:
+    """How to run the jobs fused (probe.choose_mode), or why they run one by one."""
     if len(claims) < 2:
-        return None, "only one job of the task was left to run", None
+        return None, "only one job of the task was left to run"
     try:
         specs = [JobSpec.model_validate(claim.spec) for claim in claims]
     except ValidationError:
-        return None, "a spec no longer validates", None
+        return None, "a spec no longer validates"
     keys = {fusion_key(spec) for spec in specs}
     if len(keys) != 1 or next(iter(keys))[0] is None:
-        return None, "the jobs do not share a fusion key", None
+        return None, "the jobs do not share a fusion key"
     try:
         device = resolve_device(specs[0].device)
     except DeviceUnavailable as exc:
-        return None, str(exc), None
+        return None, str(exc)
     if device.type != "cpu":
         # torch.optim's CUDA default is its foreach implementation, which the fused
         # optimizers do not mirror (they reproduce the single-tensor one, bit for bit).
-        return None, "fused runs are CPU-only: on CUDA each job runs alone", None
+        return None, "fused runs are CPU-only: on CUDA each job runs alone"
     try:
         source = SqlDatasetSource(engine)
         built = build_stacked(specs, device=device, source=source)
         mode, reason = choose_mode(specs, source=source, built=built)
     except Exception as exc:
-        return None, f"the exactness probe failed: {exc}", None
-    return mode, reason, built
+        return None, f"the exactness probe failed: {exc}"
+    return (None, reason) if mode is None else (_FusionPlan(specs, mode, built), None)
 
 
 def _run_alone(claims: list[jobs.Claim], sink: SqlFusedSink, *, engine: Engine,
