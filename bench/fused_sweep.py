@@ -53,6 +53,7 @@ from optimlab.worker.engine.data import load_dataset, prepare_split
 from optimlab.worker.engine.fused.loop import run_fused
 from optimlab.worker.engine.fused.probe import choose_mode
 from optimlab.worker.engine.loop import run_training
+from optimlab.worker.engine.numerics import reproducible_products
 from optimlab.worker.spec import JobSpec
 
 SEED_BASE: dict[str, Any] = {
@@ -207,6 +208,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3,
                         help="fused sweeps timed after the first (the median is compared)")
     args = parser.parse_args()
+    reproducible_products()  # as the worker does, for the runs in this process
     torch.set_num_threads(1)
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
           f"{torch.__version__}; one torch thread here, the worker's child "

@@ -24,6 +24,7 @@ from optimlab.migrations import upgrade
 from optimlab.service.api.main import create_app
 from optimlab.service.db.connection import make_engine
 from optimlab.service.settings import Settings
+from optimlab.worker.engine.numerics import reproducible_products
 
 POSTGRES_SERVER = os.environ.get("OPTIMLAB_TEST_POSTGRES_URL",
                                  "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -54,6 +55,11 @@ class Stack:
             "OPTIMLAB_BROKER_POLL_SECONDS": str(s.broker_poll_seconds),
         }
         return {**os.environ, **env}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # As a worker does (worker/launch.py): before torch computes anything in this process.
+    reproducible_products()
 
 
 @pytest.fixture(scope="session")

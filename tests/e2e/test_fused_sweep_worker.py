@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
@@ -68,6 +69,44 @@ def test_a_fused_sweep_gives_every_job_its_own_numbers(stack: Stack, engine: Eng
         assert job["summary"]["outcome"] == summary.outcome
         if job["sweep_point"]["optimizer.lr"] == 0.6:
             assert summary.outcome == "diverged"
+
+
+MLP_SWEEP: dict[str, Any] = {
+    "name": "fused mlp sweep", "seeds": 2,
+    "base": {"model": {"kind": "mlp", "hidden": [32]},
+             "data": {"kind": "sklearn", "name": "digits", "standardize": True,
+                      "val_fraction": 0.2},
+             "optimizer": {"name": "SGD", "lr": 0.01}, "batch_size": 32, "steps": 60,
+             "eval_every": 30},
+    "axes": {"optimizer.lr": [0.01, 0.1], "optimizer.momentum": [0.0, 0.9]}}
+
+
+@pytest.mark.timeout(300)
+def test_an_mlp_sweep_runs_batched_in_the_worker_with_every_job_its_numbers(
+        stack: Stack, engine: Engine, client: TestClient, tmp_path: Path) -> None:
+    """The worker makes MKL's products independent of its thread count (numerics.py), so a
+    batched product over the jobs sums as each job's own: the probe keeps ``batched``."""
+    worker = start_worker(stack, engine, tmp_path / "worker.log")
+    try:
+        created = client.post("/v1/sweeps", json=MLP_SWEEP)
+        assert created.status_code == 201, created.text
+        sweep = finished_sweep(client, created.json()["id"], timeout=240)
+    finally:
+        stop(worker)
+
+    jobs = sweep_jobs(client, sweep["id"])
+    assert len(jobs) == 8
+    assert len(sweep["fusion"]["tasks"]) == 1
+    for job in jobs:
+        assert job["status"] == "succeeded", job["error"]
+        fusion = job["summary"]["fusion"]
+        if torch.backends.mkl.is_available():
+            assert fusion["mode"] == "batched", fusion
+        alone, _ = engine_history(job["spec"])
+        stored = client.get(f"/v1/jobs/{job['id']}/metrics").json()["series"]
+        assert {s["name"]: s["values"] for s in stored} == \
+            {name: [v if math.isfinite(v) else None for v in values]
+             for name, values in alone.items()}
 
 
 @pytest.mark.timeout(300)

@@ -13,10 +13,12 @@ parameters:
   ``torch.func.vmap`` over the template's ``functional_call``, with the very kernels a job
   alone uses, for any expression, at the cost of torch.func's bookkeeping each step;
 - built-in networks multiply matrices. ``batched`` runs each Linear layer for all jobs as
-  one ``baddbmm`` and each job's loss on its own rows; ``per_job`` runs each job's forward
-  on its own slices (the very BLAS calls of a job alone). A batched product does not sum in
-  the order of one job's product for every shape, so the worker's probe (probe.py) picks
-  the fastest mode that gives identical numbers.
+  one batched product, differentiated as a job alone's layer is (products.py), and each
+  job's loss through its own loss kernel (job_losses.py); ``per_job`` runs each job's
+  forward on its own slices (the very BLAS calls of a job alone). Whether a batched product
+  sums as one job's product is the BLAS library's call (MKL's does under the worker's
+  strict reproducibility, numerics.py), so the worker's probe (probe.py) picks the fastest
+  mode that gives identical numbers.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from optimlab.worker.engine.data import DatasetSource
+from optimlab.worker.engine.fused.job_losses import job_losses
+from optimlab.worker.engine.fused.products import stacked_linear
 from optimlab.worker.engine.losses import LossPlan, correct, loss_value
 from optimlab.worker.engine.models import ExpressionModule
 from optimlab.worker.engine.problem import Part, build_problem
@@ -197,13 +201,11 @@ class StackedProblem:
         inputs, targets = self.train.select(rows)
         shared = self.train.shared and rows is None
         outputs = self._batched_output(self.params, inputs, shared=shared)
-        return torch.stack([
-            loss_value(self.plan, outputs[j], targets if shared or targets is None
-                       else targets[j]) for j in range(outputs.shape[0])])
+        return job_losses(self.plan, outputs, targets, shared=shared)
 
     def _batched_output(self, params: list[torch.Tensor], inputs: Tree, *,
                         shared: bool) -> torch.Tensor:
-        """Every job's forward at once: each Linear layer one ``baddbmm`` over the jobs."""
+        """Every job's forward at once: each Linear layer one batched product (products.py)."""
         assert self.layers is not None
         named = self._named(params)
         output: torch.Tensor = inputs
@@ -211,10 +213,8 @@ class StackedProblem:
             output = output.expand(params[0].shape[0], *output.shape)
         for prefix, layer in self.layers:
             if isinstance(layer, nn.Linear):
-                weight = named[f"{prefix}weight"].transpose(1, 2)
-                bias = named.get(f"{prefix}bias")
-                output = (torch.bmm(output, weight) if bias is None
-                          else torch.baddbmm(bias.unsqueeze(1), output, weight))
+                output = stacked_linear(output, named[f"{prefix}weight"],
+                                        named.get(f"{prefix}bias"))
             else:
                 output = layer(output)
         return output
