@@ -80,20 +80,42 @@ class Problem:
         return sum(p.numel() for _, p in self.parameters)
 
 
-def build_problem(spec: JobSpec, *, device: torch.device | str = "cpu",
-                  source: DatasetSource | None = None) -> Problem:
+@dataclass(frozen=True)
+class PreparedData:
+    """What a job's data, loss and model kind make before any model exists: the same for
+    every job of a sweep that shares them (its seed too), whatever its optimizer."""
+
+    plan: LossPlan
+    train_data: Dataset  # the training split as loaded: the model's input shape
+    train: Part
+    val: Part | None
+
+
+def prepare_data(spec: JobSpec, *, device: torch.device | str = "cpu",
+                 source: DatasetSource | None = None) -> PreparedData:
     data = load_dataset(spec.data, seed=spec.seed, source=source)
     plan = plan_loss(spec, data)
     split = prepare_split(data, spec.data, seed=spec.seed)
     expression = isinstance(spec.model, ExpressionModel)
+    if not expression and not split.train.columns:
+        raise SpecError(("data",), f"a {spec.model.kind} model needs input features")
     _check_size(spec, split.train, plan)
+    train, val = (None if d is None else _part(d, plan, expression=expression, device=device)
+                  for d in (split.train, split.val))
+    assert train is not None
+    return PreparedData(plan=plan, train_data=split.train, train=train, val=val)
+
+
+def build_problem(spec: JobSpec, *, device: torch.device | str = "cpu",
+                  source: DatasetSource | None = None,
+                  prepared: PreparedData | None = None) -> Problem:
+    """``prepared``: this spec's ``prepare_data``, when the caller has it already."""
+    if prepared is None:
+        prepared = prepare_data(spec, device=device, source=source)
     # Seeded right before the model is built, as a script seeds before `nn.Sequential(...)`.
     seed_torch(spec.seed, device)
-    model = _build_model(spec, split.train, plan).to(device)
-    parts = [None if d is None else _part(d, plan, expression=expression, device=device)
-             for d in (split.train, split.val)]
-    assert parts[0] is not None
-    return Problem(model=model, plan=plan, train=parts[0], val=parts[1])
+    model = _build_model(spec, prepared.train_data, prepared.plan).to(device)
+    return Problem(model=model, plan=prepared.plan, train=prepared.train, val=prepared.val)
 
 
 def seed_torch(seed: int, device: torch.device | str) -> None:
@@ -112,8 +134,6 @@ def _build_model(spec: JobSpec, train: Dataset, plan: LossPlan) -> nn.Module:
         initial = {name: to_tensor(value, loc=("model", "parameters", name))
                    for name, value in spec.model.parameters.items()}
         return build_expression_model(spec.model, initial, list(train.columns))
-    if not train.columns:
-        raise SpecError(("data",), f"a {spec.model.kind} model needs input features")
     return build_network(spec.model, features=train.features().shape[1], outputs=plan.outputs,
                          image_shape=train.image_shape)
 
@@ -149,4 +169,5 @@ def to_tensor(value: NumberArray, *, loc: Loc) -> torch.Tensor:
         raise SpecError(loc, f"not a rectangular array of numbers ({exc})") from None
 
 
-__all__ = ["Batch", "ExpressionModule", "Part", "Problem", "build_problem", "to_tensor"]
+__all__ = ["Batch", "ExpressionModule", "Part", "PreparedData", "Problem", "build_problem",
+           "prepare_data", "to_tensor"]

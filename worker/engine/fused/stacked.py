@@ -19,6 +19,9 @@ parameters:
   sums as one job's product is the BLAS library's call (MKL's does under the worker's
   strict reproducibility, numerics.py), so the worker's probe (probe.py) picks the fastest
   mode that gives identical numbers.
+
+Jobs that share data, seed, loss and model share one preparation of the data
+(``prepare_data``): a sweep over optimizer options loads and splits its data once.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from optimlab.worker.engine.fused.job_losses import job_losses
 from optimlab.worker.engine.fused.products import stacked_linear
 from optimlab.worker.engine.losses import LossPlan, correct, loss_value
 from optimlab.worker.engine.models import ExpressionModule
-from optimlab.worker.engine.problem import Part, build_problem
+from optimlab.worker.engine.problem import Part, PreparedData, build_problem, prepare_data
 from optimlab.worker.spec import ExpressionModel, JobSpec, LinearModel, LogisticModel, MLPModel
 
 Tree = Any  # a tensor, a dict of tensors (an expression's columns), or None
@@ -333,7 +336,13 @@ def modes(spec: JobSpec) -> list[Mode]:
 def build_stacked(specs: list[JobSpec], *, device: torch.device | str,
                   source: DatasetSource | None = None, mode: Mode | None = None
                   ) -> StackedProblem:
-    problems = [build_problem(spec, device=device, source=source) for spec in specs]
+    prepared: dict[str, PreparedData] = {}
+    problems = []
+    for spec in specs:
+        key = _data_key(spec)
+        if key not in prepared:
+            prepared[key] = prepare_data(spec, device=device, source=source)
+        problems.append(build_problem(spec, device=device, prepared=prepared[key]))
     first = problems[0]
     module_names = [name for name, _ in first.model.named_parameters()]
     params = [torch.stack([dict(p.model.named_parameters())[name].detach() for p in problems])
@@ -353,6 +362,11 @@ def build_stacked(specs: list[JobSpec], *, device: torch.device | str,
             raise ValueError(f"these jobs cannot run broadcast: {why}")
         stacked.mode = offered[1]  # the fastest mode but for the data: the next one
     return stacked
+
+
+def _data_key(spec: JobSpec) -> str:
+    """What ``prepare_data`` reads of a spec: jobs with equal keys share one preparation."""
+    return spec.model_dump_json(include={"seed", "loss", "data", "model"})
 
 
 def _expression_unfit(source: str) -> str | None:
@@ -398,6 +412,8 @@ def _stack_parts(parts: list[Part]) -> StackedPart:
 
 
 def _same_part(a: Part, b: Part) -> bool:
+    if a is b:
+        return True
     if isinstance(a.inputs, dict) and isinstance(b.inputs, dict):
         same_inputs = a.inputs.keys() == b.inputs.keys() and all(
             torch.equal(a.inputs[k], b.inputs[k]) for k in a.inputs)
