@@ -49,6 +49,7 @@ from optimlab.service.api.main import create_app
 from optimlab.service.db.connection import make_engine
 from optimlab.service.db.workers import live_workers
 from optimlab.service.settings import Settings
+from optimlab.worker.allocator import keep_freed_memory
 from optimlab.worker.engine.data import load_dataset, prepare_split
 from optimlab.worker.engine.fused.loop import run_fused
 from optimlab.worker.engine.fused.probe import choose_mode
@@ -209,6 +210,7 @@ def main() -> None:
                         help="fused sweeps timed after the first (the median is compared)")
     args = parser.parse_args()
     reproducible_products()  # as the worker does, for the runs in this process
+    keep_freed_memory()
     torch.set_num_threads(1)
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
           f"{torch.__version__}; one torch thread here, the worker's child "

@@ -61,9 +61,11 @@ def run_worker(settings: Settings, plan: WorkerPlan, *, concurrency: int) -> Non
     # Imported here so that `optimlab api` never loads the worker side, and so that
     # torch is imported in the worker's main process before the pool forks (children
     # start without paying for it).
+    from optimlab.worker.allocator import keep_freed_memory
     from optimlab.worker.engine.numerics import reproducible_products
 
     reproducible_products()  # before torch computes anything, in this process and its pool
+    keep_freed_memory()
     import torch
 
     from optimlab.worker.celery_app import create_celery
