@@ -42,17 +42,23 @@ def sweep_jobs(client: TestClient, sweep_id: str) -> list[dict[str, Any]]:
     return jobs
 
 
+def run_sweep(stack: Stack, engine: Engine, client: TestClient, tmp_path: Path,
+              request: dict[str, Any]) -> dict[str, Any]:
+    """POST the sweep, let a real worker run it, return the finished sweep."""
+    worker = start_worker(stack, engine, tmp_path / "worker.log")
+    try:
+        created = client.post("/v1/sweeps", json=request)
+        assert created.status_code == 201, created.text
+        return finished_sweep(client, created.json()["id"], timeout=240)
+    finally:
+        stop(worker)
+
+
 @pytest.mark.timeout(300)
 def test_a_fused_sweep_gives_every_job_its_own_numbers(stack: Stack, engine: Engine,
                                                        client: TestClient,
                                                        tmp_path: Path) -> None:
-    worker = start_worker(stack, engine, tmp_path / "worker.log")
-    try:
-        created = client.post("/v1/sweeps", json=SWEEP)
-        assert created.status_code == 201, created.text
-        sweep = finished_sweep(client, created.json()["id"], timeout=240)
-    finally:
-        stop(worker)
+    sweep = run_sweep(stack, engine, client, tmp_path, SWEEP)
 
     jobs = sweep_jobs(client, sweep["id"])
     assert len(sweep["fusion"]["tasks"]) == 1
@@ -86,13 +92,7 @@ def test_an_mlp_sweep_runs_batched_in_the_worker_with_every_job_its_numbers(
         stack: Stack, engine: Engine, client: TestClient, tmp_path: Path) -> None:
     """The worker makes MKL's products independent of its thread count (numerics.py), so a
     batched product over the jobs sums as each job's own: the probe keeps ``batched``."""
-    worker = start_worker(stack, engine, tmp_path / "worker.log")
-    try:
-        created = client.post("/v1/sweeps", json=MLP_SWEEP)
-        assert created.status_code == 201, created.text
-        sweep = finished_sweep(client, created.json()["id"], timeout=240)
-    finally:
-        stop(worker)
+    sweep = run_sweep(stack, engine, client, tmp_path, MLP_SWEEP)
 
     jobs = sweep_jobs(client, sweep["id"])
     assert len(jobs) == 8

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes.util
 import platform
 
 import pytest
@@ -15,5 +16,5 @@ def test_glibc_takes_both_thresholds() -> None:
 
 
 def test_without_a_c_library_nothing_changes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(allocator.ctypes.util, "find_library", lambda name: None)
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
     assert allocator.keep_freed_memory() is False
