@@ -43,6 +43,7 @@ from optimlab.worker.engine.fused.products import stacked_linear
 from optimlab.worker.engine.losses import LossPlan, correct, loss_value
 from optimlab.worker.engine.models import ExpressionModule
 from optimlab.worker.engine.problem import Part, PreparedData, build_problem, prepare_data
+from optimlab.worker.engine.shared_problems import problem_key
 from optimlab.worker.spec import ExpressionModel, JobSpec, LinearModel, LogisticModel, MLPModel
 
 Tree = Any  # a tensor, a dict of tensors (an expression's columns), or None
@@ -336,10 +337,10 @@ def modes(spec: JobSpec) -> list[Mode]:
 def build_stacked(specs: list[JobSpec], *, device: torch.device | str,
                   source: DatasetSource | None = None, mode: Mode | None = None
                   ) -> StackedProblem:
-    prepared: dict[str, PreparedData] = {}
+    prepared: dict[bytes, PreparedData] = {}  # one per distinct problem (data, seed, model)
     problems = []
     for spec in specs:
-        key = _data_key(spec)
+        key = problem_key(spec)
         if key not in prepared:
             prepared[key] = prepare_data(spec, device=device, source=source)
         problems.append(build_problem(spec, device=device, prepared=prepared[key]))
@@ -362,11 +363,6 @@ def build_stacked(specs: list[JobSpec], *, device: torch.device | str,
             raise ValueError(f"these jobs cannot run broadcast: {why}")
         stacked.mode = offered[1]  # the fastest mode but for the data: the next one
     return stacked
-
-
-def _data_key(spec: JobSpec) -> str:
-    """What ``prepare_data`` reads of a spec: jobs with equal keys share one preparation."""
-    return spec.model_dump_json(include={"seed", "loss", "data", "model"})
 
 
 def _expression_unfit(source: str) -> str | None:
