@@ -35,8 +35,8 @@ lint: $(VENV)/.installed-dev
 # through a tree of links that spells the installed names (optimlab.service, ...).
 typecheck: $(VENV)/.installed-dev
 	rm -rf .mypy_tree && mkdir -p .mypy_tree/optimlab
-	for d in service worker migrations; do ln -s ../../$$d .mypy_tree/optimlab/$$d; done
-	MYPYPATH=.mypy_tree $(BIN)/mypy -p optimlab.service -p optimlab.worker -p optimlab.migrations
+	for d in service worker migrations client; do ln -s ../../$$d .mypy_tree/optimlab/$$d; done
+	MYPYPATH=.mypy_tree $(BIN)/mypy -p optimlab.service -p optimlab.worker -p optimlab.migrations -p optimlab.client
 	MYPYPATH=.mypy_tree $(BIN)/mypy tests bench
 
 pytest: $(VENV)/.installed-dev

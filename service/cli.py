@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from optimlab.client.cli import register as register_client_commands
 from optimlab.service.settings import Settings, get_settings
 
 app = typer.Typer(help="optimlab: an optimizer laboratory served over HTTP.",
@@ -109,6 +110,9 @@ def migrate() -> None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.database)
     typer.echo("database is up to date")
+
+
+register_client_commands(app)  # submit, jobs, show, history, compare, sweep, cancel
 
 
 def main() -> None:

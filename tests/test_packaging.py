@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 MAPPED = {"service": "optimlab.service", "worker": "optimlab.worker",
-          "migrations": "optimlab.migrations"}
+          "migrations": "optimlab.migrations", "client": "optimlab.client"}
 
 
 def declared_packages() -> set[str]:
@@ -43,9 +43,10 @@ def test_the_wheel_contains_the_code_and_the_migrations(tmp_path: Path) -> None:
     assert "optimlab/service/api/main.py" in names
     assert "optimlab/worker/engine/loop.py" in names
     assert "optimlab/migrations/env.py" in names
+    assert "optimlab/client/cli.py" in names
     assert "optimlab/migrations/script.py.mako" in names
     assert any(n.startswith("optimlab/migrations/versions/0001_") for n in names)
-    assert not any(n.startswith(("service/", "worker/", "tests/")) for n in names)
+    assert not any(n.startswith(("service/", "worker/", "client/", "tests/")) for n in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "optimlab = optimlab.service.cli:main" in zipfile.ZipFile(wheel).read(
         entry_points).decode()
