@@ -81,8 +81,12 @@ def _errors_as_exit_codes(command: F) -> F:
 
 
 def _client(server: str, key: str | None) -> Client:
+    import logging
+
     from optimlab.client.client import Client
 
+    # `optimlab` logs at INFO for its servers; a client's requests are no news.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     return Client(server, api_key=key)
 
 
