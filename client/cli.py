@@ -128,6 +128,8 @@ def jobs(status: Annotated[str | None, typer.Option(
              "--sort", help="A summary field (best_loss, -steps_per_second, ...); "
                             "- is descending. Default: newest first.")] = None,
          limit: Annotated[int, typer.Option("--limit", min=1)] = 20,
+         quiet: Annotated[bool, typer.Option(
+             "--quiet", "-q", help="Only the ids, one a line.")] = False,
          as_json: JsonOption = False, server: ServerOption = DEFAULT_SERVER,
          key: KeyOption = None) -> None:
     """List jobs as a table (newest first, or by --sort)."""
@@ -138,6 +140,9 @@ def jobs(status: Annotated[str | None, typer.Option(
                                  sweep=sweep, sort=sort, limit=limit))
     if as_json:
         _print_json(found)
+    elif quiet:
+        for job in found:
+            typer.echo(job["id"])
     else:
         render.console().print(render.jobs_table(found))
 

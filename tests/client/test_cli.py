@@ -147,6 +147,7 @@ def test_jobs_lists_a_table_with_the_filters(server: Server, client: Client) -> 
 
     table = server.cli("jobs", "--tag", tag, "--optimizer", "SGD", "--limit", "2")
     as_json = server.cli("jobs", "--tag", tag, "--json")
+    quiet = server.cli("jobs", "--tag", tag, "-q", "--sort", "-created_at")
     refused = server.cli("jobs", "--sort", "no_such_field")
 
     assert table.returncode == 0, table.stderr.decode()
@@ -154,6 +155,7 @@ def test_jobs_lists_a_table_with_the_filters(server: Server, client: Client) -> 
     assert header.split()[:4] == ["id", "name", "status", "optimizer"]
     assert [row.split()[0] for row in rows] == ids[::-1][:2]  # newest first
     assert [job["id"] for job in json.loads(as_json.stdout)] == ids[::-1]
+    assert quiet.stdout.decode().split() == ids[::-1]
     assert refused.returncode == 2
     assert "sort: cannot sort by 'no_such_field'" in text(refused.stderr)
 
@@ -222,20 +224,24 @@ def test_compare_ranks_and_plots_a_png_that_decodes(server: Server, client: Clie
     assert height > 100
 
 
-def test_sweep_wait_prints_the_leaderboard(server: Server, tmp_path: Path) -> None:
-    spec_file(tmp_path, SEED_SPEC, "seed.json")
-    sweep = spec_file(tmp_path, {"name": "cli sweep", "base": "seed.json",
-                                 "axes": {"optimizer.lr": [0.005, 0.01, 0.02]}}, "sweep.yaml")
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
-    result = server.cli("sweep", str(sweep), "--wait", "--rank-by", "best_loss")
+
+def test_sweep_wait_on_the_example_prints_the_leaderboard(server: Server) -> None:
+    # its base is a spec file beside it: examples/seed_sgd_fixed_lr.json
+    result = server.cli("sweep", str(EXAMPLES / "seed_lr_momentum_sweep.yaml"), "--wait",
+                        "--rank-by", "best_loss", "--top", "3")
 
     assert result.returncode == 0, result.stderr.decode()
-    sweep_id, *lines = result.stdout.decode().splitlines()
-    assert "3/3" in result.stderr.decode()
-    assert f"sweep {sweep_id} (cli sweep): 3 jobs, 3 succeeded" in lines[0]
-    assert "best_loss" in lines[1]
-    assert len(lines) == 2 + 3
-    assert "optimizer.lr=0.02" in text(result.stdout)
+    sweep_id, summary, header, *rows = result.stdout.decode().splitlines()
+    assert "9/9" in result.stderr.decode()
+    assert summary == f"sweep {sweep_id} (seed: lr x momentum): 9 jobs, 9 succeeded"
+    assert header.split() == ["rank", "job", "status", "point", "seed", "best_loss",
+                              "outcome"]
+    assert len(rows) == 3
+    with Client(server.url) as client:
+        sweep = client.sweep_status(sweep_id)
+    assert sweep["request"]["base"]["name"] == "seed: SGD, fixed lr"
 
 
 def test_an_unreachable_server_exits_4(tmp_path: Path) -> None:

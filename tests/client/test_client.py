@@ -74,13 +74,13 @@ def test_a_spec_file_that_is_not_a_spec_is_refused_before_sending(
 def test_wait_follows_the_event_stream_and_reports_progress(server: Server) -> None:
     seen: list[Progress] = []
     with proxy(server.url) as watched, Client(watched.url) as client:
-        job = client.submit({**SEED_SPEC, "steps": 3000})
+        job = client.submit({**SEED_SPEC, "steps": 1000})
         done = client.wait(job["id"], progress=seen.append)
         requests = sorted((r.method, r.path) for r in watched.requests())
 
     assert done["status"] == "succeeded"
     last = seen[-1]
-    assert (last.job_id, last.step, last.steps, last.status) == (job["id"], 3000, 3000,
+    assert (last.job_id, last.step, last.steps, last.status) == (job["id"], 1000, 1000,
                                                                   "succeeded")
     assert last.loss == done["summary"]["final_loss"]
     steps = [p.step for p in seen]
