@@ -107,8 +107,20 @@ class CNNModel(SpecModel):
 class DataOptions(SpecModel):
     """Options every data kind takes: a seeded validation split, standardisation."""
 
-    val_fraction: float = Field(default=0.0, ge=0.0, le=0.9)
-    standardize: bool = False
+    val_fraction: float = Field(
+        default=0.0, ge=0.0, le=0.9,
+        description="the fraction of rows held out for validation, drawn from the seed")
+    standardize: bool = Field(
+        default=False,
+        description="scale every input feature to mean 0 and standard deviation 1 (the "
+                    "training split's statistics, also applied to the validation split; a "
+                    "constant feature is only centred); targets are left as they are")
+    standardize_targets: bool = Field(
+        default=False,
+        description="scale regression targets (each target column) the same way, with the "
+                    "training split's statistics; losses and predictions are then in these "
+                    "standardised units. Refused for class labels and for data without "
+                    "targets")
 
 
 class InlineData(DataOptions):
