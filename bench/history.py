@@ -11,7 +11,7 @@ SQLite). Then, each timed from a fresh connection out of the pool to the result 
 
 * ``read_history``: ``history.read_history(max_points=--max-points)`` as the API runs it:
   every chunk of the series fetched and decoded, M4 (first, last, min and max point of each
-  of ``max_points // 4`` step buckets) chosen in numpy;
+  step bucket, the buckets the narrowest whose points fit ``max_points``) chosen in numpy;
 * ``read_series``: ``metrics.read_series``, every point as Python lists (what the API does
   without ``max_points``);
 * ``rows cursor``: the peer, a raw ``SELECT step, value FROM point_rows ... ORDER BY step``
@@ -20,7 +20,9 @@ SQLite). Then, each timed from a fresh connection out of the pool to the result 
 * ``rows m4 sql`` (PostgreSQL only): M4 over point_rows in one statement, what the old
   layout allowed instead: the first and last step (an index probe), then a ``GROUP BY``
   bucket with ``min``/``max`` of the step and of ``ARRAY[value, step]``, and an index
-  look-up of the chosen steps. Checked to return the same points as ``read_history``.
+  look-up of the chosen steps, over ``max_points // 4`` buckets (what it did before the
+  bucket width was searched). Checked to return the same points as ``history.m4`` over the
+  same buckets.
 
 PostgreSQL: a database ``optimlab_bench_<hex>`` created through the migrations on
 ``--postgres`` and dropped ``WITH (FORCE)`` at the end; SQLite: a temporary folder. Both
@@ -182,11 +184,13 @@ def check(engine: Engine, job_id: uuid.UUID, args: argparse.Namespace,
         raise RuntimeError(f"expected {args.steps} points: {points}")
     if "rows m4 sql" in points:
         with engine.connect() as conn:
-            got = history.read_history(conn, job_id, "loss", lo=None, hi=None,
-                                       max_points=args.max_points)
-        if list(zip(got.steps, got.values, strict=True)) != m4_sql_points(
-                engine, job_id, args.max_points):
-            raise RuntimeError("read_history and the SQL M4 chose different points")
+            steps, values = metrics.load(conn, job_id, ["loss"])["loss"]
+        buckets = plan_buckets(int(steps[0]), int(steps[-1]),
+                               max(1, args.max_points // history.PER_BUCKET))
+        keep = history.m4(steps, history.order_key(values), buckets)
+        if list(zip(steps[keep].tolist(), values[keep].tolist(), strict=True)) \
+                != m4_sql_points(engine, job_id, args.max_points):
+            raise RuntimeError("history.m4 and the SQL M4 chose different points")
 
 
 def rotated(names: list[str], repeat: int) -> list[str]:

@@ -43,10 +43,16 @@ ToQuery = Annotated[int | None, Query(
                                    "`from_step`); default: the last stored.")]
 MaxPointsQuery = Annotated[int | None, Query(
     ge=history.MIN_POINTS, le=history.MAX_POINTS,
-    description="At most this many points per series: when the range "
-                "holds more, each of `max_points // 4` step buckets keeps its first, last, "
-                "min and max point (M4), so spikes and both ends survive; NaN and inf count "
-                "as extremes. Default: every point.")]
+    description="At most this many points per series: when the range holds more, it is "
+                "cut into equal step buckets and each keeps its first, last, min and max "
+                "point (M4), so spikes and both ends survive; NaN and inf count as "
+                "extremes. The buckets are the narrowest whose distinct kept points fit: "
+                "the width is searched among multiples of 1/128 of the width of "
+                "`max_points // 4` buckets (which always fit), so a smooth series returns "
+                "within about 1 % of `max_points` and a noisy one as many as 4 per bucket "
+                "allow (fewer when the range holds under about 4 x `max_points` steps, "
+                "where widths are a few whole steps). `downsampled` gives the buckets "
+                "chosen. Default: every point.")]
 SmoothingQuery = Annotated[float | None, Query(
     ge=0, lt=1, allow_inf_nan=False,
     description="TensorBoard's smoothing weight (a debiased EMA of the returned points; "

@@ -85,8 +85,9 @@ def test_max_points_downsamples_and_says_how(client: TestClient, engine: Engine)
     down = series["downsampled"]
     assert down["method"].startswith("m4")
     assert down["points_in_range"] == N
-    assert down["buckets"] == 25
-    assert down["bucket_width"] == math.ceil(N / 25)
+    # the narrowest buckets whose points fit: at least the 25 of max_points // 4
+    assert down["buckets"] == math.ceil(N / down["bucket_width"]) >= 25
+    assert len(series["steps"]) >= 95
     kept = dict(zip(series["steps"], series["values"], strict=True))
     assert kept[317] == 75.0
     assert kept[901] == -75.0
