@@ -181,8 +181,8 @@ def _m4_consecutive(key: npt.NDArray[np.int64], width: int) -> npt.NDArray[np.in
     kept[starts + width - 1 - rows[:, ::-1].argmax(axis=1)] = True  # the latest maximum
     if whole < key.size:  # the last bucket, short
         tail = key[whole:]
-        kept[[whole, key.size - 1, whole + tail.argmin(),
-              key.size - 1 - tail[::-1].argmax()]] = True
+        kept[np.array([whole, key.size - 1, whole + int(tail.argmin()),
+                       key.size - 1 - int(tail[::-1].argmax())])] = True
     return np.flatnonzero(kept)
 
 
