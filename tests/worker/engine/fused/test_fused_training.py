@@ -188,10 +188,10 @@ def test_standardised_regression_targets_fuse_with_the_same_numbers() -> None:
 
 
 def test_jobs_that_differ_in_standardize_targets_share_no_data_preparation() -> None:
-    base = {"model": {"kind": "linear"},
-            "data": {"kind": "sklearn", "name": "diabetes"},
+    data: dict[str, Any] = {"kind": "sklearn", "name": "diabetes"}
+    base = {"model": {"kind": "linear"}, "data": data,
             "optimizer": {"name": "SGD", "lr": 0.01}, "steps": 5}
-    scaled = {**base, "data": {**base["data"], "standardize_targets": True}}
+    scaled = {**base, "data": {**data, "standardize_targets": True}}
     specs = [JobSpec.model_validate(r) for r in (base, scaled)]
     assert problem_key(specs[0]) != problem_key(specs[1])
     assert fusion_key(specs[0])[0] != fusion_key(specs[1])[0]
