@@ -2,7 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-DATA_DIR ?= .optimlab
+# Empty: optimlab's own default data folder (OPTIMLAB_DATA_DIR, else the XDG data dir).
+DATA_DIR ?=
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PIP := $(BIN)/pip install --quiet --constraint constraints.txt
@@ -23,7 +24,7 @@ $(VENV)/.installed-dev: pyproject.toml constraints.txt | $(BIN)/python
 
 ## run: install, then start the API and a worker, embedded (SQLite and a folder broker)
 run: $(VENV)/.installed-run
-	$(BIN)/optimlab up --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
+	$(BIN)/optimlab up --host $(HOST) --port $(PORT) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
 ## test: install, then lint, type-check and run the whole suite (PostgreSQL and Redis needed)
 test: lint typecheck pytest

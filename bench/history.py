@@ -11,7 +11,7 @@ SQLite). Then, each timed from a fresh connection out of the pool to the result 
 
 * ``read_history``: ``history.read_history(max_points=--max-points)`` as the API runs it:
   every chunk of the series fetched and decoded, M4 (first, last, min and max point of each
-  of ``max_points // 4`` step buckets) chosen in numpy;
+  step bucket, the buckets the narrowest whose points fit ``max_points``) chosen in numpy;
 * ``read_series``: ``metrics.read_series``, every point as Python lists (what the API does
   without ``max_points``);
 * ``rows cursor``: the peer, a raw ``SELECT step, value FROM point_rows ... ORDER BY step``
@@ -20,7 +20,16 @@ SQLite). Then, each timed from a fresh connection out of the pool to the result 
 * ``rows m4 sql`` (PostgreSQL only): M4 over point_rows in one statement, what the old
   layout allowed instead: the first and last step (an index probe), then a ``GROUP BY``
   bucket with ``min``/``max`` of the step and of ``ARRAY[value, step]``, and an index
-  look-up of the chosen steps. Checked to return the same points as ``read_history``.
+  look-up of the chosen steps, over ``max_points // 4`` buckets (what it did before the
+  bucket width was searched). Checked to return the same points as ``history.m4`` over the
+  same buckets.
+
+Exports: the first ``--export-steps`` points (default 100,000) of the same curve stored as
+a second job, then ``GET /v1/jobs/{id}/metrics?names=loss`` (the JSON body) and
+``GET /v1/jobs/{id}/metrics.csv?names=loss`` (the streamed CSV) through the API's metrics
+routes in process (Starlette's TestClient), each checked to carry every point, timed from
+request to the whole body; the ratio is CSV over JSON of the same run. The CSV's values are
+checked to read back bit for bit.
 
 PostgreSQL: a database ``optimlab_bench_<hex>`` created through the migrations on
 ``--postgres`` and dropped ``WITH (FORCE)`` at the end; SQLite: a temporary folder. Both
@@ -30,7 +39,7 @@ spread; each repeat runs the readers in a rotated order; ratios are against the 
 of the same run. Nothing asserts on timings.
 
     .venv/bin/python bench/history.py [--steps N] [--max-points N] [--repeats R]
-                                      [--backend postgresql|sqlite|all]
+                                      [--export-steps N] [--backend postgresql|sqlite|all]
 """
 
 from __future__ import annotations
@@ -50,11 +59,14 @@ from pathlib import Path
 import numpy as np
 import psycopg
 import sqlalchemy
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from point_rows import add_foreign_key, create_point_rows, write_rows
 from sqlalchemy import Engine
 from support import load_line, positive, postgres_url
 
 from optimlab import migrations
+from optimlab.service.api.routes import metrics as metrics_routes
 from optimlab.service.db import history, jobs, metrics
 from optimlab.service.db.compare import plan_buckets
 from optimlab.service.db.connection import make_engine
@@ -182,11 +194,67 @@ def check(engine: Engine, job_id: uuid.UUID, args: argparse.Namespace,
         raise RuntimeError(f"expected {args.steps} points: {points}")
     if "rows m4 sql" in points:
         with engine.connect() as conn:
-            got = history.read_history(conn, job_id, "loss", lo=None, hi=None,
-                                       max_points=args.max_points)
-        if list(zip(got.steps, got.values, strict=True)) != m4_sql_points(
-                engine, job_id, args.max_points):
-            raise RuntimeError("read_history and the SQL M4 chose different points")
+            steps, values = metrics.load(conn, job_id, ["loss"])["loss"]
+        buckets = plan_buckets(int(steps[0]), int(steps[-1]),
+                               max(1, args.max_points // history.PER_BUCKET))
+        keep = history.m4(steps, history.order_key(values), buckets)
+        if list(zip(steps[keep].tolist(), values[keep].tolist(), strict=True)) \
+                != m4_sql_points(engine, job_id, args.max_points):
+            raise RuntimeError("history.m4 and the SQL M4 chose different points")
+
+
+# --------------------------------------------------------------------------- exports
+
+def export_client(engine: Engine) -> TestClient:
+    """The API's metrics routes over ``engine``, without the rest of the app."""
+    app = FastAPI()
+    app.include_router(metrics_routes.router)
+    app.state.engine = engine
+    return TestClient(app)
+
+
+def store_export(engine: Engine, steps: int) -> uuid.UUID:
+    values = curve(steps).tolist()
+    with engine.begin() as conn:
+        job = jobs.insert_job(conn, name="bench export", spec={"bench": True}, queue="cpu")
+        for first in range(0, steps, FLUSH_STEPS):
+            part = values[first:first + FLUSH_STEPS]
+            metrics.write_columns(conn, job.id,
+                                  {"loss": (list(range(first, first + len(part))), part)})
+    return job.id
+
+
+def check_exports(client: TestClient, job_id: uuid.UUID, steps: int) -> None:
+    body = client.get(f"/v1/jobs/{job_id}/metrics", params={"names": "loss"}).json()
+    text = client.get(f"/v1/jobs/{job_id}/metrics.csv", params={"names": "loss"}).text
+    lines = text.splitlines()
+    if len(body["series"][0]["values"]) != steps or len(lines) != steps + 1:
+        raise RuntimeError(f"expected {steps} points in both exports")
+    read_back = np.array([float(line.rsplit(",", 1)[1]) for line in lines[1:]])
+    if not np.array_equal(read_back.view(np.int64), curve(steps).view(np.int64)):
+        raise RuntimeError("the CSV's values do not read back bit for bit")
+
+
+def bench_exports(engine: Engine, backend: str, args: argparse.Namespace) -> None:
+    job_id = store_export(engine, args.export_steps)
+    routes = {"export json": f"/v1/jobs/{job_id}/metrics",
+              "export csv": f"/v1/jobs/{job_id}/metrics.csv"}
+    with export_client(engine) as client:
+        check_exports(client, job_id, args.export_steps)
+        times: dict[str, list[float]] = {name: [] for name in routes}
+        for repeat in range(args.repeats):
+            for name in rotated(list(routes), repeat):
+                begin = time.perf_counter()
+                response = client.get(routes[name], params={"names": "loss"})
+                response.read()
+                times[name].append(time.perf_counter() - begin)
+    peer = statistics.median(times["export json"])
+    for name, values in times.items():
+        median = statistics.median(values)
+        ratio = "peer" if name == "export json" else f"{median / peer:.3f}x"
+        print(f"{backend:<10} {name:<13} {args.export_steps:>9,} {median * 1000:>7.1f}ms "
+              f"{f'{min(values) * 1000:.1f}-{max(values) * 1000:.1f}ms':>17} "
+              f"{ratio:>7}", flush=True)
 
 
 def rotated(names: list[str], repeat: int) -> list[str]:
@@ -222,6 +290,7 @@ def bench(backend: str, url: str, args: argparse.Namespace) -> None:
             print(f"{backend:<10} {name:<13} {points[name]:>9,} {median * 1000:>7.1f}ms "
                   f"{f'{min(values) * 1000:.1f}-{max(values) * 1000:.1f}ms':>17} "
                   f"{ratio:>7}", flush=True)
+        bench_exports(engine, backend, args)
     finally:
         engine.dispose()
 
@@ -239,6 +308,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-points", type=positive, default=1000,
                         help="the downsampled budget (at least 4; default 1000)")
     parser.add_argument("--repeats", type=positive, default=5, help="runs per figure (default 5)")
+    parser.add_argument("--export-steps", type=positive, default=100_000,
+                        help="points in the JSON and CSV exports (default 100000)")
     parser.add_argument("--postgres", default=POSTGRES_ADMIN,
                         help="PostgreSQL server to create the throwaway database on "
                              f"(default {POSTGRES_ADMIN})")

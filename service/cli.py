@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import os
 import sys
@@ -13,22 +14,42 @@ import typer
 from optimlab.client.cli import register as register_client_commands
 from optimlab.service.settings import Settings, get_settings
 
+# Plain (click) help: typer's rich help panels label every option with its type, flags
+# too, so --help read "--help <bool>"; plain help shows a flag bare and an option's metavar.
 app = typer.Typer(help="optimlab: an optimizer laboratory served over HTTP.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  rich_markup_mode=None)
 
 GpusOption = Annotated[str, typer.Option(
-    "--gpus", help="all (one worker per visible GPU, CPU if none), none, or indices like 0,1.")]
+    "--gpus", metavar="GPUS",
+    help="all (one worker per visible GPU, CPU if none), none, or indices like 0,1.")]
 ConcurrencyOption = Annotated[int, typer.Option(
-    "--concurrency", min=1, help="Jobs run at once by each worker process.")]
-HostOption = Annotated[str, typer.Option("--host", help="Interface the API listens on.")]
-PortOption = Annotated[int, typer.Option("--port", min=1, max=65535)]
+    "--concurrency", min=1, metavar="N", help="Jobs run at once by each worker process.")]
+HostOption = Annotated[str, typer.Option("--host", metavar="HOST",
+                                         help="Interface the API listens on.")]
+PortOption = Annotated[int, typer.Option("--port", min=1, max=65535, metavar="PORT")]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"optimlab {importlib.metadata.version('optimlab')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def options(version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True,
+        help="Print the installed optimlab's version and exit.")] = False) -> None:
+    """optimlab: an optimizer laboratory served over HTTP."""
 
 
 @app.command()
 def up(host: HostOption = "127.0.0.1", port: PortOption = 8000,
        data_dir: Annotated[Path | None, typer.Option(
-           "--data-dir", help="Where the SQLite database and the folder broker live "
-                              "(default: OPTIMLAB_DATA_DIR or ~/.local/share/optimlab).")] = None,
+           "--data-dir", metavar="DIR",
+           help="Where the SQLite database and the folder broker live (default: "
+                "OPTIMLAB_DATA_DIR, else $XDG_DATA_HOME/optimlab, else "
+                "~/.local/share/optimlab).")] = None,
        gpus: GpusOption = "all", concurrency: ConcurrencyOption = 1) -> None:
     """Run the API and a worker, embedded: SQLite and a folder broker, no server needed."""
     from optimlab.service.embedded import DataDirInUse, lock_data_dir, prepare
@@ -108,8 +129,7 @@ def migrate() -> None:
     settings = get_settings()
     if settings.database_url is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.database)
-    typer.echo("database is up to date")
+    typer.echo(upgrade(settings.database).describe())
 
 
 register_client_commands(app)  # submit, jobs, show, history, compare, sweep, cancel

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,12 @@ EMBEDDED_BROKER = "filesystem://"
 
 
 def default_data_dir() -> Path:
-    return Path.home() / ".local" / "share" / "optimlab"
+    """``$XDG_DATA_HOME/optimlab``, or ``~/.local/share/optimlab`` where XDG_DATA_HOME is
+    unset, empty or relative (the XDG base directory rules): ``make run`` and ``optimlab
+    up`` share it unless OPTIMLAB_DATA_DIR (or ``--data-dir``) says otherwise."""
+    xdg = os.environ.get("XDG_DATA_HOME", "")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "share"
+    return base / "optimlab"
 
 
 class Settings(BaseSettings):

@@ -99,7 +99,7 @@ def finish_all(engine: Engine, outcomes: Sequence[Outcome]) -> None:
             if summary is not None:
                 summary["converged_at"] = summaries.converged_at(
                     losses[claim.job_id], final=summary.get("final_loss"),
-                    tolerance=_tolerance(claim))
+                    tolerance=_tolerance(claim), window=_window(claim))
         jobs.finish_jobs(conn, [(claim, status, summary)
                                 for claim, status, summary, error in outcomes if error is None])
         for claim, status, summary, error in outcomes:
@@ -111,6 +111,11 @@ def finish_all(engine: Engine, outcomes: Sequence[Outcome]) -> None:
 
 def _tolerance(claim: jobs.Claim) -> float:
     return float(claim.spec.get("summary", {}).get("tolerance", 0.01))
+
+
+def _window(claim: jobs.Claim) -> int | None:
+    window = claim.spec.get("summary", {}).get("converge_window")
+    return None if window is None else int(window)
 
 
 def _train(claim: jobs.Claim, sink: SqlMetricSink,

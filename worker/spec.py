@@ -107,8 +107,20 @@ class CNNModel(SpecModel):
 class DataOptions(SpecModel):
     """Options every data kind takes: a seeded validation split, standardisation."""
 
-    val_fraction: float = Field(default=0.0, ge=0.0, le=0.9)
-    standardize: bool = False
+    val_fraction: float = Field(
+        default=0.0, ge=0.0, le=0.9,
+        description="the fraction of rows held out for validation, drawn from the seed")
+    standardize: bool = Field(
+        default=False,
+        description="scale every input feature to mean 0 and standard deviation 1 (the "
+                    "training split's statistics, also applied to the validation split; a "
+                    "constant feature is only centred); targets are left as they are")
+    standardize_targets: bool = Field(
+        default=False,
+        description="scale regression targets (each target column) the same way, with the "
+                    "training split's statistics; losses and predictions are then in these "
+                    "standardised units. Refused for class labels and for data without "
+                    "targets")
 
 
 class InlineData(DataOptions):
@@ -249,7 +261,16 @@ class StopSpec(SpecModel):
 
 
 class SummarySpec(SpecModel):
-    """What the finished job's summary measures besides the usual figures."""
+    """What the finished job's summary measures besides the usual figures.
+
+    ``converged_at`` is the first step from which every recorded loss up to the last lies
+    within ``tolerance`` x |final loss| of the final loss, when that settled stretch lasts
+    at least ``converge_window`` steps (default: a tenth of the steps done, at least 10;
+    for runs of fewer than 40 steps a quarter of them, at least 2); otherwise (a loss
+    still moving at the end, a run shorter than the window, a final loss that is NaN or
+    infinite) it is null. NaN counts as outside; with a final loss of exactly 0 only exact
+    zeros are inside. The seed example (exactly 0 from step 14 of 20) converged at 14.
+    """
 
     thresholds: list[float] | None = Field(
         default=None, max_length=20,
@@ -257,8 +278,14 @@ class SummarySpec(SpecModel):
                     "initial loss divided by 10, 100 and 1000")
     tolerance: float = Field(
         default=0.01, gt=0, le=1,
-        description="converged_at: the first step after which the loss stays within this "
-                    "fraction of its final value")
+        description="converged_at: the loss must stay within this fraction of its final "
+                    "value (|loss - final| <= tolerance x |final|)")
+    converge_window: int | None = Field(
+        default=None, ge=2, le=MAX_STEPS,
+        description="converged_at: the fewest steps the loss must have stayed within "
+                    "`tolerance` of its final value, up to the last step (else "
+                    "converged_at is null); default: a tenth of the steps done, at least 10, "
+                    "and for runs of fewer than 40 steps a quarter of them (at least 2)")
 
 
 Tag = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[\w.:=-]+$")]

@@ -12,7 +12,6 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from optimlab.service.db.jobs import QUEUED, RUNNING
 from optimlab.service.db.models import Job, StoredDataset, utcnow
 
 datasets = StoredDataset.__table__
@@ -65,17 +64,15 @@ def delete_dataset(conn: Connection, dataset_id: str) -> bool:
     return result.rowcount == 1
 
 
-def active_jobs_using(conn: Connection, dataset_id: str) -> list[uuid.UUID]:
-    """Queued or running jobs whose spec reads the uploaded data set ``dataset_id``.
+def jobs_using(conn: Connection, dataset_id: str) -> list[tuple[uuid.UUID, str]]:
+    """(id, status) of every job, in any state, whose spec reads the uploaded data set
+    ``dataset_id``, oldest first.
 
-    Specs are JSON, queried alike on PostgreSQL and SQLite: the active jobs are read and
-    their specs checked here.
+    The spec is JSON: its ``data.kind`` and ``data.dataset_id`` are read with the
+    database's own JSON path operators (``#>>`` on PostgreSQL, ``json_extract`` on SQLite).
     """
-    query = select(Job.id, Job.spec).where(Job.status.in_((QUEUED, RUNNING)))
-    return [row.id for row in conn.execute(query) if _uses(row.spec, dataset_id)]
-
-
-def _uses(spec: Any, dataset_id: str) -> bool:
-    data = spec.get("data") if isinstance(spec, dict) else None
-    return (isinstance(data, dict) and data.get("kind") == "upload"
-            and data.get("dataset_id") == dataset_id)
+    query = (select(Job.id, Job.status)
+             .where(Job.spec[("data", "kind")].as_string() == "upload",
+                    Job.spec[("data", "dataset_id")].as_string() == dataset_id)
+             .order_by(Job.created_at, Job.id))
+    return [(row.id, row.status) for row in conn.execute(query)]

@@ -152,16 +152,13 @@ def read_series(conn: Connection, job_id: uuid.UUID, names: Sequence[str]) -> li
             for name, (steps, values) in loaded.items()]
 
 
-def iter_points(conn: Connection, job_id: uuid.UUID, names: Sequence[str], *,
+def iter_series(conn: Connection, job_id: uuid.UUID, names: Sequence[str], *,
                 lo: int | None = None,
-                hi: int | None = None) -> Iterator[tuple[str, int, float]]:
-    """Stream (name, step, value) ordered by name and step, one chunk in memory at a time.
+                hi: int | None = None) -> Iterator[tuple[str, Steps, Values]]:
+    """Stream the stored chunks of the named series as (name, steps, values) arrays,
+    ordered by name and step, one chunk in memory at a time.
 
     ``lo`` and ``hi`` bound the steps (inclusive); None leaves that end open.
     """
-    if not names:
-        return
-    for name, steps, values in iter_chunks(conn, chunk_query(job_id, names, lo=lo, hi=hi),
-                                           lo=lo, hi=hi):
-        for step, value in zip(steps.tolist(), values.tolist(), strict=True):
-            yield name, step, value
+    if names:
+        yield from iter_chunks(conn, chunk_query(job_id, names, lo=lo, hi=hi), lo=lo, hi=hi)

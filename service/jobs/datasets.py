@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections import Counter
 from pathlib import PurePosixPath
 
 from sqlalchemy import Engine
@@ -43,7 +44,7 @@ class DatasetConflict(RuntimeError):
 
 
 class DatasetInUse(DatasetConflict):
-    """Queued or running jobs still read the data set."""
+    """Jobs (in any state) refer to the data set: it stays, so that they can be rerun."""
 
 
 def upload_dataset(*, engine: Engine, settings: Settings, content: bytes, filename: str,
@@ -87,21 +88,27 @@ def get_dataset(*, engine: Engine, dataset_id: str) -> StoredDataset:
 
 
 def delete_dataset(*, engine: Engine, dataset_id: str) -> None:
-    """Remove the data set, unless a queued or running job reads it."""
+    """Remove the data set, unless a job in any state refers to it: a finished job keeps
+    its data, or it could not be rerun."""
     with engine.begin() as conn:
         if datasets.get_dataset(conn, dataset_id) is None:
             raise DatasetNotFound(dataset_id)
-        users = datasets.active_jobs_using(conn, dataset_id)
+        users = datasets.jobs_using(conn, dataset_id)
         if users:
-            raise DatasetInUse(f"data set {dataset_id} is read by {len(users)} queued or "
-                               f"running job(s) ({_listed(users)}); cancel them or let them "
-                               "finish first")
+            raise DatasetInUse(f"data set {dataset_id} is used by {len(users)} job(s) "
+                               f"({_counted(users)}: {_listed(users)}); delete those jobs "
+                               "first (cancel the queued and running ones)")
         datasets.delete_dataset(conn, dataset_id)
 
 
-def _listed(job_ids: list[uuid.UUID]) -> str:
-    shown = ", ".join(map(str, job_ids[:5]))
-    return shown + (", ..." if len(job_ids) > 5 else "")
+def _counted(users: list[tuple[uuid.UUID, str]]) -> str:
+    counts = Counter(status for _, status in users)
+    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+
+
+def _listed(users: list[tuple[uuid.UUID, str]]) -> str:
+    shown = ", ".join(str(job_id) for job_id, _ in users[:5])
+    return shown + (f", and {len(users) - 5} more" if len(users) > 5 else "")
 
 
 class SqlDatasetSource:

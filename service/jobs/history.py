@@ -8,8 +8,9 @@ on the points returned, as TensorBoard smooths the points it has sampled. The fu
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import repeat
 
 from sqlalchemy import Connection, Engine
 
@@ -74,44 +75,67 @@ def _read(conn: Connection, job_id: uuid.UUID, name: str, window: Window) -> Ser
                                                                          window.smoothing))
 
 
-def stream_history(*, engine: Engine, job_id: uuid.UUID, names: list[str] | None,
-                   window: Window) -> Iterator[Row]:
-    """The rows of every series, series by name (as the CSV export has always come), in
-    step order.
+@dataclass(frozen=True)
+class Chunk:
+    """Points of one series in step order, as plain lists, and their smoothed values."""
+
+    name: str
+    steps: list[int]
+    values: list[float]
+    smoothed: list[float] | None
+
+
+def stream_chunks(*, engine: Engine, job_id: uuid.UUID, names: list[str] | None,
+                  window: Window) -> Iterator[Chunk]:
+    """The points of every series, series by name (as the CSV export has always come), in
+    step order, a stored chunk at a time (at most ``max_points`` of one series when
+    downsampled).
 
     Checks the window and the job now, so that a refusal comes before a response starts;
-    the rows are read as the iterator is consumed.
+    the chunks are read as the iterator is consumed.
     """
     window.check()
     wanted = sorted(set(metric_names(engine=engine, job_id=job_id, names=names)))
     if window.max_points is None:
-        return _stream_all(engine, job_id, wanted, window)
-    return _stream_downsampled(engine, job_id, wanted, window)
+        return _chunks_all(engine, job_id, wanted, window)
+    return _chunks_downsampled(engine, job_id, wanted, window)
 
 
-def _stream_all(engine: Engine, job_id: uuid.UUID, names: list[str],
-                window: Window) -> Iterator[Row]:
+def stream_history(*, engine: Engine, job_id: uuid.UUID, names: list[str] | None,
+                   window: Window) -> Iterator[Row]:
+    """:func:`stream_chunks` row by row."""
+    return _rows(stream_chunks(engine=engine, job_id=job_id, names=names, window=window))
+
+
+def _rows(chunks: Iterator[Chunk]) -> Iterator[Row]:
+    for chunk in chunks:
+        smoothed: Iterable[float | None] = (repeat(None) if chunk.smoothed is None
+                                            else chunk.smoothed)
+        yield from zip(repeat(chunk.name), chunk.steps, chunk.values, smoothed)
+
+
+def _chunks_all(engine: Engine, job_id: uuid.UUID, names: list[str],
+                window: Window) -> Iterator[Chunk]:
     with engine.connect() as conn:
         ema: Ema | None = None
         current = None
-        for name, step, value in metrics.iter_points(conn, job_id, names,
-                                                     lo=window.from_step, hi=window.to_step):
+        for name, steps, values in metrics.iter_series(conn, job_id, names,
+                                                       lo=window.from_step, hi=window.to_step):
+            points = values.tolist()
             if window.smoothing is None:
-                yield name, step, value, None
+                yield Chunk(name, steps.tolist(), points, None)
                 continue
-            if name != current:  # rows come by name, then step: a new series starts
+            if name != current:  # chunks come by name, then step: a new series starts
                 ema, current = Ema(window.smoothing), name
             assert ema is not None
-            yield name, step, value, ema(value)
+            yield Chunk(name, steps.tolist(), points, [ema(v) for v in points])
 
 
-def _stream_downsampled(engine: Engine, job_id: uuid.UUID, names: list[str],
-                        window: Window) -> Iterator[Row]:
+def _chunks_downsampled(engine: Engine, job_id: uuid.UUID, names: list[str],
+                        window: Window) -> Iterator[Chunk]:
     # One series at a time: at most max_points of them in memory.
     with engine.connect() as conn:
         for name in names:
             series = _read(conn, job_id, name, window)
-            h = series.history
-            smoothed: list[float | None] = (list(series.smoothed) if series.smoothed
-                                            else [None] * len(h.steps))
-            yield from zip([name] * len(h.steps), h.steps, h.values, smoothed, strict=True)
+            if series.history.steps:
+                yield Chunk(name, series.history.steps, series.history.values, series.smoothed)

@@ -9,6 +9,7 @@ are spaced evenly in log scale, so both the valley floor and the walls show.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,9 @@ MARGIN = 0.2  # of each side's span, added around the paths
 LEVELS = 25
 DEPTH = 1e-6  # the lowest level, relative to the highest: log levels need a bottom
 RESOLUTION = 200
+WIDTH, HEIGHT = 7.2, 6.0  # inches, without the legend
+LEGEND_LINE = 0.22  # inches per line of legend text ("small" type, with spacing)
+LEGEND_CHARS = 90  # characters of "small" type a line of the legend holds in WIDTH
 Range = tuple[float, float]
 
 
@@ -100,25 +104,31 @@ def draw_landscape(objective: Objective, paths: Sequence[Path], *,
                    resolution: int = RESOLUTION, title: str = "") -> Figure:
     x_range, y_range = plot_range(paths)
     grid_x, grid_y, z = evaluate_grid(objective, x_range, y_range, resolution)
-    figure = new_figure(7.2, 6.0)
+    labels = [_wrapped(path.label) for path in paths]
+    columns = legend_columns([*labels, "start", "end"])
+    rows = _legend_lines(labels, columns)
+    # The legend goes below the axes (inside, it would hide part of the landscape or of a
+    # path), in rows of its own: the figure grows by their height so the axes keep theirs.
+    figure = new_figure(WIDTH, HEIGHT + LEGEND_LINE * rows if paths else HEIGHT)
     ax = figure.add_subplot()
     _contours(figure, ax, grid_x, grid_y, z)
     handles: list[Any] = []
-    labels: list[str] = []
-    for i, (path, colour) in enumerate(zip(paths, style.colours(len(paths)), strict=True)):
+    shown: list[str] = []
+    colours = style.colours(len(paths))
+    for i, (path, label, colour) in enumerate(zip(paths, labels, colours, strict=True)):
         # Paths often share a stretch (the valley floor): each is drawn thinner than the one
         # before it, so the earlier ones still show as edges around the later ones.
         width = 1.5 + min(len(paths) - 1 - i, 4) * 1.5
         handle = _draw_path(ax, path, colour, width)
         if handle is not None:
             handles.append(handle)
-            labels.append(path.label)
+            shown.append(label)
     if paths:
         handles += [Line2D([], [], marker="o", linestyle="", markerfacecolor="white",
                            markeredgecolor="black"),
                     Line2D([], [], marker="*", linestyle="", markersize=11,
                            markerfacecolor="0.6", markeredgecolor="black")]
-        labels += ["start", "end"]
+        shown += ["start", "end"]
     ax.set_xlim(*x_range)
     ax.set_ylim(*y_range)
     ax.set_xlabel(objective.x)
@@ -126,11 +136,33 @@ def draw_landscape(objective: Objective, paths: Sequence[Path], *,
     ax.set_title(title or objective.expression.source, loc="left", fontsize="medium",
                  fontweight="bold")
     if handles:
-        # Below the axes: inside, it would hide a part of the landscape or of a path.
-        ax.legend(handles, labels, fontsize="small", loc="upper center",
-                  bbox_to_anchor=(0.5, -0.12), ncols=2 if len(handles) > 4 else 1,
-                  frameon=False)
+        # A figure legend "outside": constrained layout makes room for it below the axes
+        # and the colour bar, where an axes legend anchored outside would be cut off.
+        figure.legend(handles, shown, loc="outside lower center", ncols=columns,
+                      fontsize="small", frameon=False)
     return figure
+
+
+def legend_columns(labels: Sequence[str]) -> int:
+    """As many columns (at most three) as fit the figure's width side by side."""
+    longest = max((len(line) for label in labels for line in label.splitlines()), default=0)
+    for columns in (3, 2):
+        if len(labels) >= columns and longest * columns <= LEGEND_CHARS:
+            return columns
+    return 1
+
+
+def _wrapped(label: str) -> str:
+    """A long label on several lines, broken after the commas between its fields."""
+    if len(label) <= LEGEND_CHARS:
+        return label
+    return "\n".join(textwrap.wrap(label, LEGEND_CHARS, break_on_hyphens=False))
+
+
+def _legend_lines(labels: Sequence[str], columns: int) -> int:
+    """Lines of text the legend takes: its rows, each as tall as its tallest label."""
+    entries = [label.count("\n") + 1 for label in labels] + [1, 1]  # start, end
+    return sum(max(entries[row:row + columns]) for row in range(0, len(entries), columns))
 
 
 def _contours(figure: Figure, ax: Any, grid_x: style.FloatArray, grid_y: style.FloatArray,

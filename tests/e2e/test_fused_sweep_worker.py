@@ -7,11 +7,13 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from optimlab.service.db.summaries import converged_at
 from optimlab.worker.engine.fused.loop import run_fused
 from optimlab.worker.spec import JobSpec
 from tests.conftest import Stack
@@ -73,6 +75,10 @@ def test_a_fused_sweep_gives_every_job_its_own_numbers(stack: Stack, engine: Eng
             {name: [v if math.isfinite(v) else None for v in values]
              for name, values in alone.items()}
         assert job["summary"]["outcome"] == summary.outcome
+        # the rule alone runs apply (default window: 30 of the 300 steps)
+        loss = (np.arange(len(alone["loss"])), np.array(alone["loss"]))
+        assert job["summary"]["converged_at"] == converged_at(
+            loss, final=summary.final_loss, tolerance=0.01)
         if job["sweep_point"]["optimizer.lr"] == 0.6:
             assert summary.outcome == "diverged"
 

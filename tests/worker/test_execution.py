@@ -86,7 +86,8 @@ def test_seed_job_runs_to_the_table(engine: Engine, stack: Stack) -> None:
     assert summary["device"] == "cpu"
     assert summary["outcome"] == "completed"
     assert summary["wall_seconds"] > 0
-    # the loss is exactly 0 from step 14 on: it converged there, and crossed 22.5, 2.25
+    # the loss is exactly 0 from step 14 on, six steps where a 20-step run needs five
+    # (tests/service/db/test_summaries.py): it converged there, and crossed 22.5, 2.25
     # and 0.225 (the initial 225 over 10, 100 and 1000) at steps 3, 4 and 4
     assert summary["converged_at"] == 14
     assert (summary["steps_to_10x"], summary["steps_to_100x"], summary["steps_to_1000x"]) \
@@ -169,8 +170,18 @@ def test_claiming_many_takes_exactly_the_free_jobs_in_order(engine: Engine,
     assert job(engine, exhausted).status == jobs.FAILED
 
 
+def test_the_spec_sets_the_convergence_window(engine: Engine, stack: Stack) -> None:
+    job_id = insert(engine, {**SEED_SPEC, "summary": {"converge_window": 7}})
+
+    run(engine, stack, job_id)
+
+    summary = job(engine, job_id).summary
+    assert summary is not None
+    assert summary["converged_at"] is None  # six settled steps are fewer than seven
+
+
 def test_finishing_many_keeps_a_cancelled_job_cancelled(engine: Engine, stack: Stack) -> None:
-    ids = [insert(engine, SEED_SPEC) for _ in range(3)]
+    ids = [insert(engine, {**SEED_SPEC, "summary": {"converge_window": 3}}) for _ in range(3)]
     claims = claim_jobs([str(j) for j in ids], engine=engine, settings=stack.settings,
                         worker="w")
     with engine.begin() as conn:

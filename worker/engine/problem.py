@@ -10,6 +10,7 @@ from torch import nn
 from optimlab.worker.engine.data import Dataset, DatasetSource, load_dataset, prepare_split
 from optimlab.worker.engine.errors import Loc, SpecError
 from optimlab.worker.engine.losses import (
+    REGRESSION,
     LossPlan,
     correct,
     loss_value,
@@ -95,6 +96,11 @@ def prepare_data(spec: JobSpec, *, device: torch.device | str = "cpu",
                  source: DatasetSource | None = None) -> PreparedData:
     data = load_dataset(spec.data, seed=spec.seed, source=source)
     plan = plan_loss(spec, data)
+    if spec.data is not None and spec.data.standardize_targets and plan.name not in REGRESSION:
+        raise SpecError(("data", "standardize_targets"),
+                        f"loss {plan.name!r} " + ("uses no targets" if plan.name == "none" else
+                                                  "trains on class labels") +
+                        "; only regression targets (mse, l1, huber) can be standardised")
     split = prepare_split(data, spec.data, seed=spec.seed)
     expression = isinstance(spec.model, ExpressionModel)
     if not expression and not split.train.columns:

@@ -64,8 +64,10 @@ def get_dataset(dataset_id: str, engine: EngineDep) -> DatasetPublic:
 
 @router.delete("/{dataset_id}", status_code=204, response_class=Response, responses={
     **NOT_FOUND,
-    409: {"model": ErrorPublic, "description": "Queued or running jobs read the data set"}})
+    409: {"model": ErrorPublic,
+          "description": "Jobs (in any state) refer to the data set; `detail` says which"}})
 def delete_dataset(dataset_id: str, engine: EngineDep) -> Response:
-    """Remove the data set; refused while a queued or running job reads it."""
+    """Remove the data set; refused with 409 while any job, in any state, refers to it (a
+    finished job keeps its data so that it can be rerun): delete those jobs first."""
     datasets.delete_dataset(engine=engine, dataset_id=dataset_id)
     return Response(status_code=204)

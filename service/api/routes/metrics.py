@@ -15,6 +15,7 @@ import orjson
 from fastapi import APIRouter, Query
 from starlette.responses import Response, StreamingResponse
 
+from optimlab.service.api import csv_export
 from optimlab.service.api.deps import EngineDep
 from optimlab.service.api.responses import OrjsonResponse
 from optimlab.service.api.schemas import ErrorPublic, MetricsPublic, ValidationErrorPublic
@@ -43,10 +44,16 @@ ToQuery = Annotated[int | None, Query(
                                    "`from_step`); default: the last stored.")]
 MaxPointsQuery = Annotated[int | None, Query(
     ge=history.MIN_POINTS, le=history.MAX_POINTS,
-    description="At most this many points per series: when the range "
-                "holds more, each of `max_points // 4` step buckets keeps its first, last, "
-                "min and max point (M4), so spikes and both ends survive; NaN and inf count "
-                "as extremes. Default: every point.")]
+    description="At most this many points per series: when the range holds more, it is "
+                "cut into equal step buckets and each keeps its first, last, min and max "
+                "point (M4), so spikes and both ends survive; NaN and inf count as "
+                "extremes. The buckets are the narrowest whose distinct kept points fit: "
+                "the width is searched among multiples of 1/128 of the width of "
+                "`max_points // 4` buckets (which always fit), so a smooth series returns "
+                "within about 1 % of `max_points` and a noisy one as many as 4 per bucket "
+                "allow (fewer when the range holds under about 4 x `max_points` steps, "
+                "where widths are a few whole steps). `downsampled` gives the buckets "
+                "chosen. Default: every point.")]
 SmoothingQuery = Annotated[float | None, Query(
     ge=0, lt=1, allow_inf_nan=False,
     description="TensorBoard's smoothing weight (a debiased EMA of the returned points; "
@@ -126,26 +133,29 @@ def get_metrics_csv(job_id: uuid.UUID, engine: EngineDep, names: NamesQuery = No
                     max_points: MaxPointsQuery = None,
                     smoothing: SmoothingQuery = None) -> StreamingResponse:
     """The same points as CSV rows ``step,name,value``, series by name, streamed; with
-    ``smoothing``, a fourth column ``smoothed``."""
-    rows = history.stream_history(engine=engine, job_id=job_id, names=_names(names),
-                                  window=_window(from_step, to_step, max_points, smoothing))
-    return StreamingResponse(_csv(rows, smoothed=smoothing is not None), media_type="text/csv",
+    ``smoothing``, a fourth column ``smoothed``.
+
+    Each value is the shortest text that reads back as the same float (``0.1``,
+    ``1e-300``, ``5e-324``, ``-0.0``; small exponents may be written out, ``0.000091``);
+    NaN and infinities are ``nan``, ``inf`` and ``-inf``. A name with a comma, a quote or
+    a newline is quoted, quotes doubled."""
+    chunks = history.stream_chunks(engine=engine, job_id=job_id, names=_names(names),
+                                   window=_window(from_step, to_step, max_points, smoothing))
+    return StreamingResponse(_csv(chunks, smoothed=smoothing is not None),
+                             media_type="text/csv",
                              headers={"Content-Disposition":
                                       f'attachment; filename="{job_id}-metrics.csv"'})
 
 
-def _csv(rows: Iterator[history.Row], *, smoothed: bool) -> Iterator[str]:
-    yield "step,name,value,smoothed\n" if smoothed else "step,name,value\n"
-    lines: list[str] = []
-    for name, step, value, smooth in rows:
-        # repr() is the shortest text that reads back as the same float
-        lines.append(f"{step},{_csv_field(name)},{value!r},{smooth!r}\n" if smoothed
-                     else f"{step},{_csv_field(name)},{value!r}\n")
-        if len(lines) >= 5_000:
-            yield "".join(lines)
-            lines.clear()
-    yield "".join(lines)
-
-
-def _csv_field(text: str) -> str:
-    return f'"{text.replace(chr(34), chr(34) * 2)}"' if any(c in text for c in ',"\n') else text
+def _csv(chunks: Iterator[history.Chunk], *, smoothed: bool) -> Iterator[bytes]:
+    yield csv_export.header(smoothed=smoothed)
+    pending: list[bytes] = []
+    size = 0
+    for chunk in chunks:  # sent in pieces of at least 256 KiB
+        pending.append(csv_export.rows(chunk))
+        size += len(pending[-1])
+        if size >= 262_144:
+            yield b"".join(pending)
+            pending.clear()
+            size = 0
+    yield b"".join(pending)

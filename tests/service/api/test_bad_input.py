@@ -169,6 +169,9 @@ BAD_SPECS: list[tuple[str, dict[str, Any], str]] = [
     ("drop_last with a batch larger than the data", network(batch_size=1000, drop_last=True),
      "batch_size"),
     ("mini-batches without data", rosenbrock(batch_size=4), "batch_size"),
+    ("standardised class labels",
+     network(data={"kind": "sklearn", "name": "iris", "standardize_targets": True}),
+     "data.standardize_targets"),
 ]
 
 

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Engine, delete, func, select, update
 
 from optimlab.service.api.main import create_app
 from optimlab.service.db import jobs
-from optimlab.service.db.models import StoredDataset
+from optimlab.service.db.models import Job, StoredDataset
 from optimlab.service.jobs.datasets import SqlDatasetSource
 from optimlab.worker.engine.data.uploads import load_upload
 from optimlab.worker.engine.errors import SpecError
@@ -207,6 +207,16 @@ def test_delete_removes_the_dataset(client: TestClient, engine: Engine) -> None:
     assert stored_count(engine) == 0
 
 
+def delete_jobs(engine: Engine, job_ids: list[str]) -> None:
+    with engine.begin() as conn:
+        conn.execute(delete(Job).where(Job.id.in_([uuid.UUID(j) for j in job_ids])))
+
+
+def set_status(engine: Engine, job_id: str, status: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(update(Job).where(Job.id == uuid.UUID(job_id)).values(status=status))
+
+
 def test_delete_is_409_while_a_queued_job_reads_the_dataset(client: TestClient,
                                                            engine: Engine) -> None:
     dataset_id = upload(client, CSV, target="label").json()["id"]
@@ -217,11 +227,14 @@ def test_delete_is_409_while_a_queued_job_reads_the_dataset(client: TestClient,
 
     assert refused.status_code == 409
     assert job_id in refused.json()["detail"]
+    assert "1 queued" in refused.json()["detail"]
     assert client.get(f"/v1/datasets/{dataset_id}").status_code == 200
     # a job reading another data set does not hold this one
     assert client.delete(f"/v1/datasets/{other_id}").status_code == 204
-    # once the job is cancelled (finished), the data set may go
+    # a cancelled job still refers to it (it could be rerun); once it is gone, so may it be
     assert client.post(f"/v1/jobs/{job_id}/cancel").status_code == 200
+    assert "1 cancelled" in client.delete(f"/v1/datasets/{dataset_id}").json()["detail"]
+    delete_jobs(engine, [job_id])
     assert client.delete(f"/v1/datasets/{dataset_id}").status_code == 204
 
 
@@ -235,6 +248,48 @@ def test_delete_is_409_while_a_running_job_reads_the_dataset(client: TestClient,
     assert claim is not None
 
     assert client.delete(f"/v1/datasets/{dataset_id}").status_code == 409
+
+
+def test_delete_is_409_while_jobs_in_any_state_refer_to_the_dataset(client: TestClient,
+                                                                    engine: Engine) -> None:
+    dataset_id = upload(client, CSV, target="label").json()["id"]
+    statuses = [jobs.SUCCEEDED, jobs.FAILED, jobs.CANCELLED, jobs.SUCCEEDED, jobs.QUEUED,
+                jobs.SUCCEEDED, jobs.RUNNING]
+    job_ids = [insert_job(engine, dataset_id) for _ in statuses]
+    for job_id, status in zip(job_ids, statuses, strict=True):
+        set_status(engine, job_id, status)
+
+    refused = client.delete(f"/v1/datasets/{dataset_id}")
+
+    assert refused.status_code == 409
+    message = refused.json()["detail"]
+    assert f"data set {dataset_id} is used by 7 job(s)" in message
+    assert "1 cancelled, 1 failed, 1 queued, 1 running, 3 succeeded" in message
+    # the first five by age are named, then how many more
+    assert all(job_id in message for job_id in job_ids[:5])
+    assert not any(job_id in message for job_id in job_ids[5:])
+    assert "and 2 more" in message
+    assert client.get(f"/v1/datasets/{dataset_id}").status_code == 200
+
+    delete_jobs(engine, job_ids[:-1])  # one finished job is enough to keep it
+    set_status(engine, job_ids[-1], jobs.SUCCEEDED)
+    still = client.delete(f"/v1/datasets/{dataset_id}")
+    assert still.status_code == 409
+    assert "1 succeeded" in still.json()["detail"]
+
+    delete_jobs(engine, job_ids[-1:])
+    assert client.delete(f"/v1/datasets/{dataset_id}").status_code == 204
+
+
+def test_jobs_on_other_data_have_no_say(client: TestClient, engine: Engine) -> None:
+    dataset_id = upload(client, CSV, target="label").json()["id"]
+    with engine.begin() as conn:  # a spec that merely mentions the id elsewhere
+        jobs.insert_job(conn, name=dataset_id, spec={
+            "model": {"kind": "linear"}, "data": {"kind": "sklearn", "name": "iris"},
+            "optimizer": {"name": "SGD", "lr": 0.1}, "steps": 1, "tags": [dataset_id]},
+            queue="cpu")
+
+    assert client.delete(f"/v1/datasets/{dataset_id}").status_code == 204
 
 
 # --- the engine's source of uploads ---------------------------------------------------------
@@ -285,7 +340,8 @@ def test_a_job_trains_on_an_uploaded_data_set(client: TestClient, engine: Engine
     assert done["status"] == "succeeded", done["error"]
     assert done["summary"]["loss"] == "mse"  # float targets: regression unless told otherwise
     assert set(done["summary"]["evaluation"]) == {"train_loss_full"}
-    assert deleted.status_code == 204
+    assert deleted.status_code == 409  # the finished job keeps it, to be rerun
+    assert "1 succeeded" in deleted.json()["detail"]
 
 
 def test_a_classifier_on_an_uploaded_data_set_uses_its_labels(client: TestClient,

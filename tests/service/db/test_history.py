@@ -8,10 +8,12 @@ import uuid
 from collections.abc import Iterator
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from sqlalchemy import Engine, delete, select
 
 from optimlab.service.db import history, jobs, metrics
+from optimlab.service.db.compare import Buckets, plan_buckets
 from optimlab.service.db.connection import make_engine
 from optimlab.service.db.models import Job
 from tests.seed_table import SEED_SPEC
@@ -98,7 +100,8 @@ def test_buckets_are_of_steps_not_of_points(engine: Engine) -> None:
 
     check_m4(points, got, 60)
     assert got.downsampled is not None
-    assert got.downsampled.bucket_width == math.ceil((steps[-1] - steps[0] + 1) / 15)
+    assert got.downsampled.bucket_width <= math.ceil((steps[-1] - steps[0] + 1) / 15)
+    assert got.downsampled.buckets >= 15
 
 
 def test_a_history_that_fits_comes_whole(engine: Engine) -> None:
@@ -176,6 +179,77 @@ def test_a_constant_series_keeps_first_and_last_of_each_bucket(engine: Engine) -
 
     check_m4(points, got, 20)
     assert set(got.values) == {0.01}
+
+
+def curve(kind: str, n: int) -> npt.NDArray[np.float64]:
+    s = np.arange(n, dtype=np.float64)
+    rng = np.random.default_rng(n)
+    if kind == "monotone":
+        return 10.0 / (1.0 + s / 100.0)
+    if kind == "noisy":
+        return 10.0 / (1.0 + s / 100.0) + rng.normal(0.0, 0.05, n)
+    if kind == "spiky":  # a smooth decay with a spike up and one down every 997 steps
+        values = 10.0 / (1.0 + s / 100.0)
+        values[5::997] += 50.0
+        values[500::997] -= 50.0
+        return values
+    if kind == "wavy":
+        return np.sin(s / 40.0)
+    return np.full(n, 0.25)  # constant
+
+
+def store_array(engine: Engine, values: npt.NDArray[np.float64]) -> uuid.UUID:
+    with engine.begin() as conn:
+        job = jobs.insert_job(conn, name="", spec=SEED_SPEC, queue="cpu")
+        for start in range(0, values.size, 2000):  # as a run flushes them
+            part = values[start:start + 2000]
+            metrics.write_columns(conn, job.id, {"loss": (
+                list(range(start, start + part.size)), part.tolist())})
+    return job.id
+
+
+@pytest.mark.parametrize("kind", ["monotone", "noisy", "spiky", "wavy", "constant"])
+def test_the_points_returned_come_close_to_max_points(engine: Engine, kind: str) -> None:
+    values = curve(kind, 40_000)
+    job_id = store_array(engine, values)
+    points = dict(enumerate(values.tolist()))
+    for max_points in (100, 1000):
+        got = read(engine, job_id, max_points=max_points)
+
+        check_m4(points, got, max_points)
+        assert 0.95 * max_points <= len(got.steps) <= max_points, (kind, max_points)
+        if kind == "spiky" and max_points == 1000:  # buckets narrower than the spikes'
+            # spacing: every spike is its bucket's extreme
+            kept = set(got.steps)
+            assert set(range(5, 40_000, 997)) | set(range(500, 40_000, 997)) <= kept
+
+
+@pytest.mark.parametrize("kind", ["monotone", "noisy", "constant"])
+@pytest.mark.parametrize("n", [101, 150, 250, 399, 1000])
+def test_a_short_range_keeps_at_least_what_a_quarter_of_the_budget_in_buckets_would(
+        engine: Engine, kind: str, n: int) -> None:
+    # With fewer steps than 4 x max_points the widths are a few whole steps: the count
+    # can fall short of max_points, but never below M4 over max_points // 4 buckets.
+    values = curve(kind, n)
+    job_id = store_array(engine, values)
+    got = read(engine, job_id, max_points=100)
+
+    check_m4(dict(enumerate(values.tolist())), got, 100)
+    quarter = history.m4(np.arange(n), history.order_key(values), plan_buckets(0, n - 1, 25))
+    assert quarter.size <= len(got.steps) <= 100
+
+
+@pytest.mark.parametrize("kind", ["monotone", "noisy", "wavy"])
+def test_the_buckets_are_the_narrowest_that_fit(kind: str) -> None:
+    # one grain narrower (more buckets) would keep more than max_points
+    values = curve(kind, 200_000)
+    steps = np.arange(values.size)
+    keep, buckets = history.plan(steps, values, 1000)
+    grain = max(1, math.ceil(values.size / 250) // history.GRAIN)
+    narrower = Buckets(0, values.size - 1, buckets.width - grain)
+    assert buckets.width % grain == 0
+    assert keep.size <= 1000 < history.m4(steps, history.order_key(values), narrower).size
+    assert keep.tolist() == history.m4(steps, history.order_key(values), buckets).tolist()
 
 
 def test_fewer_than_four_points_cannot_be_promised(engine: Engine) -> None:

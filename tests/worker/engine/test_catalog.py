@@ -156,7 +156,14 @@ def test_every_data_kind_is_described_with_the_common_options() -> None:
     assert list(data) == ["inline", "synthetic", "sklearn", "upload"]
     for kind, entry in data.items():
         assert entry["description"], kind
-        assert {"val_fraction", "standardize"} <= set(entry["fields"]), kind
+        assert {"val_fraction", "standardize", "standardize_targets"} <= set(entry["fields"])
+        # which of inputs and targets each option scales, said where the form shows it
+        fields = entry["fields"]
+        assert "input feature" in fields["standardize"]["description"]
+        assert "targets are left as they are" in fields["standardize"]["description"]
+        assert "regression targets" in fields["standardize_targets"]["description"]
+        assert "class labels" in fields["standardize_targets"]["description"]
+        assert fields["standardize_targets"]["default"] is False
     assert data["synthetic"]["required"] == ["generator"]
     assert data["sklearn"]["required"] == ["name"]
     assert data["upload"]["required"] == ["dataset_id"]

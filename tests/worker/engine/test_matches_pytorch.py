@@ -64,6 +64,13 @@ def _mse(params: dict[str, torch.Tensor], batch: Any) -> torch.Tensor:
     return F.mse_loss(params["w"] * u + params["b"], t)
 
 
+def standardized(t: torch.Tensor) -> torch.Tensor:
+    """A script's standardisation: per feature, population std, constants only centred."""
+    mean = t.mean(dim=0)
+    std = t.std(dim=0, unbiased=False)
+    return (t - mean) / torch.where(std > 0, std, 1.0)
+
+
 PROBLEMS: dict[str, Problem] = {
     # The seed: x**2 fitted to 16 (a one-element parameter and target).
     "seed": Problem(
@@ -101,6 +108,30 @@ PROBLEMS: dict[str, Problem] = {
               "loss": "mse"},
         parameters=lambda: {"w": torch.tensor([0.5, 0.5, 0.5]), "b": torch.zeros(3)},
         data=lambda: (torch.tensor(VECTOR_U), torch.tensor(VECTOR_T)),
+        objective=_mse,
+    ),
+    # The line again, inputs and targets standardised (the targets are around 3u - 0.5).
+    "linreg_std": Problem(
+        spec={"model": {"kind": "expression", "expression": "w*u + b",
+                        "parameters": {"w": 0.0, "b": 0.0}},
+              "data": {"kind": "inline", "inputs": {"u": LINREG_U}, "targets": LINREG_T,
+                       "standardize": True, "standardize_targets": True},
+              "loss": "mse"},
+        parameters=lambda: {"w": torch.tensor(0.0), "b": torch.tensor(0.0)},
+        data=lambda: (standardized(torch.tensor(LINREG_U)),
+                      standardized(torch.tensor(LINREG_T))),
+        objective=_mse,
+    ),
+    # Per-column targets: each of the three target columns standardised on its own; the
+    # inputs are left as they are.
+    "vector_std": Problem(
+        spec={"model": {"kind": "expression", "expression": "w*u + b",
+                        "parameters": {"w": [0.5, 0.5, 0.5], "b": [0.0, 0.0, 0.0]}},
+              "data": {"kind": "inline", "inputs": {"u": VECTOR_U}, "targets": VECTOR_T,
+                       "standardize_targets": True},
+              "loss": "mse"},
+        parameters=lambda: {"w": torch.tensor([0.5, 0.5, 0.5]), "b": torch.zeros(3)},
+        data=lambda: (torch.tensor(VECTOR_U), standardized(torch.tensor(VECTOR_T))),
         objective=_mse,
     ),
 }
@@ -313,6 +344,13 @@ def _cases() -> list[Case]:
         Case("linreg", "Adam", "none", batch_size=4, seed=12345, steps=60),
         Case("linreg", "SGD", "StepLR", batch_size=20, steps=30),  # batch = whole set, shuffled
         Case("linreg", "SGD", "none", batch_size=50, steps=30),  # batch larger than the set
+        # standardised inputs and targets, full batch and mini-batches
+        Case("linreg_std", "SGD", steps=60, lr_override=0.05),
+        Case("linreg_std", "Adam", batch_size=4, steps=60, lr_override=0.05),
+        Case("linreg_std", "SGD-momentum", "StepLR", batch_size=7, steps=60,
+             lr_override=0.02),
+        Case("vector_std", "SGD", steps=40, lr_override=0.2),
+        Case("vector_std", "RMSprop", batch_size=7, steps=40, lr_override=0.01),
     ]
     return cases
 

@@ -10,8 +10,10 @@ from optimlab.worker.engine.errors import SpecError
 from optimlab.worker.spec import DataOptions
 
 
-def options(val_fraction: float = 0.0, standardize: bool = False) -> DataOptions:
-    return DataOptions(val_fraction=val_fraction, standardize=standardize)
+def options(val_fraction: float = 0.0, standardize: bool = False,
+            standardize_targets: bool = False) -> DataOptions:
+    return DataOptions(val_fraction=val_fraction, standardize=standardize,
+                       standardize_targets=standardize_targets)
 
 
 def make_dataset(n: int, *, seed: int = 0) -> Dataset:
@@ -29,8 +31,22 @@ def make_dataset(n: int, *, seed: int = 0) -> Dataset:
         task="classification", classes=3, image_shape=(1, 2, 2))
 
 
+def make_regression(n: int, *, seed: int = 0, outputs: int = 1) -> Dataset:
+    """Float targets, one column (``[N]``) or several (``[N, T]``, one of them constant)."""
+    g = torch.Generator().manual_seed(2000 + seed)
+    u = torch.randn(n, generator=g) * 2.0 - 1.0
+    if outputs == 1:
+        targets = 40.0 * u + 300.0 + torch.randn(n, generator=g)
+    else:
+        targets = torch.stack([u * k + 10.0 * k for k in range(1, outputs)]
+                              + [torch.full((n,), 3.5)], dim=1)
+    return Dataset(columns={"u": u, "pair": torch.randn(n, 2, generator=g)},
+                   targets=targets, task="regression")
+
+
 def plain_pytorch(columns: dict[str, torch.Tensor], targets: torch.Tensor, *,
-                  val_fraction: float, standardize: bool, seed: int
+                  val_fraction: float, standardize: bool, seed: int,
+                  standardize_targets: bool = False
                   ) -> tuple[dict[str, torch.Tensor], torch.Tensor,
                              dict[str, torch.Tensor] | None, torch.Tensor | None]:
     """What a script would write, following the module's docstring step by step."""
@@ -55,6 +71,13 @@ def plain_pytorch(columns: dict[str, torch.Tensor], targets: torch.Tensor, *,
             train_x[k] = (train_x[k] - mean) / std
             if val_x is not None:
                 val_x[k] = (val_x[k] - mean) / std
+    if standardize_targets:
+        mean = train_y.mean(dim=0)
+        std = train_y.std(dim=0, unbiased=False)
+        std = torch.where(std > 0, std, 1.0)
+        train_y = (train_y - mean) / std
+        if val_y is not None:
+            val_y = (val_y - mean) / std
     return train_x, train_y, val_x, val_y
 
 
@@ -189,7 +212,75 @@ def test_a_constant_column_is_only_centred() -> None:
     assert torch.isfinite(split.train.features()).all()
 
 
-def test_targets_are_never_standardized_and_metadata_is_kept() -> None:
+TARGET_CASES = [(n, fraction, standardize, outputs, seed)
+                for n, fraction in [(10, 0.25), (100, 0.2), (33, 0.5), (7, 0.0)]
+                for standardize in (False, True)
+                for outputs in (1, 3)
+                for seed in (0, 2**40)]
+
+
+@pytest.mark.parametrize(("n", "fraction", "standardize", "outputs", "seed"), TARGET_CASES)
+def test_standardized_targets_match_the_plain_pytorch_steps(
+        n: int, fraction: float, standardize: bool, outputs: int, seed: int) -> None:
+    dataset = make_regression(n, seed=seed % 5, outputs=outputs)
+
+    split = prepare_split(dataset, options(fraction, standardize, standardize_targets=True),
+                          seed=seed)
+
+    assert dataset.targets is not None
+    train_x, train_y, val_x, val_y = plain_pytorch(
+        dataset.columns, dataset.targets, val_fraction=fraction, standardize=standardize,
+        seed=seed, standardize_targets=True)
+    assert_identical(split.train, train_x, train_y)
+    assert not torch.equal(train_y, dataset.targets[:train_y.shape[0]])  # it did something
+    if fraction:
+        assert split.val is not None
+        assert val_x is not None
+        assert val_y is not None
+        assert_identical(split.val, val_x, val_y)
+    else:
+        assert split.val is None
+
+
+def test_target_statistics_come_from_the_training_rows_per_target_column() -> None:
+    dataset = make_regression(400, outputs=3)
+
+    split = prepare_split(dataset, options(0.25, standardize_targets=True), seed=3)
+    plain = prepare_split(dataset, options(0.25), seed=3)
+
+    assert split.train.targets is not None
+    assert split.val is not None
+    assert split.val.targets is not None
+    assert plain.val is not None
+    assert plain.train.targets is not None
+    assert plain.val.targets is not None
+    train = split.train.targets
+    assert train.shape == (300, 3)
+    assert train[:, :2].mean(dim=0).abs().max() < 1e-5
+    assert (train[:, :2].std(dim=0, unbiased=False) - 1).abs().max() < 1e-5
+    assert torch.equal(train[:, 2], torch.zeros(300))  # a constant target is only centred
+    mean = plain.train.targets.mean(dim=0)
+    std = torch.where(plain.train.targets.std(dim=0, unbiased=False) > 0,
+                      plain.train.targets.std(dim=0, unbiased=False), 1.0)
+    assert torch.equal(split.val.targets, (plain.val.targets - mean) / std)
+    # the inputs are left alone: standardize and standardize_targets are separate options
+    assert torch.equal(split.train.columns["u"], plain.train.columns["u"])
+
+
+@pytest.mark.parametrize("dataset", [
+    make_dataset(20),                                                  # int64 class labels
+    Dataset(columns={"u": torch.arange(4.0)}, targets=torch.arange(4.0),
+            task="classification", classes=4),                         # labels as floats
+    Dataset(columns={"u": torch.arange(4.0)}, targets=None),           # no targets at all
+], ids=["int64-labels", "classification", "no-targets"])
+def test_standardize_targets_is_refused_without_regression_targets(dataset: Dataset) -> None:
+    with pytest.raises(SpecError) as caught:
+        prepare_split(dataset, options(0.25, standardize_targets=True), seed=0)
+
+    assert caught.value.loc == ("data", "standardize_targets")
+
+
+def test_standardize_alone_leaves_the_targets_and_keeps_metadata() -> None:
     dataset = Dataset(columns={"x0": torch.linspace(0, 10, 30)},
                       targets=torch.linspace(100, 200, 30), task="regression")
 

@@ -10,9 +10,11 @@ import torch
 
 from optimlab.worker.engine.fused import probe
 from optimlab.worker.engine.fused.loop import run_fused
+from optimlab.worker.engine.fused.plan import fusion_key
 from optimlab.worker.engine.fused.probe import choose_mode
 from optimlab.worker.engine.fused.stacked import Mode, build_stacked, modes
 from optimlab.worker.engine.loop import run_training
+from optimlab.worker.engine.shared_problems import problem_key
 from optimlab.worker.engine.sink import ListSink
 from optimlab.worker.spec import JobSpec
 from tests.worker.engine.fused.fusing import (
@@ -171,6 +173,28 @@ def test_a_digits_mlp_fuses_with_the_same_numbers(optimizer: str) -> None:
     options, axis, values, lrs = OPTIMIZERS[optimizer]
     raw = grid(base, options, axis, values, lrs)
     assert assert_fused_equals_alone(raw) <= 1e-6
+
+
+def test_standardised_regression_targets_fuse_with_the_same_numbers() -> None:
+    base = {"model": {"kind": "mlp", "hidden": [16]},
+            "data": {"kind": "sklearn", "name": "diabetes", "standardize": True,
+                     "standardize_targets": True, "val_fraction": 0.2},
+            "batch_size": 32, "steps": 60, "eval_every": 20}
+    raw = grid(base, {"name": "SGD"}, "momentum", [0.0, 0.9], [0.005, 0.02])
+    assert assert_fused_equals_alone(raw) <= 1e-6
+    # the targets are scaled: the first losses are about 1, not diabetes' ~29,000
+    _, _, alone = run_both(raw[:1])
+    assert alone[0][0]["loss"][0] < 10.0
+
+
+def test_jobs_that_differ_in_standardize_targets_share_no_data_preparation() -> None:
+    data: dict[str, Any] = {"kind": "sklearn", "name": "diabetes"}
+    base = {"model": {"kind": "linear"}, "data": data,
+            "optimizer": {"name": "SGD", "lr": 0.01}, "steps": 5}
+    scaled = {**base, "data": {**data, "standardize_targets": True}}
+    specs = [JobSpec.model_validate(r) for r in (base, scaled)]
+    assert problem_key(specs[0]) != problem_key(specs[1])
+    assert fusion_key(specs[0])[0] != fusion_key(specs[1])[0]
 
 
 @pytest.mark.parametrize("problem", ["seed", "mlp"])
