@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PIP := $(BIN)/pip install --quiet --constraint constraints.txt
 
-.PHONY: run test lint typecheck pytest bench docs clean
+.PHONY: run test lint typecheck pytest bench docs examples clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,7 @@ typecheck: $(VENV)/.installed-dev
 	rm -rf .mypy_tree && mkdir -p .mypy_tree/optimlab
 	for d in service worker migrations client; do ln -s ../../$$d .mypy_tree/optimlab/$$d; done
 	MYPYPATH=.mypy_tree $(BIN)/mypy -p optimlab.service -p optimlab.worker -p optimlab.migrations -p optimlab.client
-	MYPYPATH=.mypy_tree $(BIN)/mypy tests bench
+	MYPYPATH=.mypy_tree $(BIN)/mypy tests bench examples
 
 pytest: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest
@@ -46,6 +46,10 @@ pytest: $(VENV)/.installed-dev
 ## docs: regenerate docs/api.md from the OpenAPI document (a test checks it is current)
 docs: $(VENV)/.installed-dev
 	$(BIN)/python -m optimlab.service.api.reference > docs/api.md
+
+## examples: run every example spec, write examples/results.json, render the README's figures
+examples: $(VENV)/.installed-dev
+	$(BIN)/python -m examples
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/engine_overhead.py
