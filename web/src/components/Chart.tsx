@@ -55,6 +55,18 @@ function xFormatter(kind: ChartProps["xKind"], categories?: string[]) {
   };
 }
 
+/** On a log axis, label (and grid) the powers of ten only, at most about eight of them. */
+function logFilter(_u: uPlot, splits: number[]): (number | null)[] {
+  const decades = splits.filter((v) => v > 0 && Math.abs(Math.log10(v) - Math.round(Math.log10(v))) < 1e-9);
+  const every = Math.max(1, Math.ceil(decades.length / 8));
+  return splits.map((v) => {
+    const e = Math.round(Math.log10(v));
+    return decades.includes(v) && e % every === 0 ? v : null;
+  });
+}
+
+const LOG_AXIS = { filter: logFilter, ticks: { filter: logFilter }, grid: { filter: logFilter } };
+
 function options(p: ChartProps, width: number, onSelect: (u: uPlot) => void,
                  onDraw: (u: uPlot) => void): uPlot.Options {
   const fx = xFormatter(p.xKind, p.xCategories);
@@ -69,10 +81,12 @@ function options(p: ChartProps, width: number, onSelect: (u: uPlot) => void,
     },
     axes: [
       { label: p.xLabel, labelSize: 20, size: 40,
-        values: (_u, splits) => splits.map((v) => (p.xKind === "category" && !Number.isInteger(v) ? "" : fx(v))),
+        values: (_u, splits) => splits.map((v) => (v === null || (p.xKind === "category" && !Number.isInteger(v)) ? "" : fx(v))),
+        ...(p.xLog ? LOG_AXIS : {}),
         ...(p.xKind === "category" ? { splits: () => (p.xCategories ?? []).map((_, i) => i) } : {}) },
       { label: p.yLabel, labelSize: p.yLabel ? 20 : 0, size: 64,
-        values: (_u, splits) => splits.map((v) => fmtNum(v, 3)) },
+        values: (_u, splits) => splits.map((v) => (v === null ? "" : fmtNum(v, 3))),
+        ...(p.log ? LOG_AXIS : {}) },
     ],
     series: [
       { label: p.xLabel, value: (_u, v) => fx(v) },

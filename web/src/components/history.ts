@@ -24,6 +24,7 @@ export interface History {
   error: unknown;
   live: boolean; // the stream is open
   generation: number; // how many fetches have landed
+  fetched: string | null; // the range of the traces ("all" or "lo:hi"); null before the first
 }
 
 interface Options {
@@ -49,7 +50,7 @@ function traces(answer: Metrics, names: string[], smoothing: boolean) {
 
 export function useJobHistory(o: Options): History {
   const [state, setState] = useState<History>({ traces: {}, downsampled: {}, loading: true, error: null,
-                                                live: false, generation: 0 });
+                                                live: false, generation: 0, fetched: null });
   const [refetch, setRefetch] = useState(0);
   const current = useRef<Record<string, Trace>>({});
   const emas = useRef<Record<string, Ema | null>>({});
@@ -60,6 +61,7 @@ export function useJobHistory(o: Options): History {
   const id = o.job?.id ?? null;
   const active = o.job !== null && (o.job.status === "queued" || o.job.status === "running");
   const weight = o.smoothing > 0 ? o.smoothing : null;
+  const rangeKey = o.range ? o.range.join(":") : "all";
 
   useEffect(() => {
     if (!id) return;
@@ -72,14 +74,17 @@ export function useJobHistory(o: Options): History {
         const { out, downsampled } = traces(answer, wanted, weight !== null);
         current.current = out;
         emas.current = Object.fromEntries(Object.entries(out).map(([n, t]) => [n, emaAfter(t, weight)]));
-        setState((s) => ({ ...s, traces: out, downsampled, loading: false, error: null, generation: s.generation + 1 }));
+        setState((s) => ({ ...s, traces: out, downsampled, loading: false, error: null,
+                           generation: s.generation + 1, fetched: rangeKey }));
       }, (error: unknown) => {
         if (!controller.signal.aborted) setState((s) => ({ ...s, loading: false, error }));
       });
     return () => controller.abort();
   }, [id, namesKey, o.range?.[0], o.range?.[1], weight, o.width, refetch]);
 
-  const streaming = active && o.range === null && state.generation > 0;
+  // Only on top of the whole history, once it is there (not a zoomed range's, nor while a
+  // new fetch is on its way: its answer would move the cursor).
+  const streaming = active && o.range === null && state.fetched === "all" && !state.loading;
   useEffect(() => {
     if (!streaming || !o.job) return;
     const fetched = Object.values(current.current);

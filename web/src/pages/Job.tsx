@@ -297,8 +297,9 @@ function Panel({ name, index, history, xMode, smoothing, range, log, onLog, onZo
         <h3>{name}</h3>
         <label class="inline"><input type="checkbox" checked={isLog} onChange={(e) => onLog(e.currentTarget.checked)} />log scale</label>
         <span class="panel-info">
-          {info ? `${trace?.steps.length.toLocaleString("en-US")} of ${info.points_in_range.toLocaleString("en-US")} points (${info.buckets.toLocaleString("en-US")} buckets of ${info.bucket_width.toLocaleString("en-US")} steps: first, last, min, max)`
-            : trace ? `${trace.steps.length.toLocaleString("en-US")} points` : ""}
+          {trace ? `${trace.steps.length.toLocaleString("en-US")} points shown` : ""}
+          {info ? ` · ${info.points_in_range.toLocaleString("en-US")} stored points read as ${info.buckets.toLocaleString("en-US")} buckets of ${info.bucket_width.toLocaleString("en-US")} steps (first, last, min, max of each)` : ""}
+          {history.live ? " · new points live" : ""}
         </span>
       </div>
       {empty ? <p class="empty">No points{range ? " in this range" : " yet"}.</p> : null}

@@ -30,6 +30,7 @@ const SWEEP_FIELDS: Field[] = [
 ];
 
 const pretty = (doc: JsonObject) => JSON.stringify(doc, null, 2);
+const SECTION_ERRORS = ["model", "data", "optimizer", "schedule"];
 
 export function SubmitPage({ search }: { search: string }) {
   const catalog = useAsync(() => api.catalog(), []);
@@ -84,7 +85,9 @@ export function SubmitPage({ search }: { search: string }) {
 
   const sweep = isSweep(doc);
   const sections = useMemo(() => (catalog.value ? buildForm(catalog.value, baseOf(doc)) : []), [catalog.value, doc]);
-  const known = useMemo(() => new Set([...fieldIds(sections), ...(sweep ? SWEEP_FIELDS.map((f) => f.id) : [])]), [sections, sweep]);
+  // Errors about a whole part ("optimizer: SGD refused its arguments") show at its section.
+  const known = useMemo(() => new Set([...fieldIds(sections), ...SECTION_ERRORS,
+                                       ...(sweep ? SWEEP_FIELDS.map((f) => f.id) : [])]), [sections, sweep]);
   const kinds = useMemo(() => new Set([...(catalog.value?.models ?? []).map((m) => m.kind),
                                        ...(catalog.value?.data ?? []).map((d) => d.kind)]), [catalog.value]);
   const formRef = useRef<HTMLFormElement>(null);
@@ -156,6 +159,9 @@ export function SubmitPage({ search }: { search: string }) {
               <fieldset key={s.id} class={`form-section section-${s.id}`}>
                 <legend>{s.title}{sweep ? <span class="hint"> (base)</span> : null}</legend>
                 {s.description ? <p class="hint">{s.description}</p> : null}
+                {errors.fields[s.id] ? (
+                  <p id={domId(s.id)} tabIndex={-1} class="field-error" data-error-for={s.id} role="alert">{errors.fields[s.id].join("; ")}</p>
+                ) : null}
                 <div class="fields">
                   {s.fields.map((f) => (
                     <FieldInput key={f.id} field={f} errors={errors.fields[f.id]}
