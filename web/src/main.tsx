@@ -1,5 +1,5 @@
 import { render } from "preact";
-import { useEffect } from "preact/hooks";
+import { useEffect, useRef } from "preact/hooks";
 import { Link } from "./components/common";
 import { useLocation } from "./lib/nav";
 import { newPage } from "./lib/registry";
@@ -40,9 +40,14 @@ function App() {
   const { path, search } = useLocation();
   const route = matchRoute(path);
   const pageKey = route.page === "job" || route.page === "sweep" ? `${route.page}:${route.id}` : route.page;
+  const first = useRef(true);
   useEffect(() => {
     newPage();
-    // A new page: screen readers start at its title, as after a full load.
+    if (first.current) {
+      first.current = false; // a full load: the browser starts at the top (the skip link)
+      return;
+    }
+    // Moved to another page in place: start at its title, as a screen reader would after a load.
     document.getElementById("page-title")?.focus({ preventScroll: true });
     window.scrollTo(0, 0);
   }, [pageKey]);
