@@ -213,7 +213,8 @@ def test_every_control_is_labelled_and_a_narrow_window_does_not_overflow(
         page.goto(f"{stack.url}{path}")
         page.locator("h1").wait_for()
         page.wait_for_load_state("networkidle")
-        unlabelled = page.evaluate("""() => [...document.querySelectorAll('input, select, textarea')]
+        unlabelled = page.evaluate("""() => [
+            ...document.querySelectorAll('input, select, textarea')]
             .filter(e => !e.labels?.length && !e.getAttribute('aria-label'))
             .map(e => e.outerHTML)""")
         overflow = page.evaluate("document.documentElement.scrollWidth")

@@ -31,7 +31,7 @@ export interface ChartProps {
   xLog?: boolean;
   xKind?: "step" | "seconds" | "number" | "category";
   xCategories?: string[];
-  range?: Range | null; // the step range the data covers (null: everything)
+  range?: Range | null; // the step range `data` covers (null: everything), given with it
   onZoom?: (x: Range | null) => void; // the x values dragged over; null: double-click. Without it, a drag zooms in place
   height?: number;
   legend?: boolean;
@@ -177,7 +177,7 @@ export function Chart(props: ChartProps) {
   useEffect(() => {
     const u = plot.current;
     if (u && props.data) feed(u, props.data, props.log ?? false, drawnData, given);
-  }, [props.data, props.range]);
+  }, [props.data]); // the range comes with its data: a draw reports the range it shows
 
   useEffect(() => {
     const u = plot.current;

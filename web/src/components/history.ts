@@ -31,7 +31,7 @@ interface Options {
   job: Job | null;
   names: string[];
   smoothing: number; // 0: off
-  width: number; // points to ask for
+  width: number | null; // points to ask for (null: every point)
   range: [number, number] | null;
   onStatus: (event: StatusEvent) => void;
   onEnd: () => void;

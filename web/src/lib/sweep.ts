@@ -18,8 +18,13 @@ function isNumeric(values: readonly (Json | undefined)[]): values is number[] {
 
 /** Positive values spanning two decades or more read best on a log axis (learning rates). */
 export function spansDecades(values: readonly number[]): boolean {
-  if (!values.length || values.some((v) => v <= 0)) return false;
-  return Math.max(...values) / Math.min(...values) >= 100;
+  let lo = Infinity, hi = -Infinity; // a loop: a million values overflow Math.min(...values)
+  for (const v of values) {
+    if (!(v > 0)) return false;
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  return values.length > 0 && hi / lo >= 100;
 }
 
 export interface AxisSeries {

@@ -134,11 +134,19 @@ function MetricPanel({ metric, jobs, selection, first, onRemove }: {
 }) {
   const { ref, visible } = useVisible(first);
   const [width] = useState(() => Math.min(1000, Math.max(200, Math.round((document.getElementById("main")?.clientWidth ?? 1000) - 40))));
-  // Buckets: about one per pixel for a few jobs, fewer for many (each job is a line).
-  const buckets = Math.max(50, Math.round(jobs.length > 20 ? width / 2 : width));
+  // Buckets: about one per pixel for a few jobs, fewer for many: a hundred overlaid lines
+  // show no more at 1,000 points each than at 250, and the answer is four times smaller.
+  const buckets = Math.max(50, Math.round(width / (jobs.length <= 10 ? 1 : jobs.length <= 50 ? 2 : 4)));
   const answer = useAsync((signal) => (visible
     ? api.compare({ jobs, metric, max_points: buckets, rank_by: selection.rankBy, band: selection.band }, signal)
     : Promise.resolve(null)), [visible, jobs.join(","), metric, selection.rankBy, selection.band]);
+  // The ranked table in a task of its own, after the chart's: no long block of the page.
+  const [table, setTable] = useState(false);
+  useEffect(() => {
+    if (!answer.value) return;
+    const t = window.setTimeout(() => setTable(true), 0);
+    return () => window.clearTimeout(t);
+  }, [answer.value]);
   return (
     <section class="card" ref={ref} aria-labelledby={`panel-${metric}`}>
       <div class="section-head">
@@ -148,7 +156,7 @@ function MetricPanel({ metric, jobs, selection, first, onRemove }: {
       <ErrorBox error={answer.error} title={`Could not compare ${metric}`} />
       {answer.loading && !answer.value ? <Loading what={metric} /> : null}
       {answer.value ? <Overlay comparison={answer.value} log={selection.log} /> : <div class="chart-placeholder" />}
-      {first && answer.value ? <Ranking comparison={answer.value} /> : null}
+      {first && answer.value && table ? <Ranking comparison={answer.value} /> : null}
     </section>
   );
 }

@@ -29,6 +29,7 @@ interface View {
   x: "step" | "wall";
   smoothing: number;
   log: Record<string, boolean>;
+  every: boolean; // every stored point, not downsampled (slow for long runs)
 }
 
 function readView(search: string): View {
@@ -39,7 +40,7 @@ function readView(search: string): View {
   for (const n of splitList(q.get("linear"))) log[n] = false;
   const smoothing = Number(q.get("smoothing") ?? 0);
   return { series: series.length ? series : DEFAULT_SERIES, x: q.get("x") === "wall" ? "wall" : "step",
-           smoothing: smoothing >= 0 && smoothing < 1 ? smoothing : 0, log };
+           smoothing: smoothing >= 0 && smoothing < 1 ? smoothing : 0, log, every: q.get("points") === "all" };
 }
 
 function writeView(v: View): string {
@@ -50,6 +51,7 @@ function writeView(v: View): string {
     smoothing: v.smoothing || null,
     log: entries.filter(([, on]) => on).map(([n]) => n),
     linear: entries.filter(([, on]) => !on).map(([n]) => n),
+    points: v.every ? "all" : null,
   });
 }
 
@@ -167,8 +169,11 @@ function EditJob({ job, onSaved, onMissing }: { job: Job; onSaved: (j: Job) => v
 
 // ------------------------------------------------------------------ charts
 
-function useAvailableSeries(job: Job): string[] {
+function useAvailableSeries(job: Job, after: boolean): string[] {
+  // Asked once the charts have their data: on a long history, listing the series (an older
+  // server reads them all) must not slow the first draw down.
   const listed = useAsync(async () => {
+    if (!after) return null;
     try {
       return (await api.series(job.id)).series.map((s) => s.name);
     } catch (e) {
@@ -176,7 +181,7 @@ function useAvailableSeries(job: Job): string[] {
       // An older server: the names of a tiny answer of /metrics.
       return (await api.metrics(job.id, { max_points: 4 })).series.map((s) => s.name);
     }
-  }, [job.id, job.status]);
+  }, [job.id, job.status, after]);
   return (listed.value ?? []).filter((n) => n !== WALL);
 }
 
@@ -185,7 +190,6 @@ function Charts({ job, search, onStatus, onEnd }: {
 }) {
   const view = readView(search);
   const setView = (v: Partial<View>) => setQuery(writeView({ ...view, ...v }));
-  const available = useAvailableSeries(job);
   const [range, setRange] = useState<Range | null>(null);
   const [smoothing, setSmoothing] = useState(view.smoothing); // the slider moves; fetches follow
   const area = useRef<HTMLDivElement>(null);
@@ -198,8 +202,9 @@ function Charts({ job, search, onStatus, onEnd }: {
     return () => window.clearTimeout(t);
   }, [smoothing]);
 
-  const history = useJobHistory({ job: width ? job : null, names: view.series, smoothing: view.smoothing, width,
-                                  range, onStatus, onEnd });
+  const history = useJobHistory({ job: width ? job : null, names: view.series, smoothing: view.smoothing,
+                                  width: view.every ? null : width, range, onStatus, onEnd });
+  const available = useAvailableSeries(job, history.generation > 0);
   const wall = history.traces[WALL];
   const hasWall = !!wall && wall.steps.length > 0;
   const xMode = view.x === "wall" && hasWall ? "wall" : "step";
@@ -232,6 +237,10 @@ function Charts({ job, search, onStatus, onEnd }: {
             <input type="radio" name="x" checked={xMode === "wall"} disabled={!hasWall} onChange={() => setView({ x: "wall" })} />wall time
           </label>
         </fieldset>
+        <label class="inline" title="Every stored point instead of about one per pixel: slow for long runs">
+          <input type="checkbox" checked={view.every} onChange={(e) => setView({ every: e.currentTarget.checked })} />
+          every point
+        </label>
         <label class="smoothing">Smoothing <output>{smoothing.toFixed(2)}</output>
           <input type="range" min={0} max={0.99} step={0.01} value={smoothing}
                  onInput={(e) => setSmoothing(Number(e.currentTarget.value))} />
@@ -270,8 +279,13 @@ function Panel({ name, index, history, xMode, smoothing, range, log, onLog, onZo
     return trace.smoothed ? [xs, trace.values, trace.smoothed] : [xs, trace.values];
   }, [trace, xs]);
   const positives = useMemo(() => (trace?.values ?? []).filter((v): v is number => v !== null && v > 0), [trace]);
-  const autoLog = positives.length === (trace?.values.filter((v) => v !== null).length ?? 0) && spansDecades(positives);
-  const isLog = log ?? autoLog;
+  // Decided from the first data drawn, then kept: a zoomed range or live points must not
+  // flip the scale (and rebuild the chart) under the reader.
+  const firstLog = useRef<boolean | null>(null);
+  if (firstLog.current === null && positives.length) {
+    firstLog.current = positives.length === trace!.values.filter((v) => v !== null).length && spansDecades(positives);
+  }
+  const isLog = log ?? firstLog.current ?? false;
   const colour = seriesColour(index, 10);
   const lines = trace?.smoothed
     ? [{ label: name, colour: withAlpha(colour, 0.35), width: 1 }, { label: `${name} (smoothed ${smoothing})`, colour, width: 2 }]
@@ -305,10 +319,17 @@ function Panel({ name, index, history, xMode, smoothing, range, log, onLog, onZo
       {empty ? <p class="empty">No points{range ? " in this range" : " yet"}.</p> : null}
       <Chart name={chartName} title={`${name} by ${xMode === "wall" ? "wall time" : "step"}`}
              data={data} lines={lines} xLabel={xMode === "wall" ? "wall time" : "step"}
-             xKind={xMode === "wall" ? "seconds" : "step"} log={isLog} range={range}
+             xKind={xMode === "wall" ? "seconds" : "step"} log={isLog} range={fetchedRange(history.fetched)}
              onZoom={zoom} sync="job" height={220} />
     </div>
   );
+}
+
+/** The step range the drawn data covers, from the history's "all" or "lo:hi". */
+function fetchedRange(fetched: string | null): Range | null {
+  if (!fetched || fetched === "all") return null;
+  const [lo, hi] = fetched.split(":").map(Number);
+  return [lo, hi];
 }
 
 // ------------------------------------------------------------------ summary, spec, logs

@@ -13,7 +13,7 @@ import { navigate, setQuery } from "../lib/nav";
 import { queryString } from "../lib/query";
 import { jobPath } from "../lib/routes";
 import { fieldLabel, naturalOrder, splitOrder, SUMMARY_FIELDS } from "../lib/summary";
-import { axisNames, heatmap, metricByAxis, rampColour, rampPosition } from "../lib/sweep";
+import { axisNames, heatmap, metricByAxis, rampColour, rampPosition, spansDecades } from "../lib/sweep";
 import { STATUSES, type Sweep } from "../types";
 
 const LEADERBOARD_LIMIT = 500;
@@ -144,7 +144,7 @@ function AxisChart({ sweep }: { sweep: Sweep }) {
   if (!chosen || !layout) return null;
   const data = [layout.xs, ...layout.lines.map((l) => l.values)] as uPlot.AlignedData;
   const finite = layout.lines.flatMap((l) => l.values).filter((v): v is number => v !== null);
-  const log = finite.length > 0 && finite.every((v) => v > 0) && Math.max(...finite) / Math.min(...finite) >= 100;
+  const log = spansDecades(finite);
   return (
     <section class="card" aria-labelledby="axis-title">
       <div class="section-head">
