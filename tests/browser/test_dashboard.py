@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,8 @@ import httpx
 import pytest
 from playwright.sync_api import BrowserContext, Error, Page, Playwright, sync_playwright
 
+from optimlab.service.db import metrics
+from optimlab.service.db.connection import make_engine
 from tests.processes import free_port, optimlab, running, wait_ready
 from tests.seed_table import SEED_SPEC
 from tests.stacks import wait_for
@@ -39,6 +42,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 @dataclass
 class Stack:
     url: str
+    database: str
 
     def post(self, route: str, body: dict[str, Any]) -> dict[str, Any]:
         response = httpx.post(f"{self.url}{route}", json=body, timeout=30)
@@ -70,7 +74,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                        "--gpus", "none", env=env, cwd=base, log=base / "up.log")
     with running(process):
         wait_ready(url, process, base / "up.log")
-        yield Stack(url)
+        yield Stack(url, f"sqlite:///{base / 'data' / 'optimlab.db'}")
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +142,54 @@ def test_the_seed_preset_runs_and_its_chart_holds_the_apis_history(stack: Stack,
     page.goto(f"{stack.url}/jobs")
     page.get_by_role("link", name="seed: SGD, fixed lr").first.wait_for()
     screenshot(page, "jobs")
+
+
+def test_dragging_across_a_chart_refetches_that_range_and_a_double_click_resets(
+        stack: Stack, page: Page) -> None:
+    job_id = stack.finished_job({**SEED_SPEC, "name": "seed: to zoom"})
+    page.goto(f"{stack.url}/jobs/{job_id}")
+    chart_data(page, "job:loss")
+    canvas = page.locator('[data-chart="job:loss"]')
+    box = canvas.locator(".u-over").bounding_box()
+    assert box is not None
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * 0.25, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.75, y, steps=5)
+    page.mouse.up()
+
+    page.wait_for_function("() => document.querySelector('[data-chart=\"job:loss\"]')"
+                           ".dataset.range !== 'all'")
+    lo, hi = map(int, canvas.get_attribute("data-range").split(":"))  # type: ignore[union-attr]
+    steps, values = chart_data(page, "job:loss")
+    (loss,) = stack.get(f"/v1/jobs/{job_id}/metrics", names="loss", from_step=lo,
+                        to_step=hi)["series"]
+    assert 0 < lo < hi < 19
+    assert steps == loss["steps"] == list(range(lo, hi + 1))
+    assert values == loss["values"]
+    page.get_by_text(f"Steps {lo}–{hi}").wait_for()
+
+    canvas.locator(".u-over").dblclick()
+    page.wait_for_function("() => window.__optimlab.charts['job:loss'][0].length === 20")
+    assert canvas.get_attribute("data-range") == "all"
+
+
+def test_wall_time_on_the_x_axis_interpolates_the_recorded_batches(stack: Stack,
+                                                                     page: Page) -> None:
+    job_id = stack.finished_job({**SEED_SPEC, "name": "seed: wall time"})
+    # The worker's SQL sinks record wall_time (another branch); written here as they would:
+    # one point per batch, at its last step.
+    engine = make_engine(stack.database)
+    with engine.begin() as conn:
+        metrics.write_columns(conn, uuid.UUID(job_id),
+                              {"wall_time": ([4, 9, 14, 19], [0.5, 1.0, 1.5, 2.0])})
+    engine.dispose()
+    page.goto(f"{stack.url}/jobs/{job_id}?x=wall")
+
+    page.wait_for_function("() => window.__optimlab.charts['job:loss']?.[0].length === 20")
+    xs, _ = chart_data(page, "job:loss")
+    assert xs == pytest.approx([(step + 1) * 0.1 for step in range(20)])
+    assert page.get_by_role("radio", name="wall time").is_checked()
 
 
 def test_compare_overlays_the_seed_job_and_a_momentum_job(stack: Stack, page: Page) -> None:

@@ -23,6 +23,11 @@ describe("legends from the fields that differ", () => {
       .toEqual(["a=1 · x", "a=1 · y"]);
   });
 
+  it("puts a class that differs first, as itself", () => {
+    expect(legendLabels([{ differs: { "optimizer.lr": 0.3, "optimizer.name": "Adam" }, fallback: "x" }]))
+      .toEqual(["Adam, lr=0.3"]);
+  });
+
   it("names schedules by class and keywords", () => {
     expect(legendLabels([{ differs: { schedule: { name: "StepLR", step_size: 5 } }, fallback: "x" }]))
       .toEqual(["schedule=StepLR(step_size=5)"]);

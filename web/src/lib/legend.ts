@@ -20,7 +20,11 @@ export function differingKeys(differs: readonly JsonObject[]): string[] {
 
 export function legendLabel(differs: JsonObject, short: Map<string, string>, fallback: string,
                             seeds = 1): string {
-  const parts = Object.entries(differs).map(([k, v]: [string, Json]) => `${short.get(k) ?? k}=${fmtValue(v)}`);
+  // A class that differs ("optimizer.name": "Adam") reads best as itself, first.
+  const entries = Object.entries(differs);
+  const classes = entries.filter(([k]) => k.endsWith(".name")).map(([, v]) => fmtValue(v));
+  const parts = [...classes, ...entries.filter(([k]) => !k.endsWith(".name"))
+    .map(([k, v]: [string, Json]) => `${short.get(k) ?? k}=${fmtValue(v)}`)];
   const label = parts.length ? parts.join(", ") : fallback;
   return seeds > 1 ? `${label} (${seeds} seeds)` : label;
 }

@@ -198,7 +198,7 @@ function Overlay({ comparison, log }: { comparison: Comparison; log: boolean | n
       <Chart name={`compare:${comparison.metric}`} title={`${comparison.metric} of ${comparison.jobs.length} jobs by step`}
              data={data} lines={lines} bands={bands} xLabel="step" xKind="step" log={log ?? autoLog}
              legend={false} height={320} />
-      <p class="hint">{comparison.method}; buckets of {comparison.bucket_width.toLocaleString("en-US")} steps.
+      <p class="hint">{comparison.bucket_width === 1 ? "Every step" : `The ${comparison.method}, in buckets of ${comparison.bucket_width.toLocaleString("en-US")} steps`}.
         Drag to zoom in, double-click to zoom out.</p>
       <div class="legend-tools">
         <button type="button" class="secondary" onClick={() => setHidden(new Set())}>Show all</button>
