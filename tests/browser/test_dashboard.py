@@ -257,6 +257,24 @@ def test_a_refused_spec_shows_the_apis_error_at_the_field(stack: Stack, page: Pa
     assert len(stack.get("/v1/jobs", limit=1000)["data"]) == before  # nothing was stored
 
 
+def test_a_data_set_uploaded_on_the_submit_page_goes_into_the_spec(
+        stack: Stack, page: Page, tmp_path: Path) -> None:
+    csv = tmp_path / "line.csv"
+    csv.write_text("u,y\n" + "".join(f"{i / 10},{0.2 * i + 1}\n" for i in range(30)))
+    page.goto(f"{stack.url}/submit")
+    page.get_by_role("button", name="The seed example").click()
+    page.get_by_label("kind").nth(1).select_option("upload")  # the data's kind
+    page.get_by_label("File (CSV").set_input_files(str(csv))
+    page.get_by_label("Target column (CSV)").fill("y")
+    page.get_by_role("button", name="Upload", exact=True).click()
+
+    page.get_by_text("Uploaded line.csv: 30 rows, 1 features").wait_for()
+    (dataset,) = stack.get("/v1/datasets")["data"]
+    spec = json.loads(page.get_by_label("The spec as JSON").input_value())
+    assert spec["data"] == {"kind": "upload", "dataset_id": dataset["id"]}
+    assert page.locator('[data-field="data.dataset_id"]').input_value() == dataset["id"]
+
+
 def test_every_control_is_labelled_and_a_narrow_window_does_not_overflow(
         stack: Stack, browser: BrowserContext) -> None:
     page = browser.new_page()

@@ -13,7 +13,7 @@ describe("legends from the fields that differ", () => {
       { differs: { "optimizer.lr": 0.01, "optimizer.momentum": null }, fallback: "a", seeds: 3 },
       { differs: { "optimizer.lr": 0.1, "optimizer.momentum": 0.9 }, fallback: "b" },
     ]);
-    expect(labels).toEqual(["lr=0.01, momentum=none (3 seeds)", "lr=0.1, momentum=0.9"]);
+    expect(labels).toEqual(["lr=0.01 (3 seeds)", "lr=0.1, momentum=0.9"]);
   });
 
   it("falls back to the job's name when nothing differs, and tells equal labels apart", () => {
@@ -26,6 +26,17 @@ describe("legends from the fields that differ", () => {
   it("puts a class that differs first, as itself", () => {
     expect(legendLabels([{ differs: { "optimizer.lr": 0.3, "optimizer.name": "Adam" }, fallback: "x" }]))
       .toEqual(["Adam, lr=0.3"]);
+  });
+
+  it("leaves out what a job does not set, unless nothing else differs", () => {
+    expect(legendLabels([
+      { differs: { "optimizer.momentum": null }, fallback: "a" },
+      { differs: { "optimizer.momentum": 0.9 }, fallback: "b" },
+    ])).toEqual(["momentum=none", "momentum=0.9"]);
+    expect(legendLabels([
+      { differs: { "schedule.name": null, "schedule.gamma": null }, fallback: "a" },
+      { differs: { "schedule.name": "StepLR", "schedule.gamma": 0.3 }, fallback: "b" },
+    ])).toEqual(["no schedule", "StepLR, gamma=0.3"]);
   });
 
   it("names schedules by class and keywords", () => {

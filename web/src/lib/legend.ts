@@ -20,11 +20,18 @@ export function differingKeys(differs: readonly JsonObject[]): string[] {
 
 export function legendLabel(differs: JsonObject, short: Map<string, string>, fallback: string,
                             seeds = 1): string {
-  // A class that differs ("optimizer.name": "Adam") reads best as itself, first.
   const entries = Object.entries(differs);
-  const classes = entries.filter(([k]) => k.endsWith(".name")).map(([, v]) => fmtValue(v));
-  const parts = [...classes, ...entries.filter(([k]) => !k.endsWith(".name"))
+  const set = entries.filter(([, v]) => v !== null);
+  // A class that differs ("optimizer.name": "Adam") reads best as itself, first; fields
+  // this job leaves unset (null) are left out, unless nothing else tells it apart.
+  const classes = set.filter(([k]) => k.endsWith(".name")).map(([, v]) => fmtValue(v));
+  let parts = [...classes, ...set.filter(([k]) => !k.endsWith(".name"))
     .map(([k, v]: [string, Json]) => `${short.get(k) ?? k}=${fmtValue(v)}`)];
+  if (!parts.length && entries.length) {
+    const unsetClass = entries.find(([k]) => k.endsWith(".name"));
+    parts = unsetClass ? [`no ${unsetClass[0].split(".").slice(-2, -1)[0]}`]
+      : entries.map(([k]) => `${short.get(k) ?? k}=none`);
+  }
   const label = parts.length ? parts.join(", ") : fallback;
   return seeds > 1 ? `${label} (${seeds} seeds)` : label;
 }

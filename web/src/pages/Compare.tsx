@@ -56,10 +56,13 @@ export function ComparePage({ search }: { search: string }) {
                      onChange={(e) => update({ rankBy: (e.currentTarget.checked ? "-" : "") + splitOrder(selection.rankBy).field })} />
               descending
             </label>
-            <label class="inline">
-              <input type="checkbox" checked={selection.log ?? false} ref={(el) => { if (el) el.indeterminate = selection.log === null; }}
-                     onChange={(e) => update({ log: e.currentTarget.checked })} />
-              log scale{selection.log === null ? " (auto)" : ""}
+            <label>y scale
+              <select value={selection.log === null ? "auto" : selection.log ? "log" : "linear"}
+                      onChange={(e) => { const v = e.currentTarget.value; update({ log: v === "auto" ? null : v === "log" }); }}>
+                <option value="auto">auto (log when positive over decades)</option>
+                <option value="linear">linear</option>
+                <option value="log">log</option>
+              </select>
             </label>
             <AddMetric onAdd={(m) => update({ metrics: [...selection.metrics.filter((x) => x !== m), m] })} />
           </div>

@@ -198,7 +198,7 @@ function Heatmap({ sweep }: { sweep: Sweep }) {
         <table class="heatmap">
           <caption class="visually-hidden">{metric} by {y} (rows) and {x} (columns)</caption>
           <thead>
-            <tr><th scope="col">{y} \ {x}</th>{map.xLabels.map((l) => <th key={l} scope="col">{l}</th>)}</tr>
+            <tr><th scope="col"><span class="visually-hidden">{y} by {x}</span><span aria-hidden="true">{short(y)} ↓ {short(x)} →</span></th>{map.xLabels.map((l) => <th key={l} scope="col">{l}</th>)}</tr>
           </thead>
           <tbody>
             {map.yLabels.map((yl, yi) => (
@@ -221,6 +221,8 @@ function Heatmap({ sweep }: { sweep: Sweep }) {
     </section>
   );
 }
+
+const short = (axis: string) => axis.split(".").pop() ?? axis;
 
 function Fusion({ sweep }: { sweep: Sweep }) {
   const fusion = sweep.fusion;
