@@ -195,6 +195,8 @@ function Charts({ job, search, onStatus, onEnd }: {
   const area = useRef<HTMLDivElement>(null);
   const [width, setWidth] = useState(0);
   useEffect(() => {
+    // Points to ask for: the panels' width in pixels (a panel takes half of it on a wide
+    // screen: two points per pixel there, so M4's extremes stay sharp).
     setWidth(Math.max(200, Math.min(4000, Math.round(area.current?.clientWidth ?? 1000))));
   }, []);
   useEffect(() => {
