@@ -7,8 +7,11 @@ DATA_DIR ?=
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PIP := $(BIN)/pip install --quiet --constraint constraints.txt
+NPM ?= npm
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint typecheck pytest bench docs examples clean
+.PHONY: run test lint typecheck webcheck chromium pytest bench docs web examples clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +29,9 @@ $(VENV)/.installed-dev: pyproject.toml constraints.txt | $(BIN)/python
 run: $(VENV)/.installed-run
 	$(BIN)/optimlab up --host $(HOST) --port $(PORT) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
-## test: install, then lint, type-check and run the whole suite (PostgreSQL and Redis needed)
-test: lint typecheck pytest
+## test: install, then lint, type-check, the dashboard's checks and the whole suite
+## (PostgreSQL and Redis needed; Chromium is installed with apt when it is missing)
+test: lint typecheck webcheck chromium pytest
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
@@ -43,6 +47,27 @@ typecheck: $(VENV)/.installed-dev
 pytest: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest
 
+# The dashboard (web/): its packages, installed again whenever the lock file is newer.
+web/node_modules/.installed: web/package.json web/package-lock.json
+	cd web && $(NPM) ci --no-audit --no-fund
+	touch $@
+
+## web: build the dashboard into service/api/static (committed: `make run` needs no Node)
+web: web/node_modules/.installed
+	cd web && $(NPM) run build
+
+webcheck: web/node_modules/.installed
+	cd web && $(NPM) run --silent check && $(NPM) test --silent
+
+# The browser tests drive Debian's Chromium; they fail, never skip, without it.
+chromium:
+	@if [ ! -x $(CHROMIUM) ]; then \
+		echo "$(CHROMIUM) is missing: installing Debian's chromium"; \
+		$(SUDO) apt-get update && $(SUDO) apt-get install -y chromium \
+			|| { echo "error: could not install chromium with apt-get; the browser tests need it" >&2; exit 1; }; \
+	fi
+	@test -x $(CHROMIUM) || { echo "error: $(CHROMIUM) is still missing after apt-get install chromium" >&2; exit 1; }
+
 ## docs: regenerate docs/api.md from the OpenAPI document (a test checks it is current)
 docs: $(VENV)/.installed-dev
 	$(BIN)/python -m optimlab.service.api.reference > docs/api.md
@@ -55,4 +80,4 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/engine_overhead.py
 
 clean:
-	rm -rf $(VENV) .mypy_tree .mypy_cache .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .mypy_tree .mypy_cache .pytest_cache .ruff_cache build *.egg-info web/node_modules

@@ -46,7 +46,13 @@ def test_the_wheel_contains_the_code_and_the_migrations(tmp_path: Path) -> None:
     assert "optimlab/client/cli.py" in names
     assert "optimlab/migrations/script.py.mako" in names
     assert any(n.startswith("optimlab/migrations/versions/0001_") for n in names)
-    assert not any(n.startswith(("service/", "worker/", "client/", "tests/")) for n in names)
+    assert not any(n.startswith(("service/", "worker/", "client/", "tests/", "web/")) for n in names)
+    static = ROOT / "service" / "api" / "static"
+    built = {f"optimlab/service/api/static/{p.relative_to(static).as_posix()}"
+             for p in static.rglob("*") if p.is_file()}
+    assert "optimlab/service/api/static/index.html" in built
+    assert any(n.endswith(".js") for n in built)
+    assert built <= names  # the dashboard, so that an installed wheel serves it too
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "optimlab = optimlab.service.cli:main" in zipfile.ZipFile(wheel).read(
         entry_points).decode()

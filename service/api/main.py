@@ -12,6 +12,7 @@ from optimlab.service.api.limits import RequestSizeLimit
 from optimlab.service.api.routes import (
     catalog,
     compare,
+    dashboard,
     datasets,
     events,
     health,
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
     app.include_router(events.router)
     app.include_router(sweeps.router)
     app.include_router(plots.router)
+    dashboard.install(app)
     return app
 
 

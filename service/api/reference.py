@@ -18,6 +18,10 @@ def render(openapi: dict[str, Any]) -> str:
         "`message`, one line naming each offending field, e.g. `optimizer.momentun: SGD has no",
         "keyword 'momentun'; ...`.",
         "",
+        "The web dashboard is served at `/` and at its pages' paths (`/jobs`, `/jobs/{id}`,",
+        "`/compare`, `/sweeps`, `/sweeps/{id}`, `/submit`), its files under `/assets/`; it calls",
+        "the routes below and nothing else.",
+        "",
     ]
     for path, operations in openapi["paths"].items():
         for method in METHODS:

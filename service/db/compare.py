@@ -60,14 +60,30 @@ def bucket_stats(conn: Connection, job_id: uuid.UUID, name: str, buckets: Bucket
     kept = values[finite]
     count = np.bincount(bucket, minlength=buckets.count)
     total = np.bincount(bucket, weights=kept, minlength=buckets.count)
-    low = np.full(buckets.count, np.inf)
-    high = np.full(buckets.count, -np.inf)
-    np.minimum.at(low, bucket, kept)
-    np.maximum.at(high, bucket, kept)
+    low, high = _extremes(bucket, kept, buckets.count)
     present = count > 0
     mean = np.divide(total, count, out=np.zeros(buckets.count), where=present)
     return BucketStats(_where(mean, present), _where(low, present), _where(high, present),
                        count.tolist())
+
+
+def _extremes(bucket: npt.NDArray[np.int64], values: npt.NDArray[np.float64],
+              count: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Each bucket's min and max (inf and -inf where empty). Stored steps come in order, so
+    a bucket's values are one run: reduceat, ten times faster than ufunc.at on 100k points
+    (a compare of 100 such jobs spent a third of its time there)."""
+    low = np.full(count, np.inf)
+    high = np.full(count, -np.inf)
+    if not bucket.size:
+        return low, high
+    if np.any(bucket[1:] < bucket[:-1]):  # not in step order: the general way
+        np.minimum.at(low, bucket, values)
+        np.maximum.at(high, bucket, values)
+        return low, high
+    starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
+    low[bucket[starts]] = np.minimum.reduceat(values, starts)
+    high[bucket[starts]] = np.maximum.reduceat(values, starts)
+    return low, high
 
 
 def _where(values: npt.NDArray[np.float64], present: npt.NDArray[np.bool_]) -> list[float | None]:

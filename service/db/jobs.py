@@ -50,6 +50,12 @@ def get_job(conn: Connection, job_id: uuid.UUID) -> Job | None:
     return None if row is None else Job(**row._mapping)
 
 
+def get_jobs(conn: Connection, job_ids: list[uuid.UUID]) -> dict[uuid.UUID, Job]:
+    """The jobs of these ids that exist, in one query."""
+    rows = conn.execute(select(Job.__table__).where(Job.id.in_(job_ids))).all() if job_ids else []
+    return {row.id: Job(**row._mapping) for row in rows}
+
+
 def list_jobs(conn: Connection, *, status: str | None, limit: int,
               after: tuple[datetime, uuid.UUID] | None) -> list[Job]:
     """Newest first; ``after`` is the (created_at, id) of the last job of the previous page."""

@@ -74,11 +74,11 @@ def compare_jobs(*, engine: Engine, job_ids: list[uuid.UUID], metric: str, max_p
 
 def existing_jobs(conn: Connection, job_ids: list[uuid.UUID]) -> list[Job]:
     """The jobs, in the order given; UnknownJobs names every id that has none."""
-    found = {job_id: jobs.get_job(conn, job_id) for job_id in job_ids}
-    missing = [str(i) for i, job in found.items() if job is None]
+    found = jobs.get_jobs(conn, job_ids)
+    missing = [str(i) for i in job_ids if i not in found]
     if missing:
         raise UnknownJobs(missing)
-    return [job for job in found.values() if job is not None]
+    return [found[i] for i in job_ids]
 
 
 def parse_ids(text: str, field: str = "jobs") -> list[uuid.UUID]:
