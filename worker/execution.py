@@ -16,6 +16,7 @@ from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
+import torch
 from pydantic import ValidationError
 from sqlalchemy import Connection, Engine
 
@@ -91,7 +92,7 @@ def run_claimed(claim: jobs.Claim, *, engine: Engine, settings: Settings, worker
         finish_all(engine, [(claim, status, summary, error)], run_log=run_log)
 
 
-def _cuda_device(spec: dict[str, Any]) -> Any:
+def _cuda_device(spec: dict[str, Any]) -> torch.device | None:
     """The CUDA device the job will run on, or None (CPU, or a spec that will fail)."""
     try:
         device = resolve_device(JobSpec.model_validate(spec).device)
@@ -104,20 +105,14 @@ def _cuda_device(spec: dict[str, Any]) -> Any:
 Outcome = tuple[jobs.Claim, str, dict[str, Any] | None, str | None]
 
 
-def finish(engine: Engine, claim: jobs.Claim, *, status: str, summary: dict[str, Any] | None,
-           error: str | None) -> None:
-    """Store a run's outcome, with ``converged_at`` read off its stored history."""
-    finish_all(engine, [(claim, status, summary, error)])
-
-
 def finish_all(engine: Engine, outcomes: Sequence[Outcome], *,
                run_log: RunLog | None = None) -> None:
-    """:func:`finish` for several runs, in one transaction; the loss histories that
-    ``converged_at`` needs are read in one query. The end line of each run, and the lines of
-    ``run_log`` no write took yet, are stored with the outcomes."""
+    """Store runs' outcomes in one transaction, with ``converged_at`` read off their stored
+    loss histories (in one query). The end line of each run, and the lines of ``run_log`` no
+    write took yet, are stored with the outcomes."""
     for claim, status, summary, error in outcomes:
-        line = ("job %s: run %d ends %s%s", claim.job_id, claim.attempt, status,
-                _ending(summary, error))
+        line = ("job %s: run %d ends %s", claim.job_id, claim.attempt,
+                _ending(status, summary, error))
         if run_log is not None:
             run_log.note(log, claim.job_id, *line)
         else:
@@ -139,12 +134,16 @@ def finish_all(engine: Engine, outcomes: Sequence[Outcome], *,
                 jobs.finish_job(conn, claim, status=status, summary=summary, error=error)
 
 
-def _ending(summary: dict[str, Any] | None, error: str | None) -> str:
+def _ending(status: str, summary: dict[str, Any] | None, error: str | None) -> str:
+    """``succeeded (completed after 20 steps)``, ``cancelled (after 12 steps)``, ``failed: ...``"""
     if error is not None:
-        return f": {(error.splitlines() or [''])[0][:300]}"
+        return f"{status}: {(error.splitlines() or [''])[0][:300]}"
     if summary is None:
-        return ""
-    return f" ({summary.get('outcome')} after {summary.get('steps_done')} steps)"
+        return status
+    outcome, steps = summary.get("outcome"), summary.get("steps_done")
+    if outcome == "cancelled":  # the run stopped for a cancel: the job stays cancelled
+        return f"cancelled (after {steps} steps)"
+    return f"{status} ({outcome} after {steps} steps)"
 
 
 def store_lines(conn: Connection, claims: Sequence[jobs.Claim], pending: list[Pending]) -> None:
@@ -220,7 +219,9 @@ class Heartbeat:
 
     def __init__(self, engine: Engine, claims: list[jobs.Claim], *, every: float) -> None:
         self.engine = engine
-        self.claims = claims
+        # In id order, as the writes lock the rows (jobs.lock_many_for_write): a beat and a
+        # fused flush that locked two jobs' rows in opposite orders would deadlock.
+        self.claims = sorted(claims, key=lambda claim: claim.job_id)
         self.every = every
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._run, name="job-heartbeat", daemon=True)

@@ -145,6 +145,18 @@ def test_a_fused_runs_lines_go_to_every_job_its_own_start_and_end_to_each(
         assert any("Using a target size" in line.message for line in found)
 
 
+def test_a_cancelled_runs_end_line_says_so(engine: Engine, stack: Stack) -> None:
+    job_id = insert(engine, LONG_SPEC)
+    thread = start(engine, stack, job_id)
+
+    cancel_job(engine=engine, job_id=job_id)
+    thread.join(timeout=10)
+
+    steps = job(engine, job_id).summary["steps_done"]  # type: ignore[index]
+    assert lines(engine, job_id)[-1].message == \
+        f"job {job_id}: run 1 ends cancelled (after {steps} steps)"
+
+
 def test_a_run_keeps_its_first_lines_and_counts_the_rest() -> None:
     job_id = uuid.uuid4()
     noisy = logging.getLogger("tests.noisy")
