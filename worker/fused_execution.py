@@ -51,48 +51,54 @@ def execute_fused(job_ids: Sequence[str], *, engine: Engine, settings: Settings,
     claims = claim_jobs(job_ids, engine=engine, settings=settings, worker=worker)
     if not claims:
         return
+    # One heartbeat for every claimed job until the task ends: the probe takes seconds, and
+    # jobs waiting for their turn to run alone must not look abandoned meanwhile.
+    with Heartbeat(engine, claims, every=settings.heartbeat_seconds):
+        with capturing() as run_log:  # the probe's warnings are the run's too
+            left, reason = _fused_run(claims, engine=engine, settings=settings, worker=worker,
+                                      run_log=run_log)
+            if left:
+                with engine.begin() as conn:
+                    store_lines(conn, left, run_log.take(last=True))
+        if left:
+            log.debug("fused task of %d jobs runs them one by one: %s", len(left), reason)
+        _run_alone(left, engine=engine, settings=settings, worker=worker, reason=reason)
+
+
+def _fused_run(claims: list[jobs.Claim], *, engine: Engine, settings: Settings, worker: str,
+               run_log: RunLog) -> tuple[list[jobs.Claim], str]:
+    """Train the jobs as one run and store their outcomes; or return the jobs still held
+    that must run one by one instead, and why."""
     plan, reason = _fusion_plan(claims, engine)
     if plan is None:
-        reason = reason or "not fusable"
-        log.debug("fused task of %d jobs runs them one by one: %s", len(claims), reason)
-        for claim in claims:
-            run_claimed(claim, engine=engine, settings=settings, worker=worker,
-                        note={"fusion": {"fused_with": 0, "reason": reason}})
-        return
+        return claims, reason or "not fusable"
     specs, mode, built = plan
-    with capturing() as run_log:
-        for claim in claims:
-            run_log.note(log, claim.job_id, "job %s: run %d starts on %s, fused with %d "
-                         "other jobs", claim.job_id, claim.attempt, worker, len(claims) - 1)
-        sink = SqlFusedSink(engine, claims, run_log)
-        try:
-            with ProcessMeter() as meter, Heartbeat(engine, claims,
-                                                    every=settings.heartbeat_seconds):
-                try:
-                    results = run_fused(specs, sink, flush_seconds=settings.flush_seconds,
-                                        source=SqlDatasetSource(engine), mode=mode,
-                                        built=built)
-                finally:
-                    sink.close()
-        except Exception as exc:  # the jobs are still good alone: run them so
-            log.exception("fused run failed; its jobs run one by one")
-            reason = "the fused run failed: " + \
-                "".join(traceback.format_exception_only(exc)).strip()
-            with engine.begin() as conn:
-                store_lines(conn, _left(claims, sink), run_log.take(last=True))
-        else:
-            extra = {"fusion": {"fused_with": len(claims) - 1, "mode": mode, "reason": None},
-                     "process": meter.figures(shared_by=len(claims))}
-            finish_all(engine, [(claim, jobs.SUCCEEDED, {**finite_json(summary.as_dict()),
-                                                         **extra}, None)
-                                for index, (claim, summary)
-                                in enumerate(zip(claims, results, strict=True))
-                                if index not in sink.superseded], run_log=run_log)
-            return
-    _run_alone(claims, sink, engine=engine, settings=settings, worker=worker, reason=reason)
+    for claim in claims:
+        run_log.note(log, claim.job_id, "job %s: run %d starts on %s, fused with %d other jobs",
+                     claim.job_id, claim.attempt, worker, len(claims) - 1)
+    sink = SqlFusedSink(engine, claims, run_log)
+    try:
+        with ProcessMeter() as meter:
+            try:
+                results = run_fused(specs, sink, flush_seconds=settings.flush_seconds,
+                                    source=SqlDatasetSource(engine), mode=mode, built=built)
+            finally:
+                sink.close()
+    except Exception as exc:  # the jobs are still good alone: run them so
+        log.exception("fused run failed; its jobs run one by one")
+        detail = "".join(traceback.format_exception_only(exc)).strip()
+        return _left(claims, sink), f"the fused run failed: {detail}"
+    extra = {"fusion": {"fused_with": len(claims) - 1, "mode": mode, "reason": None},
+             "process": meter.figures(shared_by=len(claims))}
+    done = [(claim, jobs.SUCCEEDED, {**finite_json(summary.as_dict()), **extra}, None)
+            for index, (claim, summary) in enumerate(zip(claims, results, strict=True))
+            if index not in sink.superseded]
+    finish_all(engine, done, run_log=run_log)
+    return [], ""
 
 
 def _left(claims: list[jobs.Claim], sink: SqlFusedSink) -> list[jobs.Claim]:
+    """The jobs the fused run still holds."""
     return [claim for index, claim in enumerate(claims) if index not in sink.superseded]
 
 
@@ -131,9 +137,9 @@ def _fusion_plan(claims: list[jobs.Claim], engine: Engine
     return (None, reason) if mode is None else (_FusionPlan(specs, mode, built), None)
 
 
-def _run_alone(claims: list[jobs.Claim], sink: SqlFusedSink, *, engine: Engine,
-               settings: Settings, worker: str, reason: str) -> None:
-    for claim in _left(claims, sink):
+def _run_alone(claims: list[jobs.Claim], *, engine: Engine, settings: Settings, worker: str,
+               reason: str) -> None:
+    for claim in claims:
         with engine.begin() as conn:  # start again from step 0, under the same attempt
             if jobs.lock_for_write(conn, claim) is None:
                 continue

@@ -17,12 +17,13 @@ from optimlab.service.db import job_logs, jobs, metrics
 from optimlab.service.db.models import JobLog, MetricChunk
 from optimlab.service.jobs.cancel import cancel_job
 from optimlab.service.jobs.deletion import delete_job
-from optimlab.worker import execution
+from optimlab.worker import execution, fused_execution
 from optimlab.worker.execution import WALL_TIME
 from optimlab.worker.fused_execution import execute_fused
 from optimlab.worker.run_log import capturing
 from tests.conftest import Stack
 from tests.seed_table import SEED_SPEC
+from tests.stacks import wait_for
 from tests.worker.test_execution import LONG_SPEC, insert, job, run, start
 
 # A valid spec that torch warns about at every step: the model's output is a scalar, the
@@ -86,6 +87,31 @@ def test_a_fused_run_writes_each_job_its_wall_time(engine: Engine, stack: Stack)
         assert steps[-1] == 29_999
         assert all(a < b for a, b in itertools.pairwise(values))
         assert values[-1] == done.summary["wall_seconds"]
+
+
+def test_a_fused_tasks_jobs_beat_while_the_probe_decides(engine: Engine, stack: Stack,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    """Planning (the exactness probe) takes seconds on a busy machine: without beats the
+    monitor took the claimed jobs for abandoned and ran them again, one by one."""
+    ids = [insert(engine, {**SEED_SPEC, "optimizer": {"name": "SGD", "lr": lr}})
+           for lr in (0.01, 0.02)]
+    plan = fused_execution._fusion_plan
+    beaten: list[bool] = []
+
+    def slow_plan(claims: list[jobs.Claim], engine: Engine) -> Any:
+        claimed_at = [job(engine, c.job_id).heartbeat_at for c in claims]
+        beaten.append(bool(wait_for(lambda: all(
+            (beat := job(engine, c.job_id).heartbeat_at) is not None and beat > at
+            for c, at in zip(claims, claimed_at, strict=True) if at is not None),
+            timeout=20, what="heartbeats during the plan")))
+        return plan(claims, engine)
+
+    monkeypatch.setattr(fused_execution, "_fusion_plan", slow_plan)
+    execute_fused([str(i) for i in ids], engine=engine, settings=stack.settings, worker="w")
+
+    assert beaten == [True]
+    assert [job(engine, i).summary["fusion"]["fused_with"] for i in ids] == [1, 1]  # type: ignore[index]
 
 
 def test_a_runs_torch_warning_start_and_end_are_kept_with_the_job(engine: Engine,
