@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
-import logging
 import os
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -82,11 +80,12 @@ def api(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
     """Run the HTTP API (configured by OPTIMLAB_DATABASE_URL and OPTIMLAB_BROKER_URL)."""
     import uvicorn
 
+    settings = get_settings()
     # matplotlib (the plot routes) keeps a font cache; keep it in the data folder, not $HOME.
-    os.environ.setdefault("MPLCONFIGDIR", str(get_settings().data_dir / "matplotlib"))
-
+    os.environ.setdefault("MPLCONFIGDIR", str(settings.data_dir / "matplotlib"))
     uvicorn.run("optimlab.service.api.main:create_app", factory=True, host=host, port=port,
-                timeout_graceful_shutdown=3, log_level="info")
+                timeout_graceful_shutdown=3, log_level=settings.log_level.lower(),
+                access_log=settings.access_log)
 
 
 @app.command()
@@ -136,9 +135,9 @@ register_client_commands(app)  # submit, jobs, show, history, compare, sweep, ca
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    from optimlab.service.logs import configure_logging
+
+    configure_logging(get_settings())
     app()
 
 

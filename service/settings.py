@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -51,6 +51,10 @@ class Settings(BaseSettings):
                                 description="Most jobs of a sweep one fused task trains.")
     max_upload_bytes: int = Field(default=32 * 1024 * 1024, gt=0,
                                   description="Largest data set file POST /v1/datasets takes.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="At INFO, a job logs its start and its end; DEBUG adds "
+                                    "Celery's per-task lines.")
+    access_log: bool = Field(default=False, description="uvicorn logs a line per request.")
 
     @field_validator("database_url", "broker_url", mode="before")
     @classmethod

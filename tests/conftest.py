@@ -29,7 +29,7 @@ from optimlab.worker.engine.numerics import reproducible_products
 POSTGRES_SERVER = os.environ.get("OPTIMLAB_TEST_POSTGRES_URL",
                                  "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("OPTIMLAB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-TABLES = ("metric_chunks", "job_tags", "jobs", "sweeps", "workers", "datasets")
+TABLES = ("metric_chunks", "job_logs", "job_tags", "jobs", "sweeps", "workers", "datasets")
 # Short intervals so that tests of heartbeats and recovery take seconds, not minutes.
 FAST: dict[str, Any] = {"flush_seconds": 0.2, "heartbeat_seconds": 0.5,
                         "stale_after_seconds": 3.0}

@@ -16,17 +16,25 @@ from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
+import torch
 from pydantic import ValidationError
 from sqlalchemy import Connection, Engine
 
-from optimlab.service.db import jobs, metrics, summaries
+from optimlab.service.db import job_logs, jobs, metrics, summaries
 from optimlab.service.db.models import utcnow
 from optimlab.service.jobs.datasets import SqlDatasetSource
 from optimlab.service.settings import Settings
 from optimlab.worker.engine import MetricPoint, SpecError, TrainingSummary, run_training
+from optimlab.worker.engine.devices import resolve_device
+from optimlab.worker.run_log import Pending, RunLog, capturing, rows_for
 from optimlab.worker.spec import JobSpec
+from optimlab.worker.usage import ProcessMeter
 
 log = logging.getLogger(__name__)
+
+# Seconds since the run started, one point per stored batch at its last step: written by the
+# worker's sinks (not by the engine, whose histories stay the same from run to run).
+WALL_TIME = "wall_time"
 
 
 def execute_job(job_id: str, *, engine: Engine, settings: Settings, worker: str) -> None:
@@ -59,40 +67,59 @@ def claim_jobs(job_ids: Sequence[str], *, engine: Engine, settings: Settings,
                 found[job_id] = claim
     for job_id in wanted:
         if job_id not in found:
-            log.info("job %s: nothing to run (finished, cancelled or running elsewhere)", job_id)
+            log.debug("job %s: nothing to run (finished, cancelled or running elsewhere)", job_id)
     return [found[job_id] for job_id in wanted if job_id in found]
 
 
 def run_claimed(claim: jobs.Claim, *, engine: Engine, settings: Settings, worker: str,
                 note: dict[str, Any] | None = None) -> None:
-    """Train a claimed job alone and store its outcome (``note`` joins its summary)."""
-    log.info("job %s: run %d starts on %s", claim.job_id, claim.attempt, worker)
-    sink = SqlMetricSink(engine, claim)
-    with Heartbeat(engine, [claim], every=settings.heartbeat_seconds):
-        status, summary, error = _train(claim, sink, settings)
-    if sink.superseded:
-        log.warning("job %s: run %d was superseded; its result is dropped", claim.job_id,
-                    claim.attempt)
-        return
-    if summary is not None and note:
-        summary.update(note)
-    finish(engine, claim, status=status, summary=summary, error=error)
+    """Train a claimed job alone and store its outcome (``note`` joins its summary), with
+    the run's log lines and what it cost the process."""
+    with capturing() as run_log:
+        run_log.note(log, claim.job_id, "job %s: run %d starts on %s", claim.job_id,
+                     claim.attempt, worker)
+        sink = SqlMetricSink(engine, claim, run_log)
+        with ProcessMeter(cuda=_cuda_device(claim.spec)) as meter, \
+                Heartbeat(engine, [claim], every=settings.heartbeat_seconds):
+            status, summary, error = _train(claim, sink, settings)
+        if sink.superseded:
+            log.warning("job %s: run %d was superseded (or the job deleted); its result is "
+                        "dropped", claim.job_id, claim.attempt)
+            return
+        if summary is not None:
+            summary.update(note or {})
+            summary["process"] = meter.figures()
+        finish_all(engine, [(claim, status, summary, error)], run_log=run_log)
+
+
+def _cuda_device(spec: dict[str, Any]) -> torch.device | None:
+    """The CUDA device the job will run on, or None (CPU, or a spec that will fail)."""
+    try:
+        device = resolve_device(JobSpec.model_validate(spec).device)
+    except Exception:
+        return None
+    return device if device.type == "cuda" else None
 
 
 # (the run, its status, its summary, its error)
 Outcome = tuple[jobs.Claim, str, dict[str, Any] | None, str | None]
 
 
-def finish(engine: Engine, claim: jobs.Claim, *, status: str, summary: dict[str, Any] | None,
-           error: str | None) -> None:
-    """Store a run's outcome, with ``converged_at`` read off its stored history."""
-    finish_all(engine, [(claim, status, summary, error)])
-
-
-def finish_all(engine: Engine, outcomes: Sequence[Outcome]) -> None:
-    """:func:`finish` for several runs, in one transaction; the loss histories that
-    ``converged_at`` needs are read in one query."""
+def finish_all(engine: Engine, outcomes: Sequence[Outcome], *,
+               run_log: RunLog | None = None) -> None:
+    """Store runs' outcomes in one transaction, with ``converged_at`` read off their stored
+    loss histories (in one query). The end line of each run, and the lines of ``run_log`` no
+    write took yet, are stored with the outcomes."""
+    for claim, status, summary, error in outcomes:
+        line = ("job %s: run %d ends %s", claim.job_id, claim.attempt,
+                _ending(status, summary, error))
+        if run_log is not None:
+            run_log.note(log, claim.job_id, *line)
+        else:
+            log.info(*line)
     with engine.begin() as conn:
+        if run_log is not None:
+            store_lines(conn, [claim for claim, _, _, _ in outcomes], run_log.take(last=True))
         losses = metrics.load_jobs(conn, [claim.job_id for claim, _, summary, _ in outcomes
                                           if summary is not None], "loss")
         for claim, _, summary, _ in outcomes:
@@ -105,8 +132,29 @@ def finish_all(engine: Engine, outcomes: Sequence[Outcome]) -> None:
         for claim, status, summary, error in outcomes:
             if error is not None:
                 jobs.finish_job(conn, claim, status=status, summary=summary, error=error)
-    for claim, status, _, _ in outcomes:
-        log.info("job %s: run %d ends %s", claim.job_id, claim.attempt, status)
+
+
+def _ending(status: str, summary: dict[str, Any] | None, error: str | None) -> str:
+    """``succeeded (completed after 20 steps)``, ``cancelled (after 12 steps)``, ``failed: ...``"""
+    if error is not None:
+        return f"{status}: {(error.splitlines() or [''])[0][:300]}"
+    if summary is None:
+        return status
+    outcome, steps = summary.get("outcome"), summary.get("steps_done")
+    if outcome == "cancelled":  # the run stopped for a cancel: the job stays cancelled
+        return f"cancelled (after {steps} steps)"
+    return f"{status} ({outcome} after {steps} steps)"
+
+
+def store_lines(conn: Connection, claims: Sequence[jobs.Claim], pending: list[Pending]) -> None:
+    """Store captured lines for the runs that still hold their jobs (a deleted job or a
+    superseded run gets none), their rows locked first."""
+    if not pending or not claims:
+        return
+    held = [(claim.job_id, claim.attempt) for claim, status in
+            zip(claims, jobs.lock_many_for_write(conn, list(claims)), strict=True)
+            if status is not None]
+    job_logs.write_lines(conn, rows_for(pending, held))
 
 
 def _tolerance(claim: jobs.Claim) -> float:
@@ -134,31 +182,39 @@ def _train(claim: jobs.Claim, sink: SqlMetricSink,
 
 
 class SqlMetricSink:
-    """Writes each batch, fenced by the run's attempt, and reports cancellation back."""
+    """Writes each batch (and a ``wall_time`` point at its last step, and the log lines
+    captured meanwhile), fenced by the run's attempt, and reports cancellation back."""
 
-    def __init__(self, engine: Engine, claim: jobs.Claim) -> None:
+    def __init__(self, engine: Engine, claim: jobs.Claim, run_log: RunLog | None = None) -> None:
         self.engine = engine
         self.claim = claim
+        self.run_log = run_log
         self.superseded = False
         self.last_summary: dict[str, Any] | None = None
+        self.wall_step = -1  # the step of the last wall_time point
 
     def write(self, points: list[MetricPoint], summary: TrainingSummary) -> bool:
         self.last_summary = finite_json(summary.as_dict())
+        if points and (last := max(step for step, _, _ in points)) > self.wall_step:
+            points = [*points, (last, WALL_TIME, summary.wall_seconds)]
+            self.wall_step = last
+        lines = self.run_log.take() if self.run_log is not None else []
         with self.engine.begin() as conn:
-            status = store_batch(conn, self.claim, points, self.last_summary)
+            status = store_batch(conn, self.claim, points, self.last_summary, lines)
         if status is None:
             self.superseded = True
         return status == jobs.RUNNING
 
 
 def store_batch(conn: Connection, claim: jobs.Claim, points: list[MetricPoint],
-                progress: dict[str, Any]) -> str | None:
-    """Store a run's points and progress, fenced by its attempt; the job's status, or None
-    (nothing stored) when the run no longer holds the job."""
+                progress: dict[str, Any], lines: Sequence[Pending] = ()) -> str | None:
+    """Store a run's points, progress and log lines, fenced by its attempt; the job's
+    status, or None (nothing stored) when the run no longer holds the job."""
     status = jobs.lock_for_write(conn, claim)
     if status is not None:
         metrics.write_points(conn, claim.job_id, points)
         jobs.save_progress(conn, claim, progress)
+        job_logs.write_lines(conn, rows_for(lines, [(claim.job_id, claim.attempt)]))
     return status
 
 
@@ -168,7 +224,9 @@ class Heartbeat:
 
     def __init__(self, engine: Engine, claims: list[jobs.Claim], *, every: float) -> None:
         self.engine = engine
-        self.claims = claims
+        # In id order, as the writes lock the rows (jobs.lock_many_for_write): a beat and a
+        # fused flush that locked two jobs' rows in opposite orders would deadlock.
+        self.claims = sorted(claims, key=lambda claim: claim.job_id)
         self.every = every
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._run, name="job-heartbeat", daemon=True)

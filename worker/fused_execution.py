@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from pydantic import ValidationError
 from sqlalchemy import Engine
 
-from optimlab.service.db import jobs, metrics
+from optimlab.service.db import job_logs, jobs, metrics
 from optimlab.service.jobs.datasets import SqlDatasetSource
 from optimlab.service.settings import Settings
 from optimlab.worker.engine.devices import DeviceUnavailable, resolve_device
@@ -28,13 +28,17 @@ from optimlab.worker.engine.fused.probe import choose_mode
 from optimlab.worker.engine.fused.stacked import Mode, StackedProblem, build_stacked
 from optimlab.worker.engine.sink import SeriesColumns
 from optimlab.worker.execution import (
+    WALL_TIME,
     Heartbeat,
     claim_jobs,
     finish_all,
     finite_json,
     run_claimed,
+    store_lines,
 )
+from optimlab.worker.run_log import RunLog, capturing, rows_for
 from optimlab.worker.spec import JobSpec
+from optimlab.worker.usage import ProcessMeter
 
 log = logging.getLogger(__name__)
 
@@ -47,19 +51,34 @@ def execute_fused(job_ids: Sequence[str], *, engine: Engine, settings: Settings,
     claims = claim_jobs(job_ids, engine=engine, settings=settings, worker=worker)
     if not claims:
         return
+    # One heartbeat for every claimed job until the task ends: the probe takes seconds, and
+    # jobs waiting for their turn to run alone must not look abandoned meanwhile.
+    with Heartbeat(engine, claims, every=settings.heartbeat_seconds):
+        with capturing() as run_log:  # the probe's warnings are the run's too
+            left, reason = _fused_run(claims, engine=engine, settings=settings, worker=worker,
+                                      run_log=run_log)
+            if left:
+                with engine.begin() as conn:
+                    store_lines(conn, left, run_log.take(last=True))
+        if left:
+            log.debug("fused task of %d jobs runs them one by one: %s", len(left), reason)
+        _run_alone(left, engine=engine, settings=settings, worker=worker, reason=reason)
+
+
+def _fused_run(claims: list[jobs.Claim], *, engine: Engine, settings: Settings, worker: str,
+               run_log: RunLog) -> tuple[list[jobs.Claim], str]:
+    """Train the jobs as one run and store their outcomes; or return the jobs still held
+    that must run one by one instead, and why."""
     plan, reason = _fusion_plan(claims, engine)
     if plan is None:
-        reason = reason or "not fusable"
-        log.info("fused task of %d jobs runs them one by one: %s", len(claims), reason)
-        for claim in claims:
-            run_claimed(claim, engine=engine, settings=settings, worker=worker,
-                        note={"fusion": {"fused_with": 0, "reason": reason}})
-        return
+        return claims, reason or "not fusable"
     specs, mode, built = plan
-    sink = SqlFusedSink(engine, claims)
-    log.info("fused run of %d jobs starts on %s", len(claims), worker)
+    for claim in claims:
+        run_log.note(log, claim.job_id, "job %s: run %d starts on %s, fused with %d other jobs",
+                     claim.job_id, claim.attempt, worker, len(claims) - 1)
+    sink = SqlFusedSink(engine, claims, run_log)
     try:
-        with Heartbeat(engine, claims, every=settings.heartbeat_seconds):
+        with ProcessMeter() as meter:
             try:
                 results = run_fused(specs, sink, flush_seconds=settings.flush_seconds,
                                     source=SqlDatasetSource(engine), mode=mode, built=built)
@@ -68,13 +87,19 @@ def execute_fused(job_ids: Sequence[str], *, engine: Engine, settings: Settings,
     except Exception as exc:  # the jobs are still good alone: run them so
         log.exception("fused run failed; its jobs run one by one")
         detail = "".join(traceback.format_exception_only(exc)).strip()
-        _run_alone(claims, sink, engine=engine, settings=settings, worker=worker,
-                   reason=f"the fused run failed: {detail}")
-        return
-    note = {"fusion": {"fused_with": len(claims) - 1, "mode": mode, "reason": None}}
-    finish_all(engine, [(claim, jobs.SUCCEEDED, {**finite_json(summary.as_dict()), **note}, None)
-                        for index, (claim, summary) in enumerate(zip(claims, results, strict=True))
-                        if index not in sink.superseded])
+        return _left(claims, sink), f"the fused run failed: {detail}"
+    extra = {"fusion": {"fused_with": len(claims) - 1, "mode": mode, "reason": None},
+             "process": meter.figures(shared_by=len(claims))}
+    done = [(claim, jobs.SUCCEEDED, {**finite_json(summary.as_dict()), **extra}, None)
+            for index, (claim, summary) in enumerate(zip(claims, results, strict=True))
+            if index not in sink.superseded]
+    finish_all(engine, done, run_log=run_log)
+    return [], ""
+
+
+def _left(claims: list[jobs.Claim], sink: SqlFusedSink) -> list[jobs.Claim]:
+    """The jobs the fused run still holds."""
+    return [claim for index, claim in enumerate(claims) if index not in sink.superseded]
 
 
 class _FusionPlan(NamedTuple):
@@ -112,11 +137,9 @@ def _fusion_plan(claims: list[jobs.Claim], engine: Engine
     return (None, reason) if mode is None else (_FusionPlan(specs, mode, built), None)
 
 
-def _run_alone(claims: list[jobs.Claim], sink: SqlFusedSink, *, engine: Engine,
-               settings: Settings, worker: str, reason: str) -> None:
-    for index, claim in enumerate(claims):
-        if index in sink.superseded:
-            continue
+def _run_alone(claims: list[jobs.Claim], *, engine: Engine, settings: Settings, worker: str,
+               reason: str) -> None:
+    for claim in claims:
         with engine.begin() as conn:  # start again from step 0, under the same attempt
             if jobs.lock_for_write(conn, claim) is None:
                 continue
@@ -126,7 +149,8 @@ def _run_alone(claims: list[jobs.Claim], sink: SqlFusedSink, *, engine: Engine,
 
 
 class SqlFusedSink:
-    """Writes every job's batch in one transaction, each fenced by its own attempt.
+    """Writes every job's batch in one transaction, each fenced by its own attempt, with a
+    ``wall_time`` point at the batch's last step and the log lines captured meanwhile.
 
     The writes run on a thread of their own, so the next steps train while a batch is
     stored (the database driver releases the GIL); ``write`` answers with what the last
@@ -134,9 +158,12 @@ class SqlFusedSink:
     every batch to be stored and raises what a write raised.
     """
 
-    def __init__(self, engine: Engine, claims: list[jobs.Claim]) -> None:
+    def __init__(self, engine: Engine, claims: list[jobs.Claim],
+                 run_log: RunLog | None = None) -> None:
         self.engine = engine
         self.claims = claims
+        self.run_log = run_log
+        self.wall_steps = [-1] * len(claims)  # the step of each job's last wall_time point
         self.superseded: set[int] = set()
         self.going_on = [True] * len(claims)
         self.failure: BaseException | None = None
@@ -171,6 +198,9 @@ class SqlFusedSink:
 
     def _store(self, updates: list[_Stored]) -> None:
         claims = [self.claims[index] for index, _, _ in updates]
+        for index, points, summary in updates:
+            self._add_wall_time(index, points, summary)
+        lines = self.run_log.take() if self.run_log is not None else []
         with self.engine.begin() as conn:
             statuses = jobs.lock_many_for_write(conn, claims)
             held = [(claim, points, summary) for claim, (_, points, summary), status
@@ -178,7 +208,15 @@ class SqlFusedSink:
             metrics.write_many(conn, [(claim.job_id, points) for claim, points, _ in held])
             jobs.save_many_progress(conn, [(claim, finite_json(summary))
                                            for claim, _, summary in held])
+            job_logs.write_lines(conn, rows_for(lines, [(claim.job_id, claim.attempt)
+                                                        for claim, _, _ in held]))
         for (index, _, _), status in zip(updates, statuses, strict=True):
             if status is None:
                 self.superseded.add(index)
             self.going_on[index] = status == jobs.RUNNING
+
+    def _add_wall_time(self, index: int, points: SeriesColumns, summary: dict[str, Any]) -> None:
+        last = max((int(steps[-1]) for steps, _ in points.values() if len(steps)), default=-1)
+        if last > self.wall_steps[index]:
+            points[WALL_TIME] = ([last], [summary["wall_seconds"]])
+            self.wall_steps[index] = last

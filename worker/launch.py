@@ -91,5 +91,6 @@ def run_worker(settings: Settings, plan: WorkerPlan, *, concurrency: int) -> Non
     app.worker_main([
         "worker", "--pool=prefork", f"--concurrency={concurrency}",
         "--queues", ",".join(plan.queues), "--hostname", plan.name,
-        "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=INFO",
+        "--without-gossip", "--without-mingle", "--without-heartbeat",
+        f"--loglevel={settings.log_level}",
     ])

@@ -16,6 +16,7 @@ from optimlab.service.api.routes import (
     datasets,
     events,
     health,
+    job_verbs,
     jobs,
     metrics,
     plots,
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(jobs.router)
+    app.include_router(job_verbs.router)
     app.include_router(metrics.router)
     app.include_router(datasets.router)
     app.include_router(catalog.router)

@@ -11,11 +11,23 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import JSON, Connection, Uuid, and_, bindparam, insert, or_, select, update
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Select,
+    Uuid,
+    and_,
+    bindparam,
+    delete,
+    insert,
+    or_,
+    select,
+    update,
+)
 
-from optimlab.service.db import metrics
+from optimlab.service.db import job_logs, metrics
 from optimlab.service.db.models import Job, JobTag, utcnow
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
@@ -39,14 +51,21 @@ def insert_job(conn: Connection, *, name: str, spec: dict[str, Any], queue: str,
     conn.execute(insert(Job).values(
         id=job_id, name=name, status=QUEUED, spec=spec, queue=queue, created_at=now, attempt=0,
         sweep_id=sweep_id, sweep_point=sweep_point))
-    tags = sorted(set(spec.get("tags") or []))
-    if tags:
-        conn.execute(insert(JobTag), [{"job_id": job_id, "tag": tag} for tag in tags])
+    _insert_tags(conn, job_id, spec.get("tags") or [])
     return get_job(conn, job_id)  # type: ignore[return-value]
 
 
-def get_job(conn: Connection, job_id: uuid.UUID) -> Job | None:
-    row = conn.execute(select(Job.__table__).where(Job.id == job_id)).one_or_none()
+def _insert_tags(conn: Connection, job_id: uuid.UUID, tags: list[str]) -> None:
+    if tags:
+        conn.execute(insert(JobTag), [{"job_id": job_id, "tag": tag} for tag in sorted(set(tags))])
+
+
+def get_job(conn: Connection, job_id: uuid.UUID, *, lock: bool = False) -> Job | None:
+    """The job, or None; ``lock`` holds its row until the transaction ends."""
+    query = select(Job.__table__).where(Job.id == job_id)
+    if lock:
+        query = _locking(conn, query, [job_id])
+    row = conn.execute(query).one_or_none()
     return None if row is None else Job(**row._mapping)
 
 
@@ -54,6 +73,24 @@ def get_jobs(conn: Connection, job_ids: list[uuid.UUID]) -> dict[uuid.UUID, Job]
     """The jobs of these ids that exist, in one query."""
     rows = conn.execute(select(Job.__table__).where(Job.id.in_(job_ids))).all() if job_ids else []
     return {row.id: Job(**row._mapping) for row in rows}
+
+
+def relabel_job(conn: Connection, job_id: uuid.UUID, *, name: str,
+                spec: dict[str, Any]) -> None:
+    """Set the job's name and spec (whose ``name`` and ``tags`` changed) and its job_tags rows
+    to the spec's tags, in the caller's transaction so the two stay consistent."""
+    conn.execute(update(Job).where(Job.id == job_id).values(name=name, spec=spec))
+    conn.execute(delete(JobTag).where(JobTag.job_id == job_id))
+    _insert_tags(conn, job_id, spec.get("tags") or [])
+
+
+def delete_job(conn: Connection, job_id: uuid.UUID) -> None:
+    """Delete the job with its points, tags and log lines (not waiting for the foreign keys'
+    cascade: a SQLite connection may have them off)."""
+    metrics.delete_points(conn, job_id)
+    job_logs.delete_lines(conn, [job_id])
+    conn.execute(delete(JobTag).where(JobTag.job_id == job_id))
+    conn.execute(delete(Job).where(Job.id == job_id))
 
 
 def list_jobs(conn: Connection, *, status: str | None, limit: int,
@@ -132,9 +169,8 @@ def lock_for_write(conn: Connection, claim: Claim) -> str | None:
     A run holds its job while the attempt is its own and the job is running (or was
     cancelled during the run); a job handed back to the queue belongs to the next run.
     """
-    query = select(Job.status, Job.attempt).where(Job.id == claim.job_id)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
+    query = _locking(conn, select(Job.status, Job.attempt).where(Job.id == claim.job_id),
+                     [claim.job_id])
     row = conn.execute(query).one_or_none()
     if row is None or row.attempt != claim.attempt or row.status not in (RUNNING, CANCELLED):
         return None
@@ -143,10 +179,10 @@ def lock_for_write(conn: Connection, claim: Claim) -> str | None:
 
 def lock_many_for_write(conn: Connection, claims: list[Claim]) -> list[str | None]:
     """:func:`lock_for_write` for several runs in one statement, in the claims' order."""
-    query = (select(Job.id, Job.status, Job.attempt)
-             .where(Job.id.in_([claim.job_id for claim in claims])).order_by(Job.id))
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()  # in id order, so two writers cannot deadlock
+    ids = [claim.job_id for claim in claims]
+    # in id order, so two writers cannot deadlock
+    query = _locking(conn, select(Job.id, Job.status, Job.attempt).where(Job.id.in_(ids))
+                     .order_by(Job.id), ids)
     rows = {row.id: row for row in conn.execute(query)}
     statuses: list[str | None] = []
     for claim in claims:
@@ -155,6 +191,23 @@ def lock_many_for_write(conn: Connection, claims: list[Claim]) -> list[str | Non
             row.status in (RUNNING, CANCELLED)
         statuses.append(str(row.status) if held and row is not None else None)
     return statuses
+
+
+_Query = TypeVar("_Query", bound=Select[*tuple[Any, ...]])
+
+
+def _locking(conn: Connection, query: _Query, job_ids: list[uuid.UUID]) -> _Query:
+    """``query`` made to lock the jobs' rows until the transaction ends, so that what it
+    reads (the run still holds the job, the job still exists) holds for the writes after it.
+
+    PostgreSQL locks the rows read. SQLite has one writer at a time but reads outside it: a
+    no-op UPDATE first takes the database's write lock, so no other writer (a claim, a
+    delete) commits between the read and this transaction's writes.
+    """
+    if conn.dialect.name == "postgresql":
+        return query.with_for_update()
+    conn.execute(update(Job).where(Job.id.in_(job_ids)).values(attempt=Job.attempt))
+    return query
 
 
 def save_progress(conn: Connection, claim: Claim, summary: dict[str, Any]) -> None:

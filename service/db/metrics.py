@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import ColumnElement, Connection, Select, delete, insert, select
+from sqlalchemy import ColumnElement, Connection, Select, delete, func, insert, select
 
 from optimlab.service.db.models import MetricChunk
 from optimlab.service.db.packing import Steps, Values, pack, unpack
@@ -78,6 +78,24 @@ def delete_jobs_points(conn: Connection, job_ids: Sequence[uuid.UUID]) -> None:
 def series_names(conn: Connection, job_id: uuid.UUID) -> list[str]:
     query = select(chunks.c.name).where(chunks.c.job_id == job_id).distinct()
     return sorted(conn.scalars(query))
+
+
+@dataclass(frozen=True)
+class SeriesExtent:
+    name: str
+    points: int
+    first_step: int
+    last_step: int
+
+
+def series_extents(conn: Connection, job_id: uuid.UUID) -> list[SeriesExtent]:
+    """Each stored series of the job with its point count and step range, by name: read off
+    the chunks' bounds, no values unpacked."""
+    c = chunks.c
+    query = (select(c.name, func.sum(c.count), func.min(c.first_step), func.max(c.last_step))
+             .where(c.job_id == job_id).group_by(c.name).order_by(c.name))
+    return [SeriesExtent(str(name), int(points), int(first), int(last))
+            for name, points, first, last in conn.execute(query)]
 
 
 def chunk_query(job_id: uuid.UUID, names: Sequence[str], *, lo: int | None,

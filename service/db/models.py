@@ -1,5 +1,5 @@
-"""Tables: jobs (the source of truth for status), their metric series, live workers,
-uploaded data sets."""
+"""Tables: jobs (the source of truth for status), their metric series and log lines, live
+workers, uploaded data sets."""
 
 from __future__ import annotations
 
@@ -109,6 +109,26 @@ class MetricChunk(Base):
     count: Mapped[int] = mapped_column(Integer)
     step_bytes: Mapped[bytes | None] = mapped_column(LargeBinary)
     value_bytes: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class JobLog(Base):
+    """A log line a worker captured while it ran the job: warnings and errors of torch and
+    Python, the run's start and end. ``level`` is the logging level's number."""
+
+    __tablename__ = "job_logs"
+
+    # SQLite numbers rows itself only for an INTEGER PRIMARY KEY.
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("jobs.id", ondelete="CASCADE"))
+    attempt: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(DateTime)
+    level: Mapped[int] = mapped_column(Integer)
+    logger: Mapped[str] = mapped_column(String(200))
+    message: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_job_logs_job_id_id", "job_id", "id"),)
 
 
 class Worker(Base):

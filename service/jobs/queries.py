@@ -60,6 +60,16 @@ def metric_names(*, engine: Engine, job_id: uuid.UUID, names: list[str] | None) 
     return leading + [n for n in stored if n not in LEADING_SERIES]
 
 
+def series_extents(*, engine: Engine, job_id: uuid.UUID) -> list[metrics.SeriesExtent]:
+    """Every stored series of the job, loss and lr first, then by name."""
+    get_job(engine=engine, job_id=job_id)
+    with engine.connect() as conn:
+        extents = metrics.series_extents(conn, job_id)
+    return sorted(extents, key=lambda e: (e.name not in LEADING_SERIES,
+                                          LEADING_SERIES.index(e.name)
+                                          if e.name in LEADING_SERIES else 0, e.name))
+
+
 def read_metrics(*, engine: Engine, job_id: uuid.UUID,
                  names: list[str] | None) -> list[metrics.Series]:
     wanted = metric_names(engine=engine, job_id=job_id, names=names)

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
-import psycopg
-import pytest
 from sqlalchemy import text
 
 from optimlab.migrations import downgrade, upgrade
@@ -19,20 +15,6 @@ from optimlab.service.db.connection import make_engine
 STEPS = [*range(66_000), 80_000, 80_005]
 VALUES = [math.sin(s) for s in STEPS]
 VALUES[3], VALUES[4], VALUES[5] = math.nan, math.inf, -math.inf
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'old.db'}"
-        return
-    server: str = request.getfixturevalue("postgres_server")
-    name = f"optimlab_migration_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield server.rsplit("/", 1)[0] + f"/{name}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def old_rows(url: str, job_id: uuid.UUID) -> list[tuple[str, int, float | None]]:

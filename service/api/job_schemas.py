@@ -1,0 +1,67 @@
+"""Bodies of the job verbs beyond submit and cancel: PATCH's request, series and log lines."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from optimlab.service.api.schemas import UtcDatetime
+from optimlab.service.db.metrics import SeriesExtent
+from optimlab.service.db.models import JobLog
+from optimlab.service.jobs.logs import level_name
+from optimlab.worker.spec import Tag
+
+
+class JobPatch(BaseModel):
+    """What ``PATCH /v1/jobs/{id}`` changes; a field left out stays as it is."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, max_length=200)
+    tags: list[Tag] | None = Field(default=None, max_length=20,
+                                   description="replaces the job's tags")
+
+    @field_validator("name", "tags")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        # Runs only for a field the body gives: null would mean neither "keep" nor a value.
+        if value is None:
+            raise ValueError("leave the field out to keep it; null is not a value")
+        return value
+
+
+class SeriesExtentPublic(BaseModel):
+    name: str
+    points: int
+    first_step: int
+    last_step: int
+
+    @classmethod
+    def of(cls, extent: SeriesExtent) -> SeriesExtentPublic:
+        return cls(name=extent.name, points=extent.points, first_step=extent.first_step,
+                   last_step=extent.last_step)
+
+
+class JobSeriesPublic(BaseModel):
+    job_id: uuid.UUID
+    series: list[SeriesExtentPublic]
+
+
+class LogLinePublic(BaseModel):
+    attempt: int
+    at: UtcDatetime
+    level: str
+    logger: str
+    message: str
+
+    @classmethod
+    def of(cls, line: JobLog) -> LogLinePublic:
+        return cls(attempt=line.attempt, at=line.at, level=level_name(line.level),
+                   logger=line.logger, message=line.message)
+
+
+class JobLogsPublic(BaseModel):
+    job_id: uuid.UUID
+    lines: list[LogLinePublic]

@@ -1,0 +1,31 @@
+"""Read the log lines workers captured while they ran a job."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Literal, get_args
+
+from sqlalchemy import Engine
+
+from optimlab.service.db import job_logs
+from optimlab.service.db.models import JobLog
+from optimlab.service.jobs.queries import get_job
+
+LevelName = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+LEVELS: tuple[LevelName, ...] = get_args(LevelName)
+
+
+def read_logs(*, engine: Engine, job_id: uuid.UUID, attempt: int | None, min_level: LevelName,
+              limit: int) -> list[JobLog]:
+    """The job's lines of ``min_level`` (one of LEVELS) or above, oldest first."""
+    get_job(engine=engine, job_id=job_id)
+    with engine.connect() as conn:
+        return job_logs.read_lines(conn, job_id, attempt=attempt,
+                                   min_level=logging.getLevelNamesMapping()[min_level],
+                                   limit=limit)
+
+
+def level_name(level: int) -> str:
+    """``WARNING`` for 30; a level between the standard ones as ``Level 25``."""
+    return logging.getLevelName(level)

@@ -1,0 +1,52 @@
+"""Migration 0006 adds job_logs (numbered rows, removed with their job) and takes it away."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime
+
+from sqlalchemy import delete, inspect, text
+
+from optimlab.migrations import downgrade, upgrade
+from optimlab.service.db import job_logs
+from optimlab.service.db.connection import make_engine
+from optimlab.service.db.job_logs import LogLine
+from optimlab.service.db.models import Job
+
+
+def test_job_logs_come_with_0006_and_go_with_its_downgrade(database: str) -> None:
+    upgrade(database, "0005")
+    engine = make_engine(database)
+    job_id = uuid.uuid4()
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO jobs (id, name, status, spec, queue, created_at, attempt) "
+                          "VALUES (:id, '', 'succeeded', '{}', 'cpu', '2026-01-01', 1)"),
+                     {"id": job_id.hex if engine.dialect.name == "sqlite" else job_id})
+    assert "job_logs" not in inspect(engine).get_table_names()
+
+    upgrade(database)
+
+    at = datetime(2026, 1, 1, 12, 0, 0, 123456)
+    written = [LogLine(at, logging.WARNING, "py.warnings", "a warning"),
+               LogLine(at, logging.INFO, "optimlab", "the end")]
+    with engine.begin() as conn:
+        job_logs.write_lines(conn, [(job_id, 1, line) for line in written])
+    with engine.connect() as conn:
+        read = job_logs.read_lines(conn, job_id, attempt=None, min_level=0, limit=10)
+        warnings_only = job_logs.read_lines(conn, job_id, attempt=1, min_level=logging.WARNING,
+                                            limit=10)
+    assert [LogLine(r.at, r.level, r.logger, r.message) for r in read] == written
+    assert read[0].id < read[1].id
+    assert [r.message for r in warnings_only] == ["a warning"]
+    with engine.begin() as conn:  # the foreign key cascades
+        conn.execute(delete(Job).where(Job.id == job_id))
+    with engine.connect() as conn:
+        assert job_logs.read_lines(conn, job_id, attempt=None, min_level=0, limit=10) == []
+
+    downgrade(database, "0005")
+
+    assert "job_logs" not in inspect(engine).get_table_names()
+    upgrade(database)
+    assert "job_logs" in inspect(engine).get_table_names()
+    engine.dispose()
