@@ -29,6 +29,7 @@ COPY pyproject.toml README.md ./
 COPY service ./service
 COPY worker ./worker
 COPY migrations ./migrations
+COPY client ./client
 RUN pip install . \
     && rm -rf /src \
     && useradd --create-home --uid 10001 --user-group optimlab

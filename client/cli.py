@@ -25,15 +25,17 @@ EXIT_CODES = (
     "3 a job diverged (only with --fail-on-diverged); 4 server unreachable or failing (5xx).")
 
 ServerOption = Annotated[str, typer.Option(
-    "--server", envvar="OPTIMLAB_SERVER", help="The optimlab API's URL.")]
+    "--server", metavar="URL", envvar="OPTIMLAB_SERVER", help="The optimlab API's URL.")]
 KeyOption = Annotated[str | None, typer.Option(
-    "--key", envvar="OPTIMLAB_API_KEY", help="API key, sent as a Bearer token.")]
+    "--key", metavar="KEY", envvar="OPTIMLAB_API_KEY", help="API key, sent as a Bearer token.")]
 SpecArgument = Annotated[Path, typer.Argument(
-    help="A spec file: .json, .yaml or .yml.", show_default=False)]
+    metavar="SPEC", help="A spec file: .json, .yaml or .yml.", show_default=False)]
 WaitOption = Annotated[bool, typer.Option(
     "--wait", help="Follow the run live (a progress bar on stderr), then print the summary.")]
 DivergedOption = Annotated[bool, typer.Option(
     "--fail-on-diverged", help="With --wait: exit 3 when a job's outcome is diverged.")]
+IdArgument = Annotated[str, typer.Argument(
+    metavar="ID", help="The job's id.", show_default=False)]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the API's JSON instead.")]
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 
@@ -119,15 +121,19 @@ def submit(spec: SpecArgument, wait: WaitOption = False,
 
 @_errors_as_exit_codes
 def jobs(status: Annotated[str | None, typer.Option(
-             "--status", help="queued, running, succeeded, failed or cancelled.")] = None,
-         tag: Annotated[str | None, typer.Option("--tag")] = None,
-         optimizer: Annotated[str | None, typer.Option("--optimizer")] = None,
-         name: Annotated[str | None, typer.Option("--name", help="A part of the name.")] = None,
-         sweep: Annotated[str | None, typer.Option("--sweep", help="A sweep's id.")] = None,
+             "--status", metavar="STATUS",
+             help="queued, running, succeeded, failed or cancelled.")] = None,
+         tag: Annotated[str | None, typer.Option("--tag", metavar="TAG")] = None,
+         optimizer: Annotated[str | None, typer.Option("--optimizer", metavar="NAME")] = None,
+         name: Annotated[str | None, typer.Option(
+             "--name", metavar="TEXT", help="A part of the name.")] = None,
+         sweep: Annotated[str | None, typer.Option(
+             "--sweep", metavar="ID", help="A sweep's id.")] = None,
          sort: Annotated[str | None, typer.Option(
-             "--sort", help="A summary field (best_loss, -steps_per_second, ...); "
-                            "- is descending. Default: newest first.")] = None,
-         limit: Annotated[int, typer.Option("--limit", min=1)] = 20,
+             "--sort", metavar="FIELD",
+             help="A summary field (best_loss, -steps_per_second, ...); "
+                  "- is descending. Default: newest first.")] = None,
+         limit: Annotated[int, typer.Option("--limit", metavar="N", min=1)] = 20,
          quiet: Annotated[bool, typer.Option(
              "--quiet", "-q", help="Only the ids, one a line.")] = False,
          as_json: JsonOption = False, server: ServerOption = DEFAULT_SERVER,
@@ -148,7 +154,7 @@ def jobs(status: Annotated[str | None, typer.Option(
 
 
 @_errors_as_exit_codes
-def show(job_id: Annotated[str, typer.Argument(help="The job's id.", show_default=False)],
+def show(job_id: IdArgument,
          spec: Annotated[bool, typer.Option("--spec", help="Also print the spec.")] = False,
          as_json: JsonOption = False, server: ServerOption = DEFAULT_SERVER,
          key: KeyOption = None) -> None:
@@ -167,17 +173,19 @@ def show(job_id: Annotated[str, typer.Argument(help="The job's id.", show_defaul
 
 
 @_errors_as_exit_codes
-def history(job_id: Annotated[str, typer.Argument(help="The job's id.", show_default=False)],
+def history(job_id: IdArgument,
             names: Annotated[str | None, typer.Option(
-                "--names", help="Comma-separated series, e.g. loss,lr. Default: all.")] = None,
+                "--names", metavar="NAMES",
+                help="Comma-separated series, e.g. loss,lr. Default: all.")] = None,
             csv: Annotated[bool, typer.Option(
                 "--csv", help="Print the API's CSV (step,name,value) as it is.")] = False,
             max_points: Annotated[int | None, typer.Option(
-                "--max-points", help="At most this many points per series.")] = None,
-            from_step: Annotated[int | None, typer.Option("--from-step")] = None,
-            to_step: Annotated[int | None, typer.Option("--to-step")] = None,
+                "--max-points", metavar="N", help="At most this many points per series.")] = None,
+            from_step: Annotated[int | None, typer.Option("--from-step", metavar="STEP")] = None,
+            to_step: Annotated[int | None, typer.Option("--to-step", metavar="STEP")] = None,
             smoothing: Annotated[float | None, typer.Option(
-                "--smoothing", help="TensorBoard's smoothing weight, in [0, 1).")] = None,
+                "--smoothing", metavar="WEIGHT",
+                help="TensorBoard's smoothing weight, in [0, 1).")] = None,
             server: ServerOption = DEFAULT_SERVER, key: KeyOption = None) -> None:
     """Print a job's metric history: a table (step x series), or CSV."""
     from optimlab.client import render
@@ -197,13 +205,14 @@ def history(job_id: Annotated[str, typer.Argument(help="The job's id.", show_def
 
 @_errors_as_exit_codes
 def compare(job_ids: Annotated[list[str], typer.Argument(
-                help="Two or more job ids.", show_default=False)],
-            metric: Annotated[str, typer.Option("--metric")] = "loss",
+                metavar="ID...", help="Two or more job ids.", show_default=False)],
+            metric: Annotated[str, typer.Option("--metric", metavar="NAME")] = "loss",
             rank_by: Annotated[str | None, typer.Option(
-                "--rank-by", help="A summary field; default: final_loss.")] = None,
-            max_points: Annotated[int | None, typer.Option("--max-points")] = None,
+                "--rank-by", metavar="FIELD", help="A summary field; default: final_loss.")] = None,
+            max_points: Annotated[int | None, typer.Option("--max-points", metavar="N")] = None,
             plot: Annotated[Path | None, typer.Option(
-                "--plot", help="Write the server's chart here (.png or .svg).")] = None,
+                "--plot", metavar="FILE",
+                help="Write the server's chart here (.png or .svg).")] = None,
             server: ServerOption = DEFAULT_SERVER, key: KeyOption = None) -> None:
     """Rank jobs by a summary field; with --plot, save their curves of --metric."""
     from optimlab.client import render
@@ -232,9 +241,11 @@ def _plot_format(plot: Path | None) -> Any:
 def sweep(spec: SpecArgument, wait: WaitOption = False,
           fail_on_diverged: DivergedOption = False,
           rank_by: Annotated[str | None, typer.Option(
-              "--rank-by", help="The leaderboard's summary field; default: final_loss.")
+              "--rank-by", metavar="FIELD",
+              help="The leaderboard's summary field; default: final_loss.")
           ] = None,
-          top: Annotated[int, typer.Option("--top", min=1, help="Leaderboard rows.")] = 10,
+          top: Annotated[int, typer.Option(
+              "--top", metavar="N", min=1, help="Leaderboard rows.")] = 10,
           server: ServerOption = DEFAULT_SERVER, key: KeyOption = None) -> None:
     """Submit a sweep; print its id (with --wait: follow it, then print the leaderboard).
 
@@ -256,7 +267,7 @@ def sweep(spec: SpecArgument, wait: WaitOption = False,
 
 
 @_errors_as_exit_codes
-def cancel(target: Annotated[str, typer.Argument(help="A job's id (or a sweep's with "
+def cancel(target: Annotated[str, typer.Argument(metavar="ID", help="A job's id (or a sweep's with "
                                                       "--sweep).", show_default=False)],
            is_sweep: Annotated[bool, typer.Option(
                "--sweep", help="Cancel every unfinished job of this sweep.")] = False,

@@ -54,7 +54,9 @@ def _with_points(progress: Progress, data: dict[str, Any]) -> Progress:
         return progress
     loss = next((s["values"][-1] for s in data["series"]
                  if s["name"] == "loss" and s["steps"] and s["steps"][-1] == last), None)
-    return replace(progress, step=last + 1, loss=loss)
+    # A stream opened mid-run starts with the status's steps_done, then sends the points
+    # from step 0: the step shown never goes back.
+    return replace(progress, step=max(progress.step, last + 1), loss=loss)
 
 
 @dataclass(frozen=True)
