@@ -8,6 +8,10 @@ Each command must exit 0 (``pipefail``), and print what the README shows: compar
 whitespace, ``...`` standing for anything, ids, timestamps and timings for any such value.
 A block that must not run here is marked on the line above its fence with
 ``<!-- not run by tests/test_readme.py: why -->``; there are few.
+
+A ``python`` block runs too, with this interpreter (optimlab installed), from the same
+folder: it must exit 0, and each ``# -> shown`` comment is a line it must print, in order.
+The folder's ``.venv`` is this interpreter's environment, as `make run` leaves it.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +32,8 @@ from tests.processes import free_port, optimlab, stop, wait_ready
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 SHELLS = {"sh", "bash", "shell", "console"}
+PYTHON = "python"
+SHOWN = re.compile(r"#\s*->\s*(.+?)\s*$")
 FENCE = re.compile(r"^(\s*)```(\w*)\s*$")
 NOT_RUN = re.compile(r"^\s*<!-- not run by tests/test_readme\.py: (.+) -->\s*$")
 MAX_NOT_RUN = 3
@@ -50,6 +57,7 @@ class Block:
     line: int  # of the opening fence, 1-based
     lines: list[str]  # dedented to the fence
     not_run: str | None  # the reason, where the block is marked
+    language: str = "sh"
 
     def commands(self) -> list[Command]:
         return session(self.lines)
@@ -65,11 +73,12 @@ def shell_blocks(markdown: str) -> list[Block]:
             continue
         indent, language = opening.groups()
         end = next(j for j in range(k + 1, len(lines)) if lines[j].strip() == "```")
-        if language in SHELLS:
+        if language in SHELLS or language == PYTHON:
             mark = NOT_RUN.match(lines[k - 1]) if k else None
             blocks.append(Block(line=k + 1, lines=[row.removeprefix(indent)
                                                    for row in lines[k + 1:end]],
-                                not_run=mark.group(1) if mark else None))
+                                not_run=mark.group(1) if mark else None,
+                                language=PYTHON if language == PYTHON else "sh"))
         k = end + 1
     return blocks
 
@@ -115,7 +124,8 @@ def matches(expected: str, actual: str) -> bool:
 
 
 BLOCKS = shell_blocks(README.read_text())
-RUN = [block for block in BLOCKS if block.not_run is None]
+RUN = [block for block in BLOCKS if block.not_run is None and block.language != PYTHON]
+PYTHON_RUN = [block for block in BLOCKS if block.not_run is None and block.language == PYTHON]
 
 # --------------------------------------------------------------------------- the stack
 
@@ -133,6 +143,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     for name in ("data", "home", "cwd", "work"):
         (base / name).mkdir()
     (base / "work" / "examples").symlink_to(ROOT / "examples")
+    (base / "work" / ".venv").symlink_to(sys.prefix)
     env = {key: value for key, value in os.environ.items() if not key.startswith("OPTIMLAB_")}
     env["HOME"] = str(base / "home")
     port = free_port()
@@ -166,6 +177,7 @@ def run_session(commands: list[Command], stack: Stack) -> list[tuple[int, str]]:
 def test_every_shell_block_runs_or_says_why_not() -> None:
     not_run = [block for block in BLOCKS if block.not_run is not None]
     assert len(RUN) >= 5
+    assert PYTHON_RUN, "the README shows the client"
     assert len(not_run) <= MAX_NOT_RUN, [(b.line, b.not_run) for b in not_run]
     for block in RUN:
         assert block.commands(), f"README.md line {block.line}: a block without `$ ` commands"
@@ -186,6 +198,22 @@ def test_a_block_runs_as_pasted(block: Block, stack: Stack) -> None:
         assert status == 0, f"{where} exited {status}:\n{output[-3000:]}"
         assert matches(command.expected, output), (
             f"{where} printed\n{output[-3000:]}\nwhere the README shows\n{command.expected}")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("block", PYTHON_RUN, ids=[f"line{block.line}" for block in PYTHON_RUN])
+def test_a_python_block_runs_as_pasted(block: Block, stack: Stack) -> None:
+    code = SERVER.sub(f"127.0.0.1:{stack.port}", "\n".join(block.lines))
+    done = subprocess.run([sys.executable, "-c", code], cwd=stack.work, env=stack.env,
+                          capture_output=True, text=True, timeout=150, check=False)
+    where = f"README.md line {block.line}"
+    assert done.returncode == 0, f"{where} exited {done.returncode}:\n{done.stderr[-3000:]}"
+    printed = done.stdout.splitlines()
+    for shown in (m.group(1) for row in block.lines if (m := SHOWN.search(row))):
+        found = next((k for k, row in enumerate(printed) if matches(shown, row)), None)
+        assert found is not None, f"{where} did not print {shown!r}:\n{done.stdout[-3000:]}"
+        printed = printed[found + 1:]
 
 
 def test_the_comparison_fails_another_value_and_passes_elisions() -> None:
