@@ -11,18 +11,16 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 from playwright.sync_api import BrowserContext, Error, Page, Playwright, sync_playwright
 
-from optimlab.service.db import metrics
-from optimlab.service.db.connection import make_engine
 from tests.processes import free_port, optimlab, running, wait_ready
 from tests.seed_table import SEED_SPEC
 from tests.stacks import wait_for
@@ -177,19 +175,47 @@ def test_dragging_across_a_chart_refetches_that_range_and_a_double_click_resets(
 def test_wall_time_on_the_x_axis_interpolates_the_recorded_batches(stack: Stack,
                                                                      page: Page) -> None:
     job_id = stack.finished_job({**SEED_SPEC, "name": "seed: wall time"})
-    # The worker's SQL sinks record wall_time (another branch); written here as they would:
-    # one point per batch, at its last step.
-    engine = make_engine(stack.database)
-    with engine.begin() as conn:
-        metrics.write_columns(conn, uuid.UUID(job_id),
-                              {"wall_time": ([4, 9, 14, 19], [0.5, 1.0, 1.5, 2.0])})
-    engine.dispose()
+    # The worker records wall_time once per stored batch, at the batch's last step.
+    (wall,) = stack.get(f"/v1/jobs/{job_id}/metrics", names="wall_time")["series"]
+    assert wall["steps"][-1] == 19
     page.goto(f"{stack.url}/jobs/{job_id}?x=wall")
 
     page.wait_for_function("() => window.__optimlab.charts['job:loss']?.[0].length === 20")
     xs, _ = chart_data(page, "job:loss")
-    assert xs == pytest.approx([(step + 1) * 0.1 for step in range(20)])
+    # every step between two recorded ones interpolated; time 0 just before step 0
+    expected = np.interp(range(20), [-1, *wall["steps"]], [0.0, *wall["values"]])
+    assert xs == pytest.approx(expected.tolist())
+    assert xs[-1] == pytest.approx(wall["values"][-1])
     assert page.get_by_role("radio", name="wall time").is_checked()
+
+
+def test_the_job_page_shows_the_workers_lines_and_process_and_reruns_and_deletes(
+        stack: Stack, page: Page) -> None:
+    # A scalar parameter against a one-element target: torch's mse_loss warns about the
+    # broadcast, and the worker keeps the warning with the job.
+    warns = {**SEED_SPEC, "name": "seed: warns",
+             "model": {**SEED_SPEC["model"], "parameters": {"x": 1.0}}}
+    job_id = stack.finished_job(warns)
+    page.goto(f"{stack.url}/jobs/{job_id}")
+
+    messages = page.locator("table.logs td.message")
+    messages.first.wait_for()
+    texts = messages.all_text_contents()
+    assert any("target size" in t for t in texts), texts
+    assert any("ends succeeded" in t for t in texts), texts
+    assert page.get_by_text("peak memory (RSS)").is_visible()
+    screenshot(page, "job-logs")
+
+    page.get_by_role("button", name="Rerun").click()
+    page.wait_for_url(lambda url: url.rsplit("/", 1)[-1] not in (job_id, ""))
+    rerun_id = page.url.rsplit("/", 1)[1]
+    assert stack.get(f"/v1/jobs/{rerun_id}")["spec"] == stack.get(f"/v1/jobs/{job_id}")["spec"]
+
+    page.goto(f"{stack.url}/jobs/{job_id}")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete").click()
+    page.wait_for_url("**/jobs")
+    assert httpx.get(f"{stack.url}/v1/jobs/{job_id}", timeout=10).status_code == 404
 
 
 def test_compare_overlays_the_seed_job_and_a_momentum_job(stack: Stack, page: Page) -> None:

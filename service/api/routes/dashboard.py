@@ -1,7 +1,7 @@
 """The web dashboard: its index.html at / and at each page's path, its files under /assets.
 
 The files are built from web/ by `make web` and committed in service/api/static, so the
-API serves them without Node or a build step (tests/service/api/test_dashboard_assets.py
+API serves them without Node or a build step (tests/test_web_assets.py
 fails when they no longer match web/). The pages route in the browser; every path below
 answers the same index.html, and the page reads its path.
 """
