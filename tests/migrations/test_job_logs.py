@@ -3,26 +3,23 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, inspect, text
+from sqlalchemy import delete, inspect
 
 from optimlab.migrations import downgrade, upgrade
 from optimlab.service.db import job_logs
 from optimlab.service.db.connection import make_engine
 from optimlab.service.db.job_logs import LogLine
 from optimlab.service.db.models import Job
+from tests.migrations.conftest import insert_job
 
 
 def test_job_logs_come_with_0006_and_go_with_its_downgrade(database: str) -> None:
     upgrade(database, "0005")
     engine = make_engine(database)
-    job_id = uuid.uuid4()
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO jobs (id, name, status, spec, queue, created_at, attempt) "
-                          "VALUES (:id, '', 'succeeded', '{}', 'cpu', '2026-01-01', 1)"),
-                     {"id": job_id.hex if engine.dialect.name == "sqlite" else job_id})
+        job_id = insert_job(conn)
     assert "job_logs" not in inspect(engine).get_table_names()
 
     upgrade(database)

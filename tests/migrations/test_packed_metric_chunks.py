@@ -10,6 +10,7 @@ from sqlalchemy import text
 from optimlab.migrations import downgrade, upgrade
 from optimlab.service.db import metrics
 from optimlab.service.db.connection import make_engine
+from tests.migrations.conftest import insert_job, stored_id
 
 # More steps than one chunk of the migration holds (65,536), with a gap and odd values.
 STEPS = [*range(66_000), 80_000, 80_005]
@@ -29,14 +30,11 @@ def old_rows(url: str, job_id: uuid.UUID) -> list[tuple[str, int, float | None]]
 def test_points_survive_the_upgrade_and_the_downgrade(database: str) -> None:
     upgrade(database, "0004")
     engine = make_engine(database)
-    job_id = uuid.uuid4()
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO jobs (id, name, status, spec, queue, created_at, attempt) "
-                          "VALUES (:id, '', 'succeeded', '{}', 'cpu', '2026-01-01', 1)"),
-                     {"id": job_id.hex if engine.dialect.name == "sqlite" else job_id})
+        job_id = insert_job(conn)
         conn.execute(text("INSERT INTO metrics (job_id, name, step, value) "
                           "VALUES (:job, :name, :step, :value)"), [
-            {"job": job_id.hex if engine.dialect.name == "sqlite" else job_id, "name": name,
+            {"job": stored_id(conn, job_id), "name": name,
              "step": s, "value": None if math.isnan(v) else v}
             for name, every in (("loss", 1), ("val_loss", 1000))
             for s, v in zip(STEPS[::every], VALUES[::every], strict=True)])
