@@ -147,6 +147,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("OPTIMLAB_")}
     env["HOME"] = str(base / "home")
     port = free_port()
+    # The CLI's default server is 127.0.0.1:8000, as localhost:8000 in a curl: the same move.
+    env["OPTIMLAB_SERVER"] = f"http://127.0.0.1:{port}"
     log = base / "up.log"
     process = optimlab("up", "--port", str(port), "--data-dir", str(base / "data"), "--gpus",
                        "none", env=env, cwd=base / "cwd", log=log)
