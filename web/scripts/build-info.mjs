@@ -1,5 +1,5 @@
 // Writes service/api/static/build-info.json after `vite build`: a hash of every input of
-// the build, and of every file it wrote. tests/service/api/test_dashboard_assets.py
+// the build, and of every file it wrote. tests/test_web_assets.py
 // recomputes both, so committed assets that no longer match their sources fail the tests
 // ("run `make web`"). Keep INPUTS and the hash in step with that test.
 import { createHash } from "node:crypto";

@@ -17,11 +17,6 @@ export class ApiError extends Error {
     const d = (this.body as { detail?: unknown } | null)?.detail;
     return this.status === 422 && Array.isArray(d) ? (d as ValidationDetail[]) : [];
   }
-
-  /** The route is not there (another branch's verb on an older server): degrade, don't fail. */
-  get missing(): boolean {
-    return this.status === 404 || this.status === 405;
-  }
 }
 
 interface Init {

@@ -2,7 +2,6 @@
 
 import type { AnchorHTMLAttributes, ComponentChildren } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
-import { ApiError } from "../api";
 import { navigate } from "../lib/nav";
 
 export function Link(props: AnchorHTMLAttributes<HTMLAnchorElement> & { href: string }) {
@@ -100,9 +99,4 @@ export function CopyButton({ text, label }: { text: string; label: string }) {
       <span role="status" class="copy-status">{done ?? ""}</span>
     </span>
   );
-}
-
-/** An API error on a route that another branch adds: a note instead of a failure. */
-export function missingRoute(error: unknown): boolean {
-  return error instanceof ApiError && error.missing;
 }

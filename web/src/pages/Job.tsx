@@ -6,7 +6,7 @@ import type uPlot from "uplot";
 import { api, ApiError } from "../api";
 import { Chart, type Range } from "../components/Chart";
 import {
-  CopyButton, ErrorBox, Link, Loading, missingRoute, Note, PageTitle, StatusBadge, useAsync,
+  CopyButton, ErrorBox, Link, Loading, PageTitle, StatusBadge, useAsync,
 } from "../components/common";
 import { type StatusEvent, useJobHistory, WALL } from "../components/history";
 import { encodeCompare } from "../lib/compareUrl";
@@ -91,23 +91,20 @@ export function JobPage({ id, search }: { id: string; search: string }) {
 // ------------------------------------------------------------------ header and actions
 
 function JobHeader({ job, onChange, reload }: { job: Job; onChange: (j: Job) => void; reload: () => void }) {
-  const [message, setMessage] = useState<string | null>(null);
   const [error, setError] = useState<unknown>(null);
   const [editing, setEditing] = useState(false);
   const active = ACTIVE.has(job.status);
-  const act = async (what: string, run: () => Promise<void>) => {
+  const act = async (run: () => Promise<void>) => {
     setError(null);
-    setMessage(null);
     try {
       await run();
     } catch (e) {
-      if (missingRoute(e)) setMessage(`${what} is not available on this server yet.`);
-      else setError(e);
+      setError(e);
     }
   };
-  const cancel = () => act("Cancel", async () => { onChange(await api.cancelJob(job.id)); });
-  const rerun = () => act("Rerun", async () => { navigate(`/jobs/${(await api.rerunJob(job.id)).id}`); });
-  const remove = () => act("Delete", async () => {
+  const cancel = () => act(async () => { onChange(await api.cancelJob(job.id)); });
+  const rerun = () => act(async () => { navigate(`/jobs/${(await api.rerunJob(job.id)).id}`); });
+  const remove = () => act(async () => {
     if (!window.confirm(`Delete job "${job.name || job.id}" and its metrics?`)) return;
     await api.deleteJob(job.id);
     navigate("/jobs");
@@ -136,15 +133,13 @@ function JobHeader({ job, onChange, reload }: { job: Job; onChange: (j: Job) => 
         <button type="button" class="secondary" aria-expanded={editing} onClick={() => setEditing(!editing)}>Name and tags</button>
         {!active ? <button type="button" class="secondary danger" onClick={remove}>Delete</button> : null}
       </div>
-      {editing ? <EditJob job={job} onSaved={(j) => { onChange(j); setEditing(false); reload(); }}
-                          onMissing={() => setMessage("Editing name and tags is not available on this server yet.")} /> : null}
-      {message ? <Note>{message}</Note> : null}
+      {editing ? <EditJob job={job} onSaved={(j) => { onChange(j); setEditing(false); reload(); }} /> : null}
       <ErrorBox error={error} />
     </header>
   );
 }
 
-function EditJob({ job, onSaved, onMissing }: { job: Job; onSaved: (j: Job) => void; onMissing: () => void }) {
+function EditJob({ job, onSaved }: { job: Job; onSaved: (j: Job) => void }) {
   const [name, setName] = useState(job.name);
   const [tags, setTags] = useState(job.tags.join(", "));
   const [error, setError] = useState<unknown>(null);
@@ -153,8 +148,7 @@ function EditJob({ job, onSaved, onMissing }: { job: Job; onSaved: (j: Job) => v
     try {
       onSaved(await api.editJob(job.id, { name, tags: splitList(tags) }));
     } catch (err) {
-      if (missingRoute(err)) onMissing();
-      else setError(err);
+      setError(err);
     }
   };
   return (
@@ -170,17 +164,11 @@ function EditJob({ job, onSaved, onMissing }: { job: Job; onSaved: (j: Job) => v
 // ------------------------------------------------------------------ charts
 
 function useAvailableSeries(job: Job, after: boolean): string[] {
-  // Asked once the charts have their data: on a long history, listing the series (an older
-  // server reads them all) must not slow the first draw down.
+  // Asked once the charts have their data, so that listing the series never delays the
+  // first draw.
   const listed = useAsync(async () => {
     if (!after) return null;
-    try {
-      return (await api.series(job.id)).series.map((s) => s.name);
-    } catch (e) {
-      if (!missingRoute(e)) throw e;
-      // An older server: the names of a tiny answer of /metrics.
-      return (await api.metrics(job.id, { max_points: 4 })).series.map((s) => s.name);
-    }
+    return (await api.series(job.id)).series.map((s) => s.name);
   }, [job.id, job.status, after]);
   return (listed.value ?? []).filter((n) => n !== WALL);
 }
@@ -434,9 +422,7 @@ function Logs({ job }: { job: Job }) {
   return (
     <section class="card" aria-labelledby="logs-title">
       <h2 id="logs-title">Worker log</h2>
-      {logs.error ? (missingRoute(logs.error)
-        ? <Note>This server does not keep workers' log lines yet.</Note>
-        : <ErrorBox error={logs.error} />) : null}
+      <ErrorBox error={logs.error} />
       {logs.value && !logs.value.lines.length ? <p class="empty">No log lines.</p> : null}
       {logs.value?.lines.length ? (
         <div class="table-wrap">
