@@ -56,6 +56,12 @@ class Settings(BaseSettings):
                                     "Celery's per-task lines.")
     access_log: bool = Field(default=False, description="uvicorn logs a line per request.")
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _any_case(cls, value: object) -> object:
+        # OPTIMLAB_LOG_LEVEL=info is as meant as INFO; refusing it stops every command.
+        return value.upper() if isinstance(value, str) else value
+
     @field_validator("database_url", "broker_url", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:

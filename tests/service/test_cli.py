@@ -61,6 +61,13 @@ def test_help_shows_flags_bare_and_options_with_a_metavar(command: str) -> None:
     assert "--help" in flags
 
 
+def test_a_log_level_in_lower_case_is_taken_as_meant() -> None:
+    result = run("--version", env={**os.environ, "OPTIMLAB_LOG_LEVEL": "debug"})
+
+    assert result.returncode == 0, result.stderr
+    assert Settings(log_level="warning").log_level == "WARNING"
+
+
 def test_version_is_the_installed_distributions() -> None:
     result = run("--version")
 
