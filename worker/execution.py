@@ -6,6 +6,7 @@ back from the job row, which stays the source of truth for status.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -72,15 +73,17 @@ def claim_jobs(job_ids: Sequence[str], *, engine: Engine, settings: Settings,
 
 
 def run_claimed(claim: jobs.Claim, *, engine: Engine, settings: Settings, worker: str,
-                note: dict[str, Any] | None = None) -> None:
+                note: dict[str, Any] | None = None, beat: bool = True) -> None:
     """Train a claimed job alone and store its outcome (``note`` joins its summary), with
-    the run's log lines and what it cost the process."""
+    the run's log lines and what it cost the process. ``beat=False``: the caller's own
+    heartbeat covers the job."""
     with capturing() as run_log:
         run_log.note(log, claim.job_id, "job %s: run %d starts on %s", claim.job_id,
                      claim.attempt, worker)
         sink = SqlMetricSink(engine, claim, run_log)
-        with ProcessMeter(cuda=_cuda_device(claim.spec)) as meter, \
-                Heartbeat(engine, [claim], every=settings.heartbeat_seconds):
+        heartbeat = Heartbeat(engine, [claim], every=settings.heartbeat_seconds) if beat \
+            else contextlib.nullcontext()
+        with ProcessMeter(cuda=_cuda_device(claim.spec)) as meter, heartbeat:
             status, summary, error = _train(claim, sink, settings)
         if sink.superseded:
             log.warning("job %s: run %d was superseded (or the job deleted); its result is "

@@ -145,7 +145,8 @@ def _run_alone(claims: list[jobs.Claim], *, engine: Engine, settings: Settings, 
                 continue
             metrics.delete_points(conn, claim.job_id)
         run_claimed(claim, engine=engine, settings=settings, worker=worker,
-                    note={"fusion": {"fused_with": 0, "reason": reason}})
+                    note={"fusion": {"fused_with": 0, "reason": reason}},
+                    beat=False)  # the task's heartbeat beats every claimed job
 
 
 class SqlFusedSink:
