@@ -289,6 +289,9 @@ class SummarySpec(SpecModel):
 
 
 Tag = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[\w.:=-]+$")]
+# A job's bookkeeping, shared with PATCH /v1/jobs/{id}, which may change them.
+JobName = Annotated[str, Field(max_length=200)]
+Tags = Annotated[list[Tag], Field(max_length=20)]
 
 
 Model = Annotated[ExpressionModel | LinearModel | LogisticModel | MLPModel | CNNModel,
@@ -302,8 +305,8 @@ Device = Literal["auto", "cpu", "cuda"]
 class JobSpec(SpecModel):
     """One training run: model, data, loss, optimizer, schedule, batching, length, seed."""
 
-    name: str = Field(default="", max_length=200)
-    tags: list[Tag] = Field(default_factory=list, max_length=20)
+    name: JobName = ""
+    tags: Tags = Field(default_factory=list)
     model: Model
     data: Data | None = None
     loss: Loss | None = Field(

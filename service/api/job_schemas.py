@@ -11,7 +11,7 @@ from optimlab.service.api.schemas import UtcDatetime
 from optimlab.service.db.metrics import SeriesExtent
 from optimlab.service.db.models import JobLog
 from optimlab.service.jobs.logs import level_name
-from optimlab.worker.spec import Tag
+from optimlab.worker.spec import JobName, Tags
 
 
 class JobPatch(BaseModel):
@@ -19,9 +19,8 @@ class JobPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, max_length=200)
-    tags: list[Tag] | None = Field(default=None, max_length=20,
-                                   description="replaces the job's tags")
+    name: JobName | None = None
+    tags: Tags | None = Field(default=None, description="replaces the job's tags")
 
     @field_validator("name", "tags")
     @classmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Literal, get_args
+from typing import Literal
 
 from sqlalchemy import Engine
 
@@ -13,12 +13,11 @@ from optimlab.service.db.models import JobLog
 from optimlab.service.jobs.queries import get_job
 
 LevelName = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
-LEVELS: tuple[LevelName, ...] = get_args(LevelName)
 
 
 def read_logs(*, engine: Engine, job_id: uuid.UUID, attempt: int | None, min_level: LevelName,
               limit: int) -> list[JobLog]:
-    """The job's lines of ``min_level`` (one of LEVELS) or above, oldest first."""
+    """The job's lines of ``min_level`` or above, oldest first."""
     get_job(engine=engine, job_id=job_id)
     with engine.connect() as conn:
         return job_logs.read_lines(conn, job_id, attempt=attempt,

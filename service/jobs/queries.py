@@ -55,9 +55,7 @@ def metric_names(*, engine: Engine, job_id: uuid.UUID, names: list[str] | None) 
     if names:
         return names
     with engine.connect() as conn:
-        stored = metrics.series_names(conn, job_id)
-    leading = [n for n in LEADING_SERIES if n in stored]
-    return leading + [n for n in stored if n not in LEADING_SERIES]
+        return sorted(metrics.series_names(conn, job_id), key=leading_first)
 
 
 def series_extents(*, engine: Engine, job_id: uuid.UUID) -> list[metrics.SeriesExtent]:
@@ -65,9 +63,13 @@ def series_extents(*, engine: Engine, job_id: uuid.UUID) -> list[metrics.SeriesE
     get_job(engine=engine, job_id=job_id)
     with engine.connect() as conn:
         extents = metrics.series_extents(conn, job_id)
-    return sorted(extents, key=lambda e: (e.name not in LEADING_SERIES,
-                                          LEADING_SERIES.index(e.name)
-                                          if e.name in LEADING_SERIES else 0, e.name))
+    return sorted(extents, key=lambda extent: leading_first(extent.name))
+
+
+def leading_first(name: str) -> tuple[int, str]:
+    """The order of a job's series: LEADING_SERIES first, then by name."""
+    rank = LEADING_SERIES.index(name) if name in LEADING_SERIES else len(LEADING_SERIES)
+    return rank, name
 
 
 def read_metrics(*, engine: Engine, job_id: uuid.UUID,
