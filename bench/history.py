@@ -248,11 +248,18 @@ def bench_exports(engine: Engine, backend: str, args: argparse.Namespace) -> Non
                 response = client.get(routes[name], params={"names": "loss"})
                 response.read()
                 times[name].append(time.perf_counter() - begin)
-    peer = statistics.median(times["export json"])
+    print_rows(backend, times, peer="export json",
+               points=dict.fromkeys(times, args.export_steps))
+
+
+def print_rows(backend: str, times: dict[str, list[float]], *, peer: str,
+               points: dict[str, int]) -> None:
+    """One line per method: points, median (min-max), and the ratio to ``peer``'s median."""
+    peer_median = statistics.median(times[peer])
     for name, values in times.items():
         median = statistics.median(values)
-        ratio = "peer" if name == "export json" else f"{median / peer:.3f}x"
-        print(f"{backend:<10} {name:<13} {args.export_steps:>9,} {median * 1000:>7.1f}ms "
+        ratio = "peer" if name == peer else f"{median / peer_median:.3f}x"
+        print(f"{backend:<10} {name:<13} {points[name]:>9,} {median * 1000:>7.1f}ms "
               f"{f'{min(values) * 1000:.1f}-{max(values) * 1000:.1f}ms':>17} "
               f"{ratio:>7}", flush=True)
 
@@ -281,15 +288,9 @@ def bench(backend: str, url: str, args: argparse.Namespace) -> None:
                 begin = time.perf_counter()
                 methods[name](engine, job_id, args.max_points)
                 times[name].append(time.perf_counter() - begin)
-        peer = statistics.median(times["rows cursor"])
         print(f"{'backend':<10} {'method':<13} {'points':>9} {'median':>9} {'(min-max)':>17} "
               f"{'ratio':>7}")
-        for name, values in times.items():
-            median = statistics.median(values)
-            ratio = "peer" if name == "rows cursor" else f"{median / peer:.3f}x"
-            print(f"{backend:<10} {name:<13} {points[name]:>9,} {median * 1000:>7.1f}ms "
-                  f"{f'{min(values) * 1000:.1f}-{max(values) * 1000:.1f}ms':>17} "
-                  f"{ratio:>7}", flush=True)
+        print_rows(backend, times, peer="rows cursor", points=points)
         bench_exports(engine, backend, args)
     finally:
         engine.dispose()
