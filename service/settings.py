@@ -51,6 +51,9 @@ class Settings(BaseSettings):
                                 description="Most jobs of a sweep one fused task trains.")
     max_upload_bytes: int = Field(default=32 * 1024 * 1024, gt=0,
                                   description="Largest data set file POST /v1/datasets takes.")
+    checkpoint_url: str | None = Field(
+        default=None, description="Where runs keep checkpoints: a folder or any fsspec URL "
+                                  "(shared by all hosts); default: data_dir/checkpoints.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="At INFO, a job logs its start and its end; DEBUG adds "
                                     "Celery's per-task lines.")
@@ -62,7 +65,7 @@ class Settings(BaseSettings):
         # OPTIMLAB_LOG_LEVEL=info is as meant as INFO; refusing it stops every command.
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("database_url", "broker_url", mode="before")
+    @field_validator("database_url", "broker_url", "checkpoint_url", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # OPTIMLAB_DATABASE_URL= (set but empty) means "use the embedded default".
@@ -71,6 +74,10 @@ class Settings(BaseSettings):
     @property
     def database(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'optimlab.db'}"
+
+    @property
+    def checkpoints(self) -> str:
+        return self.checkpoint_url or str(self.data_dir / "checkpoints")
 
     @property
     def broker(self) -> str:
