@@ -8,6 +8,7 @@ import itertools
 import math
 import operator
 from collections.abc import Callable
+from typing import Any
 
 from optimlab.worker.engine.sink import MetricPoint, MetricSink, TrainingSummary
 
@@ -139,6 +140,27 @@ class Recorder:
         if val_loss is not None and math.isfinite(val_loss) and (
                 summary.best_val_loss is None or val_loss < summary.best_val_loss):
             summary.best_val_loss, summary.best_val_step = val_loss, step
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed run needs to go on summarising as this one would have: the summary
+        so far, the thresholds still to cross, the last log-loss and the time spent. Taken
+        right after a flush (no buffered points)."""
+        if self.points:
+            raise RuntimeError("a recorder's state is taken right after a flush")
+        return {"summary": self.summary.as_dict(), "thresholds": self.thresholds,
+                "pending": [[t, i] for t, i in self.pending], "last_log": self.last_log,
+                "elapsed": self.elapsed()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Go on from ``state`` (see ``state_dict``): the clock counts on from its elapsed."""
+        for name, value in state["summary"].items():
+            setattr(self.summary, name, value)
+        self.thresholds = state["thresholds"]
+        self.pending = [(float(t), int(i)) for t, i in state["pending"]]
+        self.pending_max = max((t for t, _ in self.pending), default=-math.inf)
+        self.last_log = state["last_log"]
+        self.started = self.clock() - float(state["elapsed"])
+        self.next_flush = self.clock() + self.flush_seconds
 
     def elapsed(self) -> float:
         return self.clock() - self.started

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from optimlab.worker.spec import JobSpec
 
@@ -18,6 +19,16 @@ class StopRules:
     best_val: float = math.inf
     bad_evaluations: int = 0
     calm_steps: int = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"initial_loss": self.initial_loss, "best_val": self.best_val,
+                "bad_evaluations": self.bad_evaluations, "calm_steps": self.calm_steps}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.initial_loss = state["initial_loss"]
+        self.best_val = float(state["best_val"])
+        self.bad_evaluations = int(state["bad_evaluations"])
+        self.calm_steps = int(state["calm_steps"])
 
     @property
     def watches_loss(self) -> bool:

@@ -61,3 +61,23 @@ def test_losses_in_batches_sum_up_as_step_by_step(case: str, thresholds: list[fl
         assert repr(fused.summary.as_dict()) == repr(alone.summary.as_dict()), end
         assert (fused.pending, repr(fused.last_log)) == (alone.pending, repr(alone.last_log))
     assert fused.points == []  # a fused run keeps the points itself
+
+
+def test_a_recorder_restored_from_its_state_summarises_on_as_the_original() -> None:
+    losses = [4.0, 3.0, 0.5, 0.03, 0.2, 0.001, 0.002, 0.0005]
+    whole = Recorder(ListSink(), TrainingSummary(device="cpu", parameter_count=1),
+                     flush_seconds=60, clock=lambda: 0.0)
+    for step, value in enumerate(losses):
+        whole.loss(step, value)
+    first = Recorder(ListSink(), TrainingSummary(device="cpu", parameter_count=1),
+                     flush_seconds=60, clock=lambda: 0.0)
+    for step, value in enumerate(losses[:4]):
+        first.loss(step, value)
+    first.flush()
+    state = first.state_dict()
+    resumed = Recorder(ListSink(), TrainingSummary(device="cpu", parameter_count=1),
+                       flush_seconds=60, clock=lambda: 0.0)
+    resumed.load_state_dict(state)
+    for step, value in enumerate(losses[4:], 4):
+        resumed.loss(step, value)
+    assert resumed.summary.as_dict() == whole.summary.as_dict()
