@@ -42,6 +42,21 @@ class Settings(BaseSettings):
     visibility_timeout_seconds: int = Field(
         default=24 * 3600, gt=0, description="Redis redelivers an unacknowledged task after this.")
     max_attempts: int = Field(default=3, ge=1, description="Runs a job may start before it fails.")
+    db_retry_first_seconds: float = Field(
+        default=0.1, gt=0, description="First wait before a worker retries a database write "
+                                       "that failed because the database is away.")
+    db_retry_max_seconds: float = Field(
+        default=5.0, gt=0, description="Longest wait between a worker's database retries "
+                                       "(the backoff doubles up to it).")
+    unstored_points_limit: int = Field(
+        default=1_000_000, ge=1, description="Points a run keeps while the database is away; "
+                                             "past them training pauses until it is back.")
+    reconcile_seconds: float = Field(
+        default=30.0, gt=0, description="How often a worker re-sends queued jobs that the "
+                                        "broker lost (restarted without persistence, flushed).")
+    resend_queued_after_seconds: float = Field(
+        default=30.0, ge=0, description="A queued job is re-sent only when its broker holds no "
+                                        "message for it and it was queued this long ago.")
     ready_requires_worker: bool = Field(
         default=False, description="/readyz answers 503 until a worker consumes.")
     max_request_bytes: int = Field(default=64 * 1024 * 1024, gt=0)

@@ -24,7 +24,9 @@ from sqlalchemy import Connection, Engine
 from optimlab.service.db import job_logs, jobs, metrics, summaries
 from optimlab.service.db.models import utcnow
 from optimlab.service.jobs.datasets import SqlDatasetSource
+from optimlab.service.liveness import this_process
 from optimlab.service.settings import Settings
+from optimlab.worker.db_retry import Backoff, Outbox, retrying
 from optimlab.worker.engine import MetricPoint, SpecError, TrainingSummary, run_training
 from optimlab.worker.engine.devices import resolve_device
 from optimlab.worker.run_log import Pending, RunLog, capturing, rows_for
@@ -54,21 +56,23 @@ def claim_job(job_id: str, *, engine: Engine, settings: Settings,
 def claim_jobs(job_ids: Sequence[str], *, engine: Engine, settings: Settings,
                worker: str) -> list[jobs.Claim]:
     """Claim each job that is free for a new run, in the given order, in one transaction:
-    the queued ones in one statement, the rest (stale runs, jobs out of attempts) one by
-    one."""
+    the queued ones in one statement, the rest (runs whose process died or that stopped
+    beating, jobs out of attempts) one by one. The claims name this process as holder."""
     stale_before = utcnow() - timedelta(seconds=settings.stale_after_seconds)
+    holder = this_process()
     wanted = [uuid.UUID(job_id) for job_id in job_ids]
     with engine.begin() as conn:
         found = {claim.job_id: claim for claim in jobs.claim_queued(
-            conn, wanted, worker=worker, max_attempts=settings.max_attempts)}
+            conn, wanted, worker=worker, max_attempts=settings.max_attempts, holder=holder)}
         for job_id in wanted:
             if job_id not in found and (claim := jobs.claim_job(
                     conn, job_id, worker=worker, stale_before=stale_before,
-                    max_attempts=settings.max_attempts)) is not None:
+                    max_attempts=settings.max_attempts, holder=holder)) is not None:
                 found[job_id] = claim
     for job_id in wanted:
         if job_id not in found:
-            log.debug("job %s: nothing to run (finished, cancelled or running elsewhere)", job_id)
+            log.debug("job %s: nothing to run (finished, cancelled, or running in a live "
+                      "process)", job_id)
     return [found[job_id] for job_id in wanted if job_id in found]
 
 
@@ -80,11 +84,12 @@ def run_claimed(claim: jobs.Claim, *, engine: Engine, settings: Settings, worker
     with capturing() as run_log:
         run_log.note(log, claim.job_id, "job %s: run %d starts on %s", claim.job_id,
                      claim.attempt, worker)
-        sink = SqlMetricSink(engine, claim, run_log)
+        sink = SqlMetricSink(engine, claim, run_log, settings=settings)
         heartbeat = Heartbeat(engine, [claim], every=settings.heartbeat_seconds) if beat \
             else contextlib.nullcontext()
         with ProcessMeter(cuda=_cuda_device(claim.spec)) as meter, heartbeat:
             status, summary, error = _train(claim, sink, settings)
+            sink.flush()  # what waited for the database is stored before the outcome
         if sink.superseded:
             log.warning("job %s: run %d was superseded (or the job deleted); its result is "
                         "dropped", claim.job_id, claim.attempt)
@@ -92,7 +97,8 @@ def run_claimed(claim: jobs.Claim, *, engine: Engine, settings: Settings, worker
         if summary is not None:
             summary.update(note or {})
             summary["process"] = meter.figures()
-        finish_all(engine, [(claim, status, summary, error)], run_log=run_log)
+        finish_all(engine, [(claim, status, summary, error)], run_log=run_log,
+                   backoff=backoff_of(settings))
 
 
 def _cuda_device(spec: dict[str, Any]) -> torch.device | None:
@@ -108,11 +114,17 @@ def _cuda_device(spec: dict[str, Any]) -> torch.device | None:
 Outcome = tuple[jobs.Claim, str, dict[str, Any] | None, str | None]
 
 
+def backoff_of(settings: Settings) -> Backoff:
+    return Backoff(first=settings.db_retry_first_seconds, cap=settings.db_retry_max_seconds)
+
+
 def finish_all(engine: Engine, outcomes: Sequence[Outcome], *,
-               run_log: RunLog | None = None) -> None:
+               run_log: RunLog | None = None, backoff: Backoff | None = None) -> None:
     """Store runs' outcomes in one transaction, with ``converged_at`` read off their stored
     loss histories (in one query). The end line of each run, and the lines of ``run_log`` no
-    write took yet, are stored with the outcomes."""
+    write took yet, are stored with the outcomes. With ``backoff``, a database that is away
+    is waited for: the run's end is recorded when it is back (a run that trained through an
+    outage must not be rerun for want of its last write)."""
     for claim, status, summary, error in outcomes:
         line = ("job %s: run %d ends %s", claim.job_id, claim.attempt,
                 _ending(status, summary, error))
@@ -120,9 +132,19 @@ def finish_all(engine: Engine, outcomes: Sequence[Outcome], *,
             run_log.note(log, claim.job_id, *line)
         else:
             log.info(*line)
+    lines = run_log.take(last=True) if run_log is not None else []  # once, for every try
+    if backoff is None:
+        _store_outcomes(engine, outcomes, lines)
+    else:
+        retrying(lambda: _store_outcomes(engine, outcomes, lines), backoff=backoff,
+                 what=f"jobs {[str(claim.job_id) for claim, _, _, _ in outcomes]}: outcome")
+
+
+def _store_outcomes(engine: Engine, outcomes: Sequence[Outcome], lines: list[Pending]) -> None:
+    # Safe to try again after a commit whose acknowledgement was lost: the updates are
+    # conditional on the job still running under this attempt, and so are the lines.
     with engine.begin() as conn:
-        if run_log is not None:
-            store_lines(conn, [claim for claim, _, _, _ in outcomes], run_log.take(last=True))
+        store_lines(conn, [claim for claim, _, _, _ in outcomes], lines)
         losses = metrics.load_jobs(conn, [claim.job_id for claim, _, summary, _ in outcomes
                                           if summary is not None], "loss")
         for claim, _, summary, _ in outcomes:
@@ -184,17 +206,32 @@ def _train(claim: jobs.Claim, sink: SqlMetricSink,
     return jobs.SUCCEEDED, finite_json(summary.as_dict()), None
 
 
+# A batch as the single-job sink stores it: points, progress, log lines.
+_Batch = tuple[list[MetricPoint], dict[str, Any], list[Pending]]
+
+
 class SqlMetricSink:
     """Writes each batch (and a ``wall_time`` point at its last step, and the log lines
-    captured meanwhile), fenced by the run's attempt, and reports cancellation back."""
+    captured meanwhile), fenced by the run's attempt, and reports cancellation back.
 
-    def __init__(self, engine: Engine, claim: jobs.Claim, run_log: RunLog | None = None) -> None:
+    While the database is away, batches wait in an outbox (db_retry.Outbox) and training
+    goes on; past ``Settings.unstored_points_limit`` points, ``write`` blocks until they are
+    stored. Each batch is stored exactly once.
+    """
+
+    def __init__(self, engine: Engine, claim: jobs.Claim, run_log: RunLog | None = None, *,
+                 settings: Settings | None = None) -> None:
         self.engine = engine
         self.claim = claim
         self.run_log = run_log
         self.superseded = False
         self.last_summary: dict[str, Any] | None = None
         self.wall_step = -1  # the step of the last wall_time point
+        settings = settings or Settings()
+        self.outbox: Outbox[_Batch, str | None] = Outbox(
+            self._store, size=lambda batch: len(batch[0]),
+            limit=settings.unstored_points_limit, backoff=backoff_of(settings),
+            what=f"job {claim.job_id}: metrics")
 
     def write(self, points: list[MetricPoint], summary: TrainingSummary) -> bool:
         self.last_summary = finite_json(summary.as_dict())
@@ -202,19 +239,36 @@ class SqlMetricSink:
             points = [*points, (last, WALL_TIME, summary.wall_seconds)]
             self.wall_step = last
         lines = self.run_log.take() if self.run_log is not None else []
+        status = self.outbox.put((points, self.last_summary, lines))
+        if self.superseded:
+            return False
+        return status is None or status == jobs.RUNNING  # None: not stored yet, train on
+
+    def flush(self) -> None:
+        """Store what waits in the outbox, waiting for the database if it is away."""
+        self.outbox.flush()
+
+    def _store(self, batch: _Batch, retried: bool) -> str | None:
+        points, progress, lines = batch
         with self.engine.begin() as conn:
-            status = store_batch(conn, self.claim, points, self.last_summary, lines)
+            status = store_batch(conn, self.claim, points, progress, lines, verify=retried)
         if status is None:
             self.superseded = True
-        return status == jobs.RUNNING
+        return status
 
 
 def store_batch(conn: Connection, claim: jobs.Claim, points: list[MetricPoint],
-                progress: dict[str, Any], lines: Sequence[Pending] = ()) -> str | None:
+                progress: dict[str, Any], lines: Sequence[Pending] = (), *,
+                verify: bool = False) -> str | None:
     """Store a run's points, progress and log lines, fenced by its attempt; the job's
-    status, or None (nothing stored) when the run no longer holds the job."""
+    status, or None (nothing stored) when the run no longer holds the job.
+
+    ``verify``: an earlier try may have committed without our hearing of it; the batch is
+    stored unless it already is (checked under the job's row lock, which that commit held).
+    """
     status = jobs.lock_for_write(conn, claim)
-    if status is not None:
+    if status is not None and not (verify and points and metrics.has_chunk(
+            conn, claim.job_id, points[0][1], points[0][0])):
         metrics.write_points(conn, claim.job_id, points)
         jobs.save_progress(conn, claim, progress)
         job_logs.write_lines(conn, rows_for(lines, [(claim.job_id, claim.attempt)]))
@@ -243,14 +297,24 @@ class Heartbeat:
         self.thread.join()
 
     def _run(self) -> None:
+        failures = 0
         while not self.stopped.wait(self.every):
             try:
                 with self.engine.begin() as conn:
                     for claim in self.claims:
                         jobs.heartbeat(conn, claim)
             except Exception:  # a missed beat is retried; the run goes on
-                log.warning("jobs %s: heartbeat failed", [str(c.job_id) for c in self.claims],
-                            exc_info=True)
+                failures += 1
+                # While the database is away: one traceback, then a line every tenth beat.
+                if failures == 1 or failures % 10 == 0:
+                    log.warning("jobs %s: heartbeat failed (%d in a row)",
+                                [str(c.job_id) for c in self.claims], failures,
+                                exc_info=failures == 1)
+                continue
+            if failures:
+                log.warning("jobs %s: heartbeat back after %d failures",
+                            [str(c.job_id) for c in self.claims], failures)
+                failures = 0
 
 
 def finite_json(value: Any) -> Any:

@@ -16,11 +16,12 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from pydantic import ValidationError
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from optimlab.service.db import job_logs, jobs, metrics
 from optimlab.service.jobs.datasets import SqlDatasetSource
 from optimlab.service.settings import Settings
+from optimlab.worker.db_retry import Outbox
 from optimlab.worker.engine.devices import DeviceUnavailable, resolve_device
 from optimlab.worker.engine.fused.loop import JobUpdate, run_fused
 from optimlab.worker.engine.fused.plan import fusion_key
@@ -30,13 +31,14 @@ from optimlab.worker.engine.sink import SeriesColumns
 from optimlab.worker.execution import (
     WALL_TIME,
     Heartbeat,
+    backoff_of,
     claim_jobs,
     finish_all,
     finite_json,
     run_claimed,
     store_lines,
 )
-from optimlab.worker.run_log import RunLog, capturing, rows_for
+from optimlab.worker.run_log import Pending, RunLog, capturing, rows_for
 from optimlab.worker.spec import JobSpec
 from optimlab.worker.usage import ProcessMeter
 
@@ -76,7 +78,7 @@ def _fused_run(claims: list[jobs.Claim], *, engine: Engine, settings: Settings, 
     for claim in claims:
         run_log.note(log, claim.job_id, "job %s: run %d starts on %s, fused with %d other jobs",
                      claim.job_id, claim.attempt, worker, len(claims) - 1)
-    sink = SqlFusedSink(engine, claims, run_log)
+    sink = SqlFusedSink(engine, claims, run_log, settings=settings)
     try:
         with ProcessMeter() as meter:
             try:
@@ -93,7 +95,7 @@ def _fused_run(claims: list[jobs.Claim], *, engine: Engine, settings: Settings, 
     done = [(claim, jobs.SUCCEEDED, {**finite_json(summary.as_dict()), **extra}, None)
             for index, (claim, summary) in enumerate(zip(claims, results, strict=True))
             if index not in sink.superseded]
-    finish_all(engine, done, run_log=run_log)
+    finish_all(engine, done, run_log=run_log, backoff=backoff_of(settings))
     return [], ""
 
 
@@ -157,10 +159,18 @@ class SqlFusedSink:
     stored (the database driver releases the GIL); ``write`` answers with what the last
     stored batch said of each job, so a cancel is seen one flush later. ``close`` waits for
     every batch to be stored and raises what a write raised.
+
+    While the database is away, the writer keeps batches in an outbox (db_retry.Outbox);
+    past ``Settings.unstored_points_limit`` points it blocks until they are stored, and
+    with it, once the queue is full, training. Each batch is stored exactly once.
     """
 
     def __init__(self, engine: Engine, claims: list[jobs.Claim],
-                 run_log: RunLog | None = None) -> None:
+                 run_log: RunLog | None = None, *, settings: Settings | None = None) -> None:
+        settings = settings or Settings()
+        self.outbox: Outbox[tuple[list[_Stored], list[Pending]], None] = Outbox(
+            self._store_retried, size=_points, limit=settings.unstored_points_limit,
+            backoff=backoff_of(settings), what=f"fused run of {len(claims)} jobs: metrics")
         self.engine = engine
         self.claims = claims
         self.run_log = run_log
@@ -193,19 +203,33 @@ class SqlFusedSink:
             if self.failure is not None:
                 continue  # drain: the run is about to see the failure
             try:
-                self._store(updates)
+                for index, points, summary in updates:
+                    self._add_wall_time(index, points, summary)
+                lines = self.run_log.take() if self.run_log is not None else []
+                self.outbox.put((updates, lines))
             except BaseException as exc:  # handed to the training thread
                 self.failure = exc
+        try:
+            self.outbox.flush()  # the run ended: what waits for the database, stored
+        except BaseException as exc:
+            self.failure = exc
 
-    def _store(self, updates: list[_Stored]) -> None:
+    def _store_retried(self, batch: tuple[list[_Stored], list[Pending]], retried: bool) -> None:
+        self._store(*batch, verify=retried)
+
+    def _store(self, updates: list[_Stored], lines: list[Pending] | None = None, *,
+               verify: bool = False) -> None:
+        """``verify``: an earlier try may have committed unheard of; store the batch unless
+        it already is (checked under the jobs' row locks, which that commit held)."""
         claims = [self.claims[index] for index, _, _ in updates]
-        for index, points, summary in updates:
-            self._add_wall_time(index, points, summary)
-        lines = self.run_log.take() if self.run_log is not None else []
+        if lines is None:
+            lines = self.run_log.take() if self.run_log is not None else []
         with self.engine.begin() as conn:
             statuses = jobs.lock_many_for_write(conn, claims)
             held = [(claim, points, summary) for claim, (_, points, summary), status
                     in zip(claims, updates, statuses, strict=True) if status is not None]
+            if verify and _stored_before(conn, held):
+                held = []
             metrics.write_many(conn, [(claim.job_id, points) for claim, points, _ in held])
             jobs.save_many_progress(conn, [(claim, finite_json(summary))
                                            for claim, _, summary in held])
@@ -221,3 +245,17 @@ class SqlFusedSink:
         if last > self.wall_steps[index]:
             points[WALL_TIME] = ([last], [summary["wall_seconds"]])
             self.wall_steps[index] = last
+
+
+def _points(batch: tuple[list[_Stored], list[Pending]]) -> int:
+    return sum(len(steps) for _, points, _ in batch[0] for steps, _ in points.values())
+
+
+def _stored_before(conn: Connection, held: list[tuple[jobs.Claim, SeriesColumns, dict[str, Any]]]
+                   ) -> bool:
+    """Whether the batch's one transaction went through: one of its chunks tells."""
+    for claim, points, _ in held:
+        for name, (steps, _) in points.items():
+            if len(steps):
+                return metrics.has_chunk(conn, claim.job_id, name, int(steps[0]))
+    return False

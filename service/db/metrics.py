@@ -67,6 +67,15 @@ def _chunk_row(job_id: uuid.UUID, name: str, steps: Sequence[int],
             "value_bytes": value_bytes}
 
 
+def has_chunk(conn: Connection, job_id: uuid.UUID, name: str, first_step: int) -> bool:
+    """Whether a batch that starts series ``name`` at ``first_step`` is stored: a retried
+    write asks it after a commit whose acknowledgement was lost (a series' steps only grow
+    within a run, so no other batch of the run starts there)."""
+    query = select(chunks.c.count).where(chunks.c.job_id == job_id, chunks.c.name == name,
+                                         chunks.c.first_step == first_step)
+    return conn.execute(query).first() is not None
+
+
 def delete_points(conn: Connection, job_id: uuid.UUID) -> None:
     delete_jobs_points(conn, [job_id])
 
