@@ -29,6 +29,7 @@ from sqlalchemy import (
 
 from optimlab.service.db import job_logs, metrics
 from optimlab.service.db.models import Job, JobTag, utcnow
+from optimlab.service.liveness import Holder, holder_gone
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
     "queued", "running", "succeeded", "failed", "cancelled")
@@ -106,19 +107,37 @@ def list_jobs(conn: Connection, *, status: str | None, limit: int,
     return [Job(**row._mapping) for row in conn.execute(query)]
 
 
+def _holding(holder: Holder | None) -> dict[str, Any]:
+    """The holder columns of a claim by ``holder``."""
+    if holder is None:
+        return {"holder_host": None, "holder_pid": None, "holder_started": None}
+    return {"holder_host": holder.host, "holder_pid": holder.pid,
+            "holder_started": holder.started}
+
+
+def abandoned(job: Job, *, stale_before: datetime) -> bool:
+    """A running job whose run is lost: its holder process died on this host (at once, a
+    fresh heartbeat notwithstanding), or, where that cannot be told, it stopped beating."""
+    gone = holder_gone(job.holder_host, job.holder_pid, job.holder_started)
+    if gone is not None:
+        return gone
+    return job.heartbeat_at is None or job.heartbeat_at < stale_before
+
+
 def claim_job(conn: Connection, job_id: uuid.UUID, *, worker: str, stale_before: datetime,
-              max_attempts: int) -> Claim | None:
-    """Take a queued job (or a running one whose worker stopped beating) for a new run.
+              max_attempts: int, holder: Holder | None = None) -> Claim | None:
+    """Take a queued job (or a running one whose run is lost, :func:`abandoned`) for a new
+    run, held by ``holder`` (this process).
 
     Returns None when the job is not to be run by this caller: finished, cancelled,
-    unknown, or running elsewhere with a fresh heartbeat (a duplicate delivery). A job
+    unknown, or running elsewhere with a live holder (a duplicate delivery). A job
     that has already started ``max_attempts`` runs fails instead: it keeps killing workers.
     """
     job = get_job(conn, job_id)
     if job is None:
         return None
     claimable = job.status == QUEUED or (
-        job.status == RUNNING and (job.heartbeat_at is None or job.heartbeat_at < stale_before))
+        job.status == RUNNING and abandoned(job, stale_before=stale_before))
     if not claimable:
         return None
     if job.attempt >= max_attempts:
@@ -129,7 +148,7 @@ def claim_job(conn: Connection, job_id: uuid.UUID, *, worker: str, stale_before:
     result = conn.execute(
         update(Job).where(Job.id == job_id, Job.attempt == job.attempt, Job.status == job.status)
         .values(status=RUNNING, attempt=job.attempt + 1, worker=worker, started_at=now,
-                heartbeat_at=now, error=None, summary=None))
+                heartbeat_at=now, error=None, summary=None, **_holding(holder)))
     if result.rowcount != 1:
         return None  # another worker claimed it between our read and write
     # A new run starts from step 0: whatever an abandoned run stored is replaced.
@@ -138,7 +157,7 @@ def claim_job(conn: Connection, job_id: uuid.UUID, *, worker: str, stale_before:
 
 
 def claim_queued(conn: Connection, job_ids: list[uuid.UUID], *, worker: str,
-                 max_attempts: int) -> list[Claim]:
+                 max_attempts: int, holder: Holder | None = None) -> list[Claim]:
     """:func:`claim_job` for the queued jobs among ``job_ids``, in two statements (a fused
     task claims a hundred at once); the others are left to :func:`claim_job`."""
     now = utcnow()
@@ -146,7 +165,7 @@ def claim_queued(conn: Connection, job_ids: list[uuid.UUID], *, worker: str,
         update(Job).where(Job.id.in_(job_ids), Job.status == QUEUED,
                           Job.attempt < max_attempts)
         .values(status=RUNNING, attempt=Job.attempt + 1, worker=worker, started_at=now,
-                heartbeat_at=now, error=None, summary=None)
+                heartbeat_at=now, error=None, summary=None, **_holding(holder))
         .returning(Job.id, Job.attempt, Job.spec)).all()
     if claimed:  # a queued job may hold points of a run that was handed back
         metrics.delete_jobs_points(conn, [row.id for row in claimed])
@@ -286,6 +305,13 @@ def orphaned_jobs(conn: Connection, *, stale_after: timedelta,
         condition = or_(condition, Job.status == QUEUED)
     query = select(Job.__table__).where(condition).order_by(Job.created_at, Job.id)
     return [Job(**row._mapping) for row in conn.execute(query)]
+
+
+def queued_before(conn: Connection, before: datetime) -> list[tuple[uuid.UUID, str]]:
+    """(id, queue) of the queued jobs created before ``before``, oldest first."""
+    query = (select(Job.id, Job.queue).where(Job.status == QUEUED, Job.created_at < before)
+             .order_by(Job.created_at, Job.id))
+    return [(row.id, row.queue) for row in conn.execute(query)]
 
 
 def running_on(conn: Connection, worker: str) -> list[Job]:
