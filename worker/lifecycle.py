@@ -1,9 +1,10 @@
 """What a worker process does besides running tasks.
 
 In the main process: register in the workers table once consuming (``/readyz``
-and job routing read it), refresh that row, requeue jobs whose worker died,
-and when asked to stop, unregister (tasks still delivered during the shutdown
-go back to the queue) and hand this worker's running jobs back to the queue:
+and job routing read it), refresh that row, requeue jobs whose worker died, re-send
+queued jobs whose message the broker lost (the reconciler), and when asked to stop,
+unregister (tasks still delivered during the shutdown go back to the queue) and hand
+this worker's running jobs back to the queue:
 the runs see it at their next metrics write and end, so a warm shutdown takes
 about a second instead of waiting for training to finish. In each pool child:
 forget the parent's database connections, size torch's thread pool to its
@@ -16,6 +17,7 @@ import gc
 import logging
 import os
 import threading
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -29,10 +31,11 @@ from celery.signals import (
 )
 
 from optimlab.service.db import jobs, workers
-from optimlab.service.jobs.recovery import requeue_orphans
+from optimlab.service.jobs.recovery import requeue_orphans, resend_lost
 from optimlab.service.settings import Settings
 from optimlab.worker.celery_app import CeleryDispatcher
 from optimlab.worker.process import forget_inherited_engines, process_engine
+from optimlab.worker.queue_contents import CeleryQueueContents
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +92,11 @@ class WorkerMonitor:
     def _watch(self) -> None:
         engine = process_engine(self.settings.database)
         dispatcher = CeleryDispatcher(self.app)
+        contents = CeleryQueueContents(self.app, self.settings)
         stale_after = timedelta(seconds=self.settings.stale_after_seconds)
+        orphans_from = time.monotonic()  # no orphan check before this (after an outage)
+        reconcile_at = time.monotonic() + self.settings.reconcile_seconds
+        failures = 0
         while True:
             self.wake.wait(self.settings.heartbeat_seconds)
             try:
@@ -99,9 +106,22 @@ class WorkerMonitor:
                     return
                 with engine.begin() as conn:
                     workers.beat(conn, self.name)
-                requeue_orphans(engine, dispatcher, stale_after=stale_after)
+                if time.monotonic() >= orphans_from:
+                    requeue_orphans(engine, dispatcher, stale_after=stale_after)
+                if time.monotonic() >= reconcile_at:
+                    reconcile_at = time.monotonic() + self.settings.reconcile_seconds
+                    resend_lost(engine, dispatcher, contents, older_than=timedelta(
+                        seconds=self.settings.resend_queued_after_seconds))
+                failures = 0
             except Exception:  # the monitor must outlive a database hiccup
-                log.warning("worker monitor: check failed", exc_info=True)
+                failures += 1
+                # One traceback per outage, then a line every tenth try.
+                if failures == 1 or failures % 10 == 0:
+                    log.warning("worker monitor: check failed (%d in a row)", failures,
+                                exc_info=failures == 1)
+                # After an outage every heartbeat is old, the live runs' too: give them
+                # time to beat again before any is taken for dead.
+                orphans_from = time.monotonic() + self.settings.stale_after_seconds
                 if self.shutting_down:
                     return
 

@@ -1,30 +1,50 @@
-"""Requeue jobs whose run was lost: a killed worker, or the embedded broker's lost message."""
+"""Requeue jobs whose run was lost (a killed worker, the embedded broker's lost message),
+and re-send queued jobs whose message the broker lost (restarted without persistence,
+flushed)."""
 
 from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import Protocol
 
 from sqlalchemy import Engine
 
 from optimlab.service.db import jobs
+from optimlab.service.db.models import utcnow
 from optimlab.service.jobs.dispatch import Dispatcher
 
 log = logging.getLogger(__name__)
 
 
+class BrokerContents(Protocol):
+    def held_job_ids(self, queues: list[str]) -> set[str]:
+        """The jobs that messages waiting in (or taken but not acknowledged from) these
+        queues name."""
+
+    def declare_queues(self) -> None:
+        """Declare the queues again (a flushed Redis forgot their bindings too)."""
+
+
 def requeue_orphans(engine: Engine, dispatcher: Dispatcher, *, stale_after: timedelta,
                     include_queued: bool = False) -> int:
-    """Send running jobs without a heartbeat back to their queue; return how many.
+    """Send running jobs whose run is lost back to their queue; return how many.
+
+    A run is lost when its holder process died on this host, or (holder elsewhere or
+    unknown) it stopped beating for ``stale_after``; a stale run whose holder lives here is
+    only cut off from the database, and is left alone.
 
     ``include_queued`` also re-sends every queued job: right for a broker that
     deletes a message as it is fetched (the embedded one), when no worker runs yet.
     A duplicate message is harmless: only one run can claim the job.
     """
+    stale_before = utcnow() - stale_after
     with engine.begin() as conn:
         orphans = jobs.orphaned_jobs(conn, stale_after=stale_after, include_queued=include_queued)
     count = 0
     for job in orphans:
+        if job.status == jobs.RUNNING and not jobs.abandoned(job, stale_before=stale_before):
+            continue
         with engine.begin() as conn:
             if job.status == jobs.RUNNING and not jobs.requeue_job(conn, job):
                 continue
@@ -32,3 +52,29 @@ def requeue_orphans(engine: Engine, dispatcher: Dispatcher, *, stale_after: time
         log.warning("job %s (%s) sent back to queue %s", job.id, job.status, job.queue)
         count += 1
     return count
+
+
+def resend_lost(engine: Engine, dispatcher: Dispatcher, broker: BrokerContents, *,
+                older_than: timedelta) -> int:
+    """Re-send each queued job, queued over ``older_than`` ago, that no message in the broker
+    names; return how many.
+
+    Comparing with what the broker holds keeps a long healthy queue from being doubled;
+    the age bound skips jobs whose message is being sent right now. A fused task's message
+    names all its jobs; a job re-sent alone still runs exactly once (the claim decides).
+    """
+    with engine.begin() as conn:
+        queued = jobs.queued_before(conn, utcnow() - older_than)
+    if not queued:
+        return 0
+    held = broker.held_job_ids(sorted({queue for _, queue in queued}))
+    lost = [(job_id, queue) for job_id, queue in queued if str(job_id) not in held]
+    if lost:
+        broker.declare_queues()
+    for job_id, queue in lost:
+        dispatcher.dispatch(str(job_id), queue)
+    if lost:
+        log.warning("%d queued jobs had no message in the broker: sent again (%s%s)",
+                    len(lost), ", ".join(str(job_id) for job_id, _ in lost[:5]),
+                    ", ..." if len(lost) > 5 else "")
+    return len(lost)
