@@ -46,8 +46,11 @@ class CeleryQueueContents:
                 for priority in channel.priority_steps:
                     for raw in client.lrange(channel._q_for_pri(queue, priority), 0, -1):
                         yield _loads(raw)
-            for raw in client.hvals(channel.unacked_key):  # [payload, exchange, routing key]
-                if (entry := _loads(raw)) is not None:
+            # One hash for all queues: [payload, exchange, routing key], and our routing
+            # keys are the queue names.
+            for raw in client.hvals(channel.unacked_key):
+                entry = _loads(raw)
+                if isinstance(entry, list) and len(entry) == 3 and entry[2] in queues:
                     yield entry[0]
 
     def _folder(self, queues: list[str]) -> Iterator[Any]:

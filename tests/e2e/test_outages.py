@@ -76,7 +76,8 @@ def test_a_database_cut_mid_job_loses_and_doubles_nothing(
     if stack.kind != "postgres":
         pytest.skip("the cut is a TCP proxy between the worker and PostgreSQL")
     database = make_url(stack.settings.database)
-    assert database.host is not None and database.port is not None
+    assert database.host is not None
+    assert database.port is not None
     with tcp_proxy((database.host, database.port)) as proxy:
         proxied = database.set(host="127.0.0.1", port=proxy.port)
         env = {"OPTIMLAB_DATABASE_URL": proxied.render_as_string(hide_password=False)}
