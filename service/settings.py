@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     db_retry_max_seconds: float = Field(
         default=5.0, gt=0, description="Longest wait between a worker's database retries "
                                        "(the backoff doubles up to it).")
+    outage_grace_seconds: float = Field(
+        default=600.0, gt=0, description="A stale run whose process still lives on this host "
+                                         "is taken for cut off from the database, and left "
+                                         "alone this long before it is requeued.")
     unstored_points_limit: int = Field(
         default=1_000_000, ge=1, description="Points a run keeps while the database is away; "
                                              "past them training pauses until it is back.")

@@ -60,6 +60,7 @@ def claim_jobs(job_ids: Sequence[str], *, engine: Engine, settings: Settings,
     beating, jobs out of attempts) one by one. The claims name this process as holder."""
     stale_before = utcnow() - timedelta(seconds=settings.stale_after_seconds)
     holder = this_process()
+    alive_before = utcnow() - timedelta(seconds=settings.outage_grace_seconds)
     wanted = [uuid.UUID(job_id) for job_id in job_ids]
     with engine.begin() as conn:
         found = {claim.job_id: claim for claim in jobs.claim_queued(
@@ -67,7 +68,8 @@ def claim_jobs(job_ids: Sequence[str], *, engine: Engine, settings: Settings,
         for job_id in wanted:
             if job_id not in found and (claim := jobs.claim_job(
                     conn, job_id, worker=worker, stale_before=stale_before,
-                    max_attempts=settings.max_attempts, holder=holder)) is not None:
+                    max_attempts=settings.max_attempts, holder=holder,
+                    alive_before=alive_before)) is not None:
                 found[job_id] = claim
     for job_id in wanted:
         if job_id not in found:
@@ -89,7 +91,11 @@ def run_claimed(claim: jobs.Claim, *, engine: Engine, settings: Settings, worker
             else contextlib.nullcontext()
         with ProcessMeter(cuda=_cuda_device(claim.spec)) as meter, heartbeat:
             status, summary, error = _train(claim, sink, settings)
-            sink.flush()  # what waited for the database is stored before the outcome
+            try:  # what waited for the database is stored before the outcome
+                sink.flush()
+            except Exception as exc:  # not the database away (that is waited for)
+                log.exception("job %s: storing its last metrics failed", claim.job_id)
+                status, error = jobs.FAILED, f"storing metrics failed: {exc}"
         if sink.superseded:
             log.warning("job %s: run %d was superseded (or the job deleted); its result is "
                         "dropped", claim.job_id, claim.attempt)

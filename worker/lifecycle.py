@@ -94,6 +94,7 @@ class WorkerMonitor:
         dispatcher = CeleryDispatcher(self.app)
         contents = CeleryQueueContents(self.app, self.settings)
         stale_after = timedelta(seconds=self.settings.stale_after_seconds)
+        outage_grace = timedelta(seconds=self.settings.outage_grace_seconds)
         orphans_from = time.monotonic()  # no orphan check before this (after an outage)
         reconcile_at = time.monotonic() + self.settings.reconcile_seconds
         failures = 0
@@ -107,7 +108,8 @@ class WorkerMonitor:
                 with engine.begin() as conn:
                     workers.beat(conn, self.name)
                 if time.monotonic() >= orphans_from:
-                    requeue_orphans(engine, dispatcher, stale_after=stale_after)
+                    requeue_orphans(engine, dispatcher, stale_after=stale_after,
+                                    outage_grace=outage_grace)
                 if time.monotonic() >= reconcile_at:
                     reconcile_at = time.monotonic() + self.settings.reconcile_seconds
                     resend_lost(engine, dispatcher, contents, older_than=timedelta(

@@ -115,17 +115,24 @@ def _holding(holder: Holder | None) -> dict[str, Any]:
             "holder_started": holder.started}
 
 
-def abandoned(job: Job, *, stale_before: datetime) -> bool:
+def abandoned(job: Job, *, stale_before: datetime, alive_before: datetime | None = None) -> bool:
     """A running job whose run is lost: its holder process died on this host (at once, a
-    fresh heartbeat notwithstanding), or, where that cannot be told, it stopped beating."""
+    fresh heartbeat notwithstanding), or, where that cannot be told, it stopped beating.
+
+    A holder alive on this host is only cut off from the database; past ``alive_before``
+    without a beat it is taken for lost all the same (a run that ended without recording
+    its end must not hold its job for ever).
+    """
     gone = holder_gone(job.holder_host, job.holder_pid, job.holder_started)
-    if gone is not None:
-        return gone
-    return job.heartbeat_at is None or job.heartbeat_at < stale_before
+    if gone:
+        return True
+    before = stale_before if gone is None else alive_before
+    return before is not None and (job.heartbeat_at is None or job.heartbeat_at < before)
 
 
 def claim_job(conn: Connection, job_id: uuid.UUID, *, worker: str, stale_before: datetime,
-              max_attempts: int, holder: Holder | None = None) -> Claim | None:
+              max_attempts: int, holder: Holder | None = None,
+              alive_before: datetime | None = None) -> Claim | None:
     """Take a queued job (or a running one whose run is lost, :func:`abandoned`) for a new
     run, held by ``holder`` (this process).
 
@@ -137,7 +144,8 @@ def claim_job(conn: Connection, job_id: uuid.UUID, *, worker: str, stale_before:
     if job is None:
         return None
     claimable = job.status == QUEUED or (
-        job.status == RUNNING and abandoned(job, stale_before=stale_before))
+        job.status == RUNNING and abandoned(job, stale_before=stale_before,
+                                            alive_before=alive_before))
     if not claimable:
         return None
     if job.attempt >= max_attempts:

@@ -27,23 +27,25 @@ class BrokerContents(Protocol):
 
 
 def requeue_orphans(engine: Engine, dispatcher: Dispatcher, *, stale_after: timedelta,
-                    include_queued: bool = False) -> int:
+                    include_queued: bool = False, outage_grace: timedelta | None = None) -> int:
     """Send running jobs whose run is lost back to their queue; return how many.
 
     A run is lost when its holder process died on this host, or (holder elsewhere or
     unknown) it stopped beating for ``stale_after``; a stale run whose holder lives here is
-    only cut off from the database, and is left alone.
+    only cut off from the database, and is left alone (for ``outage_grace``, if given).
 
     ``include_queued`` also re-sends every queued job: right for a broker that
     deletes a message as it is fetched (the embedded one), when no worker runs yet.
     A duplicate message is harmless: only one run can claim the job.
     """
     stale_before = utcnow() - stale_after
+    alive_before = None if outage_grace is None else utcnow() - outage_grace
     with engine.begin() as conn:
         orphans = jobs.orphaned_jobs(conn, stale_after=stale_after, include_queued=include_queued)
     count = 0
     for job in orphans:
-        if job.status == jobs.RUNNING and not jobs.abandoned(job, stale_before=stale_before):
+        if job.status == jobs.RUNNING and not jobs.abandoned(
+                job, stale_before=stale_before, alive_before=alive_before):
             continue
         with engine.begin() as conn:
             if job.status == jobs.RUNNING and not jobs.requeue_job(conn, job):

@@ -74,3 +74,21 @@ def test_a_stale_run_whose_holder_lives_is_not_requeued(engine: Engine, stack: S
     with engine.connect() as conn:
         assert jobs.get_job(conn, alive).status == jobs.RUNNING  # type: ignore[union-attr]
         assert jobs.get_job(conn, dead).status == jobs.QUEUED  # type: ignore[union-attr]
+
+
+def test_a_live_holder_silent_past_the_outage_grace_is_requeued(engine: Engine,
+                                                                stack: Stack) -> None:
+    me = this_process()
+    (job_id,) = queue_jobs(engine, stack, 1)
+    with engine.begin() as conn:
+        conn.execute(update(Job).values(
+            status=jobs.RUNNING, attempt=1, heartbeat_at=utcnow() - timedelta(hours=1),
+            holder_host=me.host, holder_pid=me.pid, holder_started=me.started))
+    dispatcher = CeleryDispatcher(create_celery(stack.settings))
+
+    within = requeue_orphans(engine, dispatcher, stale_after=timedelta(seconds=60),
+                             outage_grace=timedelta(hours=2))
+    past = requeue_orphans(engine, dispatcher, stale_after=timedelta(seconds=60),
+                           outage_grace=timedelta(minutes=30))
+
+    assert (within, past) == (0, 1)
