@@ -66,7 +66,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         (base / name).mkdir()
     env = {k: v for k, v in os.environ.items()
            if k not in ("OPTIMLAB_DATABASE_URL", "OPTIMLAB_BROKER_URL", "OPTIMLAB_DATA_DIR")}
-    env.update(HOME=str(base / "home"), OPTIMLAB_FLUSH_SECONDS="0.2")
+    env.update(HOME=str(base / "home"), OPTIMLAB_FLUSH_SECONDS="0.2", OPTIMLAB_AUTH="off")
     url = f"http://127.0.0.1:{free_port()}"
     process = optimlab("up", "--port", url.rsplit(":", 1)[1], "--data-dir", str(base / "data"),
                        "--gpus", "none", env=env, cwd=base, log=base / "up.log")
