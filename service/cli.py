@@ -79,6 +79,8 @@ def up(host: HostOption = "127.0.0.1", port: PortOption = 8000,
     from optimlab.service.embedded import DataDirInUse, lock_data_dir, prepare
     from optimlab.service.processes import ChildSpec, Supervisor, optimlab_command
 
+    auth = auth_for_up(host)
+    _refuse_open(host, auth, allow_no_auth)
     folder = (data_dir or get_settings().data_dir).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     try:
@@ -88,8 +90,6 @@ def up(host: HostOption = "127.0.0.1", port: PortOption = 8000,
     settings = Settings(data_dir=folder, database_url=None, broker_url=None,
                         ready_requires_worker=True)
     prepare(settings)
-    auth = auth_for_up(host)
-    _refuse_open(host, auth, allow_no_auth)
     env = {"OPTIMLAB_DATA_DIR": str(folder), "OPTIMLAB_READY_REQUIRES_WORKER": "true",
            "OPTIMLAB_DATABASE_URL": "", "OPTIMLAB_BROKER_URL": "", "OPTIMLAB_AUTH": auth}
     api_args = ("--allow-no-auth",) if allow_no_auth else ()
