@@ -21,8 +21,10 @@ if TYPE_CHECKING:
         MissingDependency,
         NotFound,
         OptimlabError,
+        QuotaExceeded,
         ServerUnavailable,
         SpecRefused,
+        Unauthorized,
         WaitTimeout,
     )
     from optimlab.client.events import Event, Reconnect
@@ -32,13 +34,27 @@ _WHERE = {
     "Client": "client", "DEFAULT_SERVER": "client",
     "OptimlabError": "errors", "SpecRefused": "errors", "NotFound": "errors",
     "Conflict": "errors", "ServerUnavailable": "errors", "WaitTimeout": "errors",
-    "MissingDependency": "errors",
+    "MissingDependency": "errors", "Unauthorized": "errors", "QuotaExceeded": "errors",
     "Event": "events", "Reconnect": "events",
     "Progress": "progress", "SweepProgress": "progress",
 }
-__all__ = ["DEFAULT_SERVER", "Client", "Conflict", "Event", "MissingDependency", "NotFound",
-           "OptimlabError", "Progress", "Reconnect", "ServerUnavailable", "SpecRefused",
-           "SweepProgress", "WaitTimeout"]
+__all__ = [
+    "DEFAULT_SERVER",
+    "Client",
+    "Conflict",
+    "Event",
+    "MissingDependency",
+    "NotFound",
+    "OptimlabError",
+    "Progress",
+    "QuotaExceeded",
+    "Reconnect",
+    "ServerUnavailable",
+    "SpecRefused",
+    "SweepProgress",
+    "Unauthorized",
+    "WaitTimeout",
+]
 
 
 def __getattr__(name: str) -> Any:

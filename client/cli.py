@@ -18,11 +18,12 @@ if TYPE_CHECKING:
     from optimlab.client.client import Client
 
 # Exit codes scripts can rely on.
-OK, FAILED, REFUSED, DIVERGED, UNREACHABLE = 0, 1, 2, 3, 4
+OK, FAILED, REFUSED, DIVERGED, UNREACHABLE, UNAUTHORIZED = 0, 1, 2, 3, 4, 5
 EXIT_CODES = (
     "Exit codes: 0 succeeded; 1 a job failed or was cancelled; 2 usage error or the server "
-    "refused the request (a 422 names the field on stderr; 404 unknown id; 409 conflict); "
-    "3 a job diverged (only with --fail-on-diverged); 4 server unreachable or failing (5xx).")
+    "refused the request (a 422 names the field on stderr; 404 unknown id; 409 conflict; "
+    "429/403 a quota); 3 a job diverged (only with --fail-on-diverged); 4 server unreachable "
+    "or failing (5xx); 5 no API key, or the server refused it (401).")
 
 ServerOption = Annotated[str, typer.Option(
     "--server", metavar="URL", envvar="OPTIMLAB_SERVER", help="The optimlab API's URL.")]
@@ -58,6 +59,7 @@ def _errors_as_exit_codes(command: F) -> F:
             OptimlabError,
             ServerUnavailable,
             SpecRefused,
+            Unauthorized,
         )
         from optimlab.client.specs import SpecFileError
 
@@ -71,6 +73,9 @@ def _errors_as_exit_codes(command: F) -> F:
         except ServerUnavailable as exc:
             typer.echo(f"error: {exc.message}", err=True)
             raise typer.Exit(UNREACHABLE) from None
+        except Unauthorized as exc:
+            typer.echo(f"error: {exc.message}", err=True)
+            raise typer.Exit(UNAUTHORIZED) from None
         except OptimlabError as exc:
             typer.echo(f"error: {exc.message}", err=True)
             failing = exc.status is None or exc.status >= 500

@@ -31,17 +31,21 @@ Job = dict[str, Any]
 
 
 class Client:
-    """The optimlab API at ``base_url``; ``api_key`` goes as a Bearer token.
+    """The optimlab API at ``base_url``; ``api_key`` (default: ``$OPTIMLAB_API_KEY``) goes
+    as a Bearer token on every request, event streams included.
 
     Every method returns the API's JSON as plain dicts and lists, and raises
     :class:`~optimlab.client.errors.OptimlabError` (``SpecRefused``, ``NotFound``,
-    ``Conflict``, ``ServerUnavailable``) for what the server refuses or cannot answer.
+    ``Conflict``, ``ServerUnavailable``, ``Unauthorized``, ``QuotaExceeded``) for what the
+    server refuses or cannot answer.
     Use it as a context manager, or call :meth:`close`. ``reconnect`` says how often an
     event stream (``wait``, ``events``) reconnects after a drop before giving up.
     """
 
     def __init__(self, base_url: str = DEFAULT_SERVER, api_key: str | None = None,
                  timeout: float = 30.0, *, reconnect: Reconnect | None = None) -> None:
+        api_key = os.environ.get("OPTIMLAB_API_KEY") if api_key is None else api_key
+        # Sent on every request, event streams included (they are plain GETs of this client).
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.base_url = base_url.rstrip("/")
         self.reconnect = reconnect or Reconnect()

@@ -11,11 +11,13 @@ import httpx
 class OptimlabError(Exception):
     """Anything the server refused or failed to answer; ``status`` is its HTTP status."""
 
-    def __init__(self, message: str, *, status: int | None = None, detail: Any = None) -> None:
+    def __init__(self, message: str, *, status: int | None = None, detail: Any = None,
+                 body: Any = None) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
         self.detail = detail
+        self.body = body
 
 
 class SpecRefused(OptimlabError):
@@ -28,6 +30,23 @@ class SpecRefused(OptimlabError):
         if not isinstance(self.detail, list):
             return []
         return [_field_path(e.get("loc", [])) for e in self.detail if isinstance(e, dict)]
+
+
+class Unauthorized(OptimlabError):
+    """A 401: no API key was sent, or the server does not know it or it was revoked."""
+
+
+class QuotaExceeded(OptimlabError):
+    """A 429 (running or queued jobs) or a 403 (stored points): one of the owner's quotas;
+    ``quota`` names it and ``limit`` is its value."""
+
+    @property
+    def quota(self) -> str | None:
+        return self.body.get("quota") if isinstance(self.body, dict) else None
+
+    @property
+    def limit(self) -> int | None:
+        return self.body.get("limit") if isinstance(self.body, dict) else None
 
 
 class NotFound(OptimlabError):
@@ -51,7 +70,8 @@ class MissingDependency(OptimlabError, ImportError):
 
 
 _BY_STATUS: dict[int, type[OptimlabError]] = {
-    404: NotFound, 409: Conflict, 422: SpecRefused, 503: ServerUnavailable}
+    401: Unauthorized, 404: NotFound, 409: Conflict, 422: SpecRefused, 429: QuotaExceeded,
+    503: ServerUnavailable}
 
 
 def raise_for(response: httpx.Response) -> None:
@@ -68,7 +88,12 @@ def raise_for(response: httpx.Response) -> None:
     if not isinstance(message, str):
         message = detail if isinstance(detail, str) else (response.text or response.reason_phrase)
     kind = _BY_STATUS.get(response.status_code, OptimlabError)
-    raise kind(message, status=response.status_code, detail=detail)
+    if response.status_code == 403 and isinstance(body, dict) and "quota" in body:
+        kind = QuotaExceeded
+    if kind is Unauthorized:
+        message = (f"{message} (401: pass --key or set OPTIMLAB_API_KEY; an operator makes "
+                   "keys with `optimlab keys create`)")
+    raise kind(message, status=response.status_code, detail=detail, body=body)
 
 
 def unreachable(exc: httpx.TransportError, base_url: str) -> ServerUnavailable:

@@ -73,6 +73,21 @@ class Settings(BaseSettings):
     checkpoint_url: str | None = Field(
         default=None, description="Where runs keep checkpoints: a folder or any fsspec URL "
                                   "(shared by all hosts); default: data_dir/checkpoints.")
+    auth: Literal["required", "off"] = Field(
+        default="required", description="required: every /v1 request needs an API key "
+        "(Authorization: Bearer); off: every request acts as one local admin. `optimlab up` "
+        "bound to a loopback address defaults to off.")
+    quota_running_jobs: int | None = Field(
+        default=None, ge=0, description="Per owner: a submission is refused (429) while the "
+                                        "owner has this many running jobs; 0/None: unlimited.")
+    quota_queued_jobs: int | None = Field(
+        default=10_000, ge=0, description="Per owner: most queued jobs (429 past it; a sweep "
+                                          "that would pass it is refused whole); 0/None: "
+                                          "unlimited.")
+    quota_stored_points: int | None = Field(
+        default=1_000_000_000, ge=0, description="Per owner: no new jobs (403) once its jobs "
+                                                 "store this many metric points; 0/None: "
+                                                 "unlimited.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="At INFO, a job logs its start and its end; DEBUG adds "
                                     "Celery's per-task lines.")
@@ -83,6 +98,11 @@ class Settings(BaseSettings):
     def _any_case(cls, value: object) -> object:
         # OPTIMLAB_LOG_LEVEL=info is as meant as INFO; refusing it stops every command.
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("auth", mode="before")
+    @classmethod
+    def _lower_case(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("database_url", "broker_url", "checkpoint_url", mode="before")
     @classmethod

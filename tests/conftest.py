@@ -29,10 +29,13 @@ from optimlab.worker.engine.numerics import reproducible_products
 POSTGRES_SERVER = os.environ.get("OPTIMLAB_TEST_POSTGRES_URL",
                                  "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("OPTIMLAB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-TABLES = ("metric_chunks", "job_logs", "job_tags", "jobs", "sweeps", "workers", "datasets")
+TABLES = ("metric_chunks", "job_logs", "job_tags", "jobs", "sweeps", "workers", "datasets",
+          "api_keys")
 # Short intervals so that tests of heartbeats and recovery take seconds, not minutes.
+# Auth off, as a single user's stack: tests of keys and owners (tests/service/api/
+# test_owners.py) turn it on for themselves.
 FAST: dict[str, Any] = {"flush_seconds": 0.2, "heartbeat_seconds": 0.5,
-                        "stale_after_seconds": 3.0}
+                        "stale_after_seconds": 3.0, "auth": "off"}
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class Stack:
             "OPTIMLAB_HEARTBEAT_SECONDS": str(s.heartbeat_seconds),
             "OPTIMLAB_STALE_AFTER_SECONDS": str(s.stale_after_seconds),
             "OPTIMLAB_BROKER_POLL_SECONDS": str(s.broker_poll_seconds),
+            "OPTIMLAB_AUTH": s.auth,
         }
         return {**os.environ, **env}
 

@@ -189,6 +189,27 @@ def test_app_services_share_one_environment_that_points_at_the_compose_servers()
     assert (broker.hostname, broker.port or 6379) == ("redis", 6379)
 
 
+FIRST_KEY = re.compile(r"^#\s+docker compose run --rm (\S+) (keys create .*)$", re.MULTILINE)
+
+
+def first_key_command() -> tuple[str, list[str]]:
+    """The service and the arguments the compose file's comment gives for the first key."""
+    found = FIRST_KEY.search(COMPOSE_FILE.read_text())
+    assert found, "docker-compose.yml does not show how the first API key is made"
+    return found[1], found[2].split()
+
+
+def test_the_api_asks_for_keys_and_the_file_shows_how_the_first_is_made() -> None:
+    compose = load_compose()
+    assert compose["x-optimlab-env"]["OPTIMLAB_AUTH"] == "required"
+    name, args = first_key_command()
+    assert name in APP_SERVICES
+    assert args[:2] == ["keys", "create"]
+    assert "--admin" in args
+    assert "--name" in args
+    assert f"docker compose run --rm {name} {' '.join(args)}" in (ROOT / "README.md").read_text()
+
+
 def test_dockerfile_installs_torch_from_the_build_arg_index_then_the_project() -> None:
     text = DOCKERFILE.read_text()
     lines = [line.strip() for line in text.replace("\\\n", " ").splitlines()
@@ -499,14 +520,17 @@ def registered(local: Local) -> list[tuple[str, str, str, int]]:
     return [(str(n), str(q), str(d), int(p)) for n, q, d, p in rows]
 
 
-def run_job(local: Local, url: str, name: str) -> str:
-    """Submit the seed job through the API; return the worker that ran it."""
-    response = httpx.post(f"{url}/v1/jobs", json={**SEED_SPEC, "name": name}, timeout=10)
+def run_job(local: Local, url: str, name: str, key: str) -> str:
+    """Submit the seed job through the API with the API key; return the worker that ran it."""
+    headers = {"Authorization": f"Bearer {key}"}
+    response = httpx.post(f"{url}/v1/jobs", json={**SEED_SPEC, "name": name}, headers=headers,
+                          timeout=10)
     assert response.status_code == 201, response.text
     job_id = response.json()["id"]
 
     def finished() -> dict[str, Any] | None:
-        job: dict[str, Any] = httpx.get(f"{url}/v1/jobs/{job_id}", timeout=10).json()
+        job: dict[str, Any] = httpx.get(f"{url}/v1/jobs/{job_id}", headers=headers,
+                                        timeout=10).json()
         return job if job["status"] in ("succeeded", "failed", "cancelled") else None
 
     job = wait_for(finished, timeout=60, interval=0.1, what=f"job {name} to finish")
@@ -541,6 +565,15 @@ def test_compose_services_come_up_here_with_their_own_commands_and_healthchecks(
         assert code == 0, f"migrate exited with {code}\n{local.log(f'migrate-{attempt}')}"
         assert tables() >= TABLES, f"tables after migrate: {sorted(tables())}"
 
+    # The first API key, made as the compose file's comment says (`docker compose run`
+    # runs the service's image with those arguments after its ENTRYPOINT, optimlab).
+    key_service, key_args = first_key_command()
+    made = subprocess.run([sys.executable, "-m", "optimlab.service.cli", *key_args],
+                          env=local.env(service(compose, key_service)), cwd=local.cwd,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.strip()
+
     # api: the compose command on a free port; the compose healthcheck on that port.
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -569,7 +602,8 @@ def test_compose_services_come_up_here_with_their_own_commands_and_healthchecks(
     assert (queues, device, pid) == (f"{prefix}cpu", "cpu", worker.pid), registered(local)
 
     # The API and the worker share one configuration: a job submitted to one runs on the other.
-    assert run_job(local, url, "compose cpu worker") == name
+    assert httpx.get(f"{url}/v1/jobs", timeout=5).status_code == 401  # no key
+    assert run_job(local, url, "compose cpu worker", key) == name
 
     # docker stop: the worker leaves within the grace period and unregisters; its
     # healthcheck then fails.
@@ -598,4 +632,4 @@ def test_compose_services_come_up_here_with_their_own_commands_and_healthchecks(
         else:
             assert queues == f"{prefix}gpu,{prefix}cpu", rows
             assert device.startswith("cuda:"), rows
-    assert run_job(local, url, "compose gpu worker") in {row[0] for row in rows}
+    assert run_job(local, url, "compose gpu worker", key) in {row[0] for row in rows}

@@ -10,21 +10,23 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from starlette.responses import JSONResponse
 
+from optimlab.service.api.deps import Unauthorized
 from optimlab.service.jobs.datasets import (
     DatasetConflict,
-    DatasetNotFound,
     InvalidUpload,
     PayloadTooLarge,
 )
 from optimlab.service.jobs.errors import (
     BrokerUnavailable,
+    DatasetNotFound,
     InvalidCursor,
     InvalidQuery,
     JobConflict,
     JobNotFound,
+    QuotaExceeded,
+    SweepNotFound,
 )
 from optimlab.service.jobs.listing import InvalidSort
-from optimlab.service.jobs.sweeps import SweepNotFound
 from optimlab.worker.engine import SpecError
 
 
@@ -106,7 +108,20 @@ def _plain(status: int) -> Any:
     return handler
 
 
+async def _quota(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, QuotaExceeded)
+    return JSONResponse(status_code=exc.status, content={
+        "detail": str(exc), "quota": exc.quota, "limit": exc.limit})
+
+
+async def _unauthorized(_: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(status_code=401, content={"detail": str(exc)},
+                        headers={"WWW-Authenticate": "Bearer"})
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(Unauthorized, _unauthorized)
+    app.add_exception_handler(QuotaExceeded, _quota)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(SpecError, _spec_error)
     app.add_exception_handler(InvalidCursor, _invalid_cursor)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
+from optimlab.service.api.deps import get_caller
 from optimlab.service.api.errors import install_error_handlers
 from optimlab.service.api.limits import RequestSizeLimit
 from optimlab.service.api.routes import (
@@ -22,10 +24,15 @@ from optimlab.service.api.routes import (
     plots,
     sweeps,
 )
+from optimlab.service.api.schemas import ErrorPublic
 from optimlab.service.db.connection import make_engine
 from optimlab.service.jobs.dispatch import Dispatcher
 from optimlab.service.settings import Settings, get_settings
 from optimlab.worker.engine.warmup import warm_up
+
+UNAUTHORIZED: dict[int | str, dict[str, Any]] = {401: {
+    "model": ErrorPublic, "description": "No API key, or an unknown or revoked one (with "
+                                         "OPTIMLAB_AUTH=required)"}}
 
 
 def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None = None) -> FastAPI:
@@ -47,15 +54,12 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
     app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
     install_error_handlers(app)
     app.include_router(health.router)
-    app.include_router(jobs.router)
-    app.include_router(job_verbs.router)
-    app.include_router(metrics.router)
-    app.include_router(datasets.router)
-    app.include_router(catalog.router)
-    app.include_router(compare.router)
-    app.include_router(events.router)
-    app.include_router(sweeps.router)
-    app.include_router(plots.router)
+    # Every /v1 route asks for the caller here, so none can be left open by mistake (a
+    # route's own CallerDep is the same dependency: resolved once per request).
+    for router in (jobs.router, job_verbs.router, metrics.router, datasets.router,
+                   catalog.router, compare.router, events.router, sweeps.router,
+                   plots.router):
+        app.include_router(router, dependencies=[Depends(get_caller)], responses=UNAUTHORIZED)
     dashboard.install(app)
     return app
 

@@ -22,6 +22,14 @@ def render(openapi: dict[str, Any]) -> str:
         "`/compare`, `/sweeps`, `/sweeps/{id}`, `/submit`), its files under `/assets/`; it calls",
         "the routes below and nothing else.",
         "",
+        "Every `/v1` route needs `Authorization: Bearer <key>` (a key from `optimlab keys",
+        "create`) unless the server runs with `OPTIMLAB_AUTH=off`; without a valid key it answers",
+        "`401` with `WWW-Authenticate: Bearer`. Jobs, sweeps and data sets belong to the key's",
+        "owner: another owner's id answers `404` and lists leave it out (an admin key sees all).",
+        "Past an owner's quota a submission answers `429` (running or queued jobs) or `403`",
+        "(stored points), with `quota` and `limit` in the body. `/healthz`, `/readyz` and the",
+        "dashboard are public.",
+        "",
     ]
     for path, operations in openapi["paths"].items():
         for method in METHODS:

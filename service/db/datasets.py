@@ -21,12 +21,14 @@ PUBLIC = [c for c in datasets.columns if c.name != "content"]
 
 def insert_dataset(conn: Connection, *, id: str, name: str, filename: str, format: str,
                    target: str | None, rows: int, features: int, classes: int | None,
-                   content: bytes, created_at: datetime | None = None) -> StoredDataset:
+                   content: bytes, created_at: datetime | None = None,
+                   owner: str | None = None) -> StoredDataset:
     """Store an upload; the same content stored before is left as it is and returned."""
     values: dict[str, Any] = {
         "id": id, "name": name, "filename": filename, "format": format, "target": target,
         "rows": rows, "features": features, "classes": classes, "size_bytes": len(content),
-        "created_at": created_at or utcnow(), "content": content}
+        "created_at": created_at or utcnow(), "content": content,
+        "owner": owner}
     if conn.dialect.name == "postgresql":
         conn.execute(postgresql.insert(StoredDataset).values(values)
                      .on_conflict_do_nothing(index_elements=["id"]))
@@ -52,9 +54,11 @@ def get_content(conn: Connection, dataset_id: str) -> bytes | None:
     return None if content is None else bytes(content)
 
 
-def list_datasets(conn: Connection) -> list[StoredDataset]:
-    """Newest first, without content."""
+def list_datasets(conn: Connection, *, owner: str | None = None) -> list[StoredDataset]:
+    """Newest first, without content; ``owner``: only that owner's (None: everyone's)."""
     query = select(*PUBLIC).order_by(datasets.c.created_at.desc(), datasets.c.id)
+    if owner is not None:
+        query = query.where(datasets.c.owner == owner)
     return [StoredDataset(**row._mapping) for row in conn.execute(query)]
 
 

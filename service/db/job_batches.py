@@ -27,7 +27,8 @@ class NewJob:
 
 
 def insert_jobs(conn: Connection, new: list[NewJob], *,
-                sweep_id: uuid.UUID | None = None) -> list[uuid.UUID]:
+                sweep_id: uuid.UUID | None = None, owner: str | None = None
+                ) -> list[uuid.UUID]:
     """Insert the jobs as queued, in this order; return their ids, in this order.
 
     Jobs are listed by ``(created_at, id)``: each gets its own microsecond, so they keep the
@@ -40,7 +41,7 @@ def insert_jobs(conn: Connection, new: list[NewJob], *,
     conn.execute(insert(Job), [
         {"id": job_id, "name": job.name, "status": QUEUED, "spec": job.spec, "queue": job.queue,
          "created_at": now + timedelta(microseconds=i), "attempt": 0, "sweep_id": sweep_id,
-         "sweep_point": job.sweep_point}
+         "sweep_point": job.sweep_point, "owner": owner}
         for i, (job_id, job) in enumerate(zip(ids, new, strict=True))])
     tags = [{"job_id": job_id, "tag": tag} for job_id, job in zip(ids, new, strict=True)
             for tag in sorted(set(job.spec.get("tags") or []))]

@@ -46,12 +46,12 @@ class Claim:
 
 def insert_job(conn: Connection, *, name: str, spec: dict[str, Any], queue: str,
                sweep_id: uuid.UUID | None = None,
-               sweep_point: dict[str, Any] | None = None) -> Job:
+               sweep_point: dict[str, Any] | None = None, owner: str | None = None) -> Job:
     job_id = uuid.uuid4()
     now = utcnow()
     conn.execute(insert(Job).values(
         id=job_id, name=name, status=QUEUED, spec=spec, queue=queue, created_at=now, attempt=0,
-        sweep_id=sweep_id, sweep_point=sweep_point))
+        sweep_id=sweep_id, sweep_point=sweep_point, owner=owner))
     _insert_tags(conn, job_id, spec.get("tags") or [])
     return get_job(conn, job_id)  # type: ignore[return-value]
 

@@ -21,6 +21,7 @@ class JobFilter:
     sweep_id: uuid.UUID | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
+    owner: str | None = None  # only this owner's jobs; None: everyone's
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,8 @@ def by_summary(conn: Connection, where: JobFilter, order: SummaryOrder, *, limit
 
 def _filtered(where: JobFilter) -> Select[Any]:
     query = select(Job.__table__)
+    if where.owner is not None:
+        query = query.where(Job.owner == where.owner)
     if where.status is not None:
         query = query.where(Job.status == where.status)
     if where.tag is not None:

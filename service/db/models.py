@@ -1,5 +1,5 @@
 """Tables: jobs (the source of truth for status), their metric series and log lines, live
-workers, uploaded data sets."""
+workers, uploaded data sets, API keys."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -66,6 +67,9 @@ class Job(Base):
         Uuid, ForeignKey("sweeps.id", ondelete="SET NULL"), index=True)
     # The sweep axes' values this job was generated with, e.g. {"optimizer.lr": 0.01}.
     sweep_point: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Who may see it: the owner of the API key that created it (None: made with auth off,
+    # seen by admin keys only once auth is on).
+    owner: Mapped[str | None] = mapped_column(String(200), index=True)
 
     __table_args__ = (Index("ix_jobs_created_at_id", "created_at", "id"),)
 
@@ -93,6 +97,7 @@ class Sweep(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     # How the jobs were sent: {"enabled", "tasks": [[job ids]], "alone": [{job_id, reason}]}.
     fusion: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    owner: Mapped[str | None] = mapped_column(String(200), index=True)
 
 
 class MetricChunk(Base):
@@ -170,3 +175,20 @@ class StoredDataset(Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    owner: Mapped[str | None] = mapped_column(String(200), index=True)
+
+
+class ApiKey(Base):
+    """An API key: only the SHA-256 of the key is kept (a key is 32 random bytes, so a fast
+    hash is enough: there is nothing to guess that a slow one would protect)."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200))
+    owner: Mapped[str] = mapped_column(String(200))
+    admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)

@@ -12,10 +12,10 @@ from optimlab.service.db.models import Job, JobTag, Sweep, utcnow
 
 
 def insert_sweep(conn: Connection, *, name: str, request: dict[str, Any], size: int,
-                 tags: list[str]) -> Sweep:
+                 tags: list[str], owner: str | None = None) -> Sweep:
     sweep_id = uuid.uuid4()
     conn.execute(insert(Sweep).values(id=sweep_id, name=name, request=request, size=size,
-                                      tags=tags, created_at=utcnow()))
+                                      tags=tags, created_at=utcnow(), owner=owner))
     sweep = get_sweep(conn, sweep_id)
     assert sweep is not None
     return sweep
@@ -49,9 +49,13 @@ def job_ids(conn: Connection, sweep_id: uuid.UUID, *, statuses: tuple[str, ...] 
 
 
 def list_sweeps(conn: Connection, *, tag: str | None, limit: int,
-                after: tuple[datetime, uuid.UUID] | None) -> list[Sweep]:
-    """Newest first; ``after`` is the (created_at, id) of the previous page's last sweep."""
+                after: tuple[datetime, uuid.UUID] | None, owner: str | None = None
+                ) -> list[Sweep]:
+    """Newest first; ``after`` is the (created_at, id) of the previous page's last sweep;
+    ``owner``: only that owner's (None: everyone's)."""
     query = select(Sweep.__table__).order_by(Sweep.created_at.desc(), Sweep.id.desc())
+    if owner is not None:
+        query = query.where(Sweep.owner == owner)
     if tag is not None:
         # A sweep's tags are copied onto its jobs, where they are indexed.
         query = query.where(exists().where(Job.sweep_id == Sweep.id, JobTag.job_id == Job.id,

@@ -8,14 +8,14 @@ from sqlalchemy import Engine
 
 from optimlab.service.db import jobs
 from optimlab.service.db.models import Job
-from optimlab.service.jobs.errors import JobConflict, JobNotFound
+from optimlab.service.jobs.callers import Caller
+from optimlab.service.jobs.errors import JobConflict
+from optimlab.service.jobs.ownership import job_for
 
 
-def cancel_job(*, engine: Engine, job_id: uuid.UUID) -> Job:
+def cancel_job(*, engine: Engine, caller: Caller, job_id: uuid.UUID) -> Job:
     with engine.begin() as conn:
-        job = jobs.get_job(conn, job_id)
-        if job is None:
-            raise JobNotFound(job_id)
+        job = job_for(conn, caller, job_id)
         if not jobs.cancel_job(conn, job_id):
             raise JobConflict(f"job {job_id} is {job.status}; only queued or running "
                               "jobs can be cancelled")

@@ -16,10 +16,12 @@ from typing import Any, Literal
 import orjson
 from sqlalchemy import Connection, Engine
 
-from optimlab.service.db import compare, jobs
+from optimlab.service.db import compare
 from optimlab.service.db.models import Job
+from optimlab.service.jobs.callers import Caller
 from optimlab.service.jobs.errors import InvalidQuery, JobNotFound
 from optimlab.service.jobs.listing import parse_rank
+from optimlab.service.jobs.ownership import jobs_for
 
 MAX_JOBS = 200
 COSMETIC = ("seed", "name", "tags")
@@ -49,11 +51,11 @@ class Comparison:
                 "jobs": self.jobs, "groups": self.groups, "ranking": self.ranking}
 
 
-def compare_jobs(*, engine: Engine, job_ids: list[uuid.UUID], metric: str, max_points: int,
-                 rank_by: str, band: Band) -> Comparison:
+def compare_jobs(*, engine: Engine, caller: Caller, job_ids: list[uuid.UUID], metric: str,
+                 max_points: int, rank_by: str, band: Band) -> Comparison:
     order = parse_rank(rank_by)  # validated before any work
     with engine.connect() as conn:
-        chosen = existing_jobs(conn, job_ids)
+        chosen = existing_jobs(conn, caller, job_ids)
         hi = compare.last_step(conn, job_ids, metric)
         buckets = compare.plan_buckets(0, -1 if hi is None else hi, max_points)
         stats = {job.id: compare.bucket_stats(conn, job.id, metric, buckets) for job in chosen}
@@ -72,9 +74,10 @@ def compare_jobs(*, engine: Engine, job_ids: list[uuid.UUID], metric: str, max_p
     return result
 
 
-def existing_jobs(conn: Connection, job_ids: list[uuid.UUID]) -> list[Job]:
-    """The jobs, in the order given; UnknownJobs names every id that has none."""
-    found = jobs.get_jobs(conn, job_ids)
+def existing_jobs(conn: Connection, caller: Caller, job_ids: list[uuid.UUID]) -> list[Job]:
+    """The jobs, in the order given; UnknownJobs names every id that has none (or that
+    the caller may not see)."""
+    found = jobs_for(conn, caller, job_ids)
     missing = [str(i) for i in job_ids if i not in found]
     if missing:
         raise UnknownJobs(missing)

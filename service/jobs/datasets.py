@@ -12,6 +12,8 @@ from sqlalchemy import Engine
 
 from optimlab.service.db import datasets
 from optimlab.service.db.models import StoredDataset
+from optimlab.service.jobs.callers import Caller
+from optimlab.service.jobs.ownership import dataset_for
 from optimlab.service.settings import Settings
 from optimlab.worker.engine.data.dataset import Dataset
 from optimlab.worker.engine.data.uploads import UploadError, load_upload, parse_upload
@@ -34,11 +36,6 @@ class InvalidUpload(ValueError):
         super().__init__(f"{field}: {message}")
 
 
-class DatasetNotFound(LookupError):
-    def __init__(self, dataset_id: str) -> None:
-        super().__init__(f"data set {dataset_id} not found")
-
-
 class DatasetConflict(RuntimeError):
     """The request does not fit the stored data set."""
 
@@ -47,8 +44,17 @@ class DatasetInUse(DatasetConflict):
     """Jobs (in any state) refer to the data set: it stays, so that they can be rerun."""
 
 
-def upload_dataset(*, engine: Engine, settings: Settings, content: bytes, filename: str,
-                   name: str | None, target: str | None) -> StoredDataset:
+def dataset_id(content: bytes, owner: str | None) -> str:
+    """The SHA-256 of the bytes; of the owner's name and the bytes for an owned upload, so
+    that two owners' copies of one file are two data sets, and an upload tells nobody
+    whether someone else holds the same file."""
+    if owner is None:
+        return hashlib.sha256(content).hexdigest()
+    return hashlib.sha256(owner.encode() + b"\0" + content).hexdigest()
+
+
+def upload_dataset(*, engine: Engine, settings: Settings, caller: Caller, content: bytes,
+                   filename: str, name: str | None, target: str | None) -> StoredDataset:
     """Check the file, then store it; the same bytes uploaded again give the stored row."""
     if len(content) > settings.max_upload_bytes:
         raise PayloadTooLarge(f"the file is over the limit of {settings.max_upload_bytes} "
@@ -63,7 +69,7 @@ def upload_dataset(*, engine: Engine, settings: Settings, content: bytes, filena
     stored_target = target if parsed.format == "csv" else None
     with engine.begin() as conn:
         stored = datasets.insert_dataset(
-            conn, id=hashlib.sha256(content).hexdigest(),
+            conn, id=dataset_id(content, caller.owner), owner=caller.owner,
             name=(name or filename or "upload")[:200], filename=filename,
             format=parsed.format, target=stored_target, rows=parsed.rows,
             features=parsed.features, classes=parsed.classes, content=content)
@@ -74,25 +80,21 @@ def upload_dataset(*, engine: Engine, settings: Settings, content: bytes, filena
     return stored
 
 
-def list_datasets(*, engine: Engine) -> list[StoredDataset]:
+def list_datasets(*, engine: Engine, caller: Caller) -> list[StoredDataset]:
     with engine.connect() as conn:
-        return datasets.list_datasets(conn)
+        return datasets.list_datasets(conn, owner=caller.scope)
 
 
-def get_dataset(*, engine: Engine, dataset_id: str) -> StoredDataset:
+def get_dataset(*, engine: Engine, caller: Caller, dataset_id: str) -> StoredDataset:
     with engine.connect() as conn:
-        stored = datasets.get_dataset(conn, dataset_id)
-    if stored is None:
-        raise DatasetNotFound(dataset_id)
-    return stored
+        return dataset_for(conn, caller, dataset_id)
 
 
-def delete_dataset(*, engine: Engine, dataset_id: str) -> None:
+def delete_dataset(*, engine: Engine, caller: Caller, dataset_id: str) -> None:
     """Remove the data set, unless a job in any state refers to it: a finished job keeps
     its data, or it could not be rerun."""
     with engine.begin() as conn:
-        if datasets.get_dataset(conn, dataset_id) is None:
-            raise DatasetNotFound(dataset_id)
+        dataset_for(conn, caller, dataset_id)
         users = datasets.jobs_using(conn, dataset_id)
         if users:
             raise DatasetInUse(f"data set {dataset_id} is used by {len(users)} job(s) "
@@ -112,14 +114,20 @@ def _listed(users: list[tuple[uuid.UUID, str]]) -> str:
 
 
 class SqlDatasetSource:
-    """The engine's :class:`DatasetSource` for uploads stored in the database."""
+    """The engine's :class:`DatasetSource` for uploads stored in the database.
 
-    def __init__(self, engine: Engine) -> None:
+    With a ``caller`` (a spec being submitted), another owner's data set is unknown, as an
+    id that names none; without (a worker running a job checked at submit), any is read."""
+
+    def __init__(self, engine: Engine, caller: Caller | None = None) -> None:
         self.engine = engine
+        self.caller = caller
 
     def load(self, dataset_id: str) -> Dataset:
         with self.engine.connect() as conn:
             stored = datasets.get_dataset(conn, dataset_id)
+            if stored is not None and self.caller and not self.caller.sees(stored.owner):
+                stored = None
             content = None if stored is None else datasets.get_content(conn, dataset_id)
         if stored is None or content is None:
             raise SpecError(("data", "dataset_id"), f"no uploaded data set {dataset_id}")

@@ -7,15 +7,15 @@ import uuid
 from sqlalchemy import Engine
 
 from optimlab.service.db import jobs
-from optimlab.service.jobs.errors import JobConflict, JobNotFound
+from optimlab.service.jobs.callers import Caller
+from optimlab.service.jobs.errors import JobConflict
+from optimlab.service.jobs.ownership import job_for
 
 
-def delete_job(*, engine: Engine, job_id: uuid.UUID) -> None:
+def delete_job(*, engine: Engine, caller: Caller, job_id: uuid.UUID) -> None:
     """Refuse a queued or running job: a worker may be about to run it or be writing it."""
     with engine.begin() as conn:
-        job = jobs.get_job(conn, job_id, lock=True)
-        if job is None:
-            raise JobNotFound(job_id)
+        job = job_for(conn, caller, job_id, lock=True)
         if job.status in (jobs.QUEUED, jobs.RUNNING):
             raise JobConflict(f"job {job_id} is {job.status}: cancel it first "
                               f"(POST /v1/jobs/{job_id}/cancel), then delete it")

@@ -37,11 +37,11 @@ import anyio.to_thread
 from sqlalchemy import Connection, Engine
 
 from optimlab.service.db import events as db
-from optimlab.service.db import sweeps
 from optimlab.service.db.jobs import CANCELLED, FINISHED
 from optimlab.service.db.models import utcnow
+from optimlab.service.jobs.callers import Caller
 from optimlab.service.jobs.errors import JobNotFound
-from optimlab.service.jobs.sweeps import SweepNotFound
+from optimlab.service.jobs.ownership import job_for, sweep_for
 
 POLL_SECONDS = 0.25
 MAX_POINTS = 5_000
@@ -156,10 +156,12 @@ def _shown(text: str) -> str:
 
 # --- opening a stream (refusals come before the response starts) ---------------------------
 
-def open_job_stream(*, engine: Engine, job_id: uuid.UUID, last_event_id: str | None,
-                    stale_after: timedelta, poll: float = POLL_SECONDS) -> EventStream:
+def open_job_stream(*, engine: Engine, caller: Caller, job_id: uuid.UUID,
+                    last_event_id: str | None, stale_after: timedelta,
+                    poll: float = POLL_SECONDS) -> EventStream:
     cursor = parse_job_cursor(last_event_id) if last_event_id else START
     with engine.connect() as conn:
+        job_for(conn, caller, job_id)
         states = db.job_states(conn, [job_id])
         if not states:
             raise JobNotFound(job_id)
@@ -168,11 +170,11 @@ def open_job_stream(*, engine: Engine, job_id: uuid.UUID, last_event_id: str | N
                        stale_after=stale_after, poll=poll)
 
 
-def open_sweep_stream(*, engine: Engine, sweep_id: uuid.UUID, last_event_id: str | None,
-                      stale_after: timedelta, poll: float = POLL_SECONDS) -> EventStream:
+def open_sweep_stream(*, engine: Engine, caller: Caller, sweep_id: uuid.UUID,
+                      last_event_id: str | None, stale_after: timedelta,
+                      poll: float = POLL_SECONDS) -> EventStream:
     with engine.connect() as conn:
-        if sweeps.get_sweep(conn, sweep_id) is None:
-            raise SweepNotFound(sweep_id)
+        sweep_for(conn, caller, sweep_id)
         states = db.sweep_job_states(conn, sweep_id)
         order = SweepCursor([state.id for state in states])
         cursors = order.parse(last_event_id) if last_event_id else {}

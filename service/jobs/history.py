@@ -15,6 +15,7 @@ from itertools import repeat
 from sqlalchemy import Connection, Engine
 
 from optimlab.service.db import history, metrics
+from optimlab.service.jobs.callers import Caller
 from optimlab.service.jobs.errors import InvalidQuery
 from optimlab.service.jobs.queries import metric_names
 from optimlab.service.jobs.smoothing import Ema, smooth
@@ -59,11 +60,12 @@ class SeriesHistory:
     smoothed: list[float] | None
 
 
-def read_histories(*, engine: Engine, job_id: uuid.UUID, names: list[str] | None,
-                   window: Window) -> list[SeriesHistory]:
+def read_histories(*, engine: Engine, caller: Caller, job_id: uuid.UUID,
+                   names: list[str] | None, window: Window) -> list[SeriesHistory]:
     """Each series in the order of ``metric_names`` (loss and lr first)."""
     window.check()
-    wanted = dict.fromkeys(metric_names(engine=engine, job_id=job_id, names=names))
+    wanted = dict.fromkeys(metric_names(engine=engine, caller=caller, job_id=job_id,
+                                        names=names))
     with engine.connect() as conn:
         return [_read(conn, job_id, name, window) for name in wanted]
 
@@ -85,8 +87,8 @@ class Chunk:
     smoothed: list[float] | None
 
 
-def stream_chunks(*, engine: Engine, job_id: uuid.UUID, names: list[str] | None,
-                  window: Window) -> Iterator[Chunk]:
+def stream_chunks(*, engine: Engine, caller: Caller, job_id: uuid.UUID,
+                  names: list[str] | None, window: Window) -> Iterator[Chunk]:
     """The points of every series, series by name (as the CSV export has always come), in
     step order, a stored chunk at a time (at most ``max_points`` of one series when
     downsampled).
@@ -95,16 +97,18 @@ def stream_chunks(*, engine: Engine, job_id: uuid.UUID, names: list[str] | None,
     the chunks are read as the iterator is consumed.
     """
     window.check()
-    wanted = sorted(set(metric_names(engine=engine, job_id=job_id, names=names)))
+    wanted = sorted(set(metric_names(engine=engine, caller=caller, job_id=job_id,
+                                     names=names)))
     if window.max_points is None:
         return _chunks_all(engine, job_id, wanted, window)
     return _chunks_downsampled(engine, job_id, wanted, window)
 
 
-def stream_history(*, engine: Engine, job_id: uuid.UUID, names: list[str] | None,
-                   window: Window) -> Iterator[Row]:
+def stream_history(*, engine: Engine, caller: Caller, job_id: uuid.UUID,
+                   names: list[str] | None, window: Window) -> Iterator[Row]:
     """:func:`stream_chunks` row by row."""
-    return _rows(stream_chunks(engine=engine, job_id=job_id, names=names, window=window))
+    return _rows(stream_chunks(engine=engine, caller=caller, job_id=job_id, names=names,
+                               window=window))
 
 
 def _rows(chunks: Iterator[Chunk]) -> Iterator[Row]:

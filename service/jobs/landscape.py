@@ -17,10 +17,11 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from optimlab.service.db import compare as stats
-from optimlab.service.db import jobs
 from optimlab.service.db.models import Job
+from optimlab.service.jobs.callers import Caller
 from optimlab.service.jobs.compare import existing_jobs, flatten
-from optimlab.service.jobs.errors import InvalidQuery, JobNotFound
+from optimlab.service.jobs.errors import InvalidQuery
+from optimlab.service.jobs.ownership import job_for
 from optimlab.service.jobs.plots import describe_optimizer, label
 from optimlab.service.plots.landscape import LandscapeError, Objective, Path, evaluate_grid
 from optimlab.worker.engine.expression import ExpressionError, parse_expression
@@ -35,22 +36,21 @@ class Landscape:
     title: str
 
 
-def job_landscape(*, engine: Engine, job_id: uuid.UUID, max_points: int) -> Landscape:
+def job_landscape(*, engine: Engine, caller: Caller, job_id: uuid.UUID,
+                  max_points: int) -> Landscape:
     with engine.connect() as conn:
-        job = jobs.get_job(conn, job_id)
-        if job is None:
-            raise JobNotFound(job_id)
+        job = job_for(conn, caller, job_id)
         objective = objective_of(job, field="job_id")
         path = read_path(conn, job, objective, max_points=max_points,
                          label=describe_optimizer(job.spec))
     return Landscape(objective, [path], job.name or objective.expression.source)
 
 
-def compare_landscape(*, engine: Engine, job_ids: list[uuid.UUID],
+def compare_landscape(*, engine: Engine, caller: Caller, job_ids: list[uuid.UUID],
                       max_points: int) -> Landscape:
     """Every job's path over their shared objective, labelled by what differs."""
     with engine.connect() as conn:
-        chosen = existing_jobs(conn, job_ids)
+        chosen = existing_jobs(conn, caller, job_ids)
         objectives = [objective_of(job, field="jobs") for job in chosen]
         first = objectives[0]
         for job, objective in zip(chosen, objectives, strict=True):

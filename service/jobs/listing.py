@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from optimlab.service.db import listing
 from optimlab.service.db.listing import JobFilter, SummaryOrder
 from optimlab.service.db.models import Job
+from optimlab.service.jobs.callers import Caller
 from optimlab.service.jobs.errors import InvalidCursor, InvalidQuery
 from optimlab.worker.engine.sink import TrainingSummary
 
@@ -52,10 +53,12 @@ def parse_rank(rank_by: str) -> SummaryOrder | None:
         raise InvalidQuery("rank_by", str(exc).replace("cannot sort", "cannot rank")) from None
 
 
-def list_jobs(*, engine: Engine, where: JobFilter, sort: str, limit: int,
+def list_jobs(*, engine: Engine, caller: Caller, where: JobFilter, sort: str, limit: int,
               cursor: str | None) -> tuple[list[Job], str | None]:
-    """A page of jobs and the cursor of the next one (None on the last page)."""
+    """A page of the jobs ``caller`` may see and the cursor of the next one (None on the
+    last page)."""
     order = parse_sort(sort)
+    where = dataclasses.replace(where, owner=caller.scope)
     state = _decode(cursor) if cursor else {}
     with engine.connect() as conn:
         if order is None:

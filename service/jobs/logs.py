@@ -10,15 +10,16 @@ from sqlalchemy import Engine
 
 from optimlab.service.db import job_logs
 from optimlab.service.db.models import JobLog
-from optimlab.service.jobs.queries import get_job
+from optimlab.service.jobs.callers import Caller
+from optimlab.service.jobs.ownership import get_job
 
 LevelName = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
-def read_logs(*, engine: Engine, job_id: uuid.UUID, attempt: int | None, min_level: LevelName,
-              limit: int) -> list[JobLog]:
+def read_logs(*, engine: Engine, caller: Caller, job_id: uuid.UUID, attempt: int | None,
+              min_level: LevelName, limit: int) -> list[JobLog]:
     """The job's lines of ``min_level`` or above, oldest first."""
-    get_job(engine=engine, job_id=job_id)
+    get_job(engine=engine, caller=caller, job_id=job_id)
     with engine.connect() as conn:
         return job_logs.read_lines(conn, job_id, attempt=attempt,
                                    min_level=logging.getLevelNamesMapping()[min_level],

@@ -13,10 +13,10 @@ from typing import Any
 from sqlalchemy import Engine
 
 from optimlab.service.db import compare as stats
-from optimlab.service.db import jobs
 from optimlab.service.db.models import Job
 from optimlab.service.jobs import compare
-from optimlab.service.jobs.errors import JobNotFound
+from optimlab.service.jobs.callers import Caller
+from optimlab.service.jobs.ownership import job_for
 from optimlab.service.plots import style
 from optimlab.service.plots.comparison import Curve
 from optimlab.service.plots.history import Band, History
@@ -24,15 +24,13 @@ from optimlab.service.plots.history import Band, History
 LR = "lr"
 
 
-def job_history(*, engine: Engine, job_id: uuid.UUID, names: list[str],
+def job_history(*, engine: Engine, caller: Caller, job_id: uuid.UUID, names: list[str],
                 max_points: int) -> History:
     """The named series of one job (and its lr) on at most ``max_points`` shared buckets."""
     wanted = list(dict.fromkeys(names))
     read = [*wanted, LR] if LR not in wanted else wanted
     with engine.connect() as conn:
-        job = jobs.get_job(conn, job_id)
-        if job is None:
-            raise JobNotFound(job_id)
+        job = job_for(conn, caller, job_id)
         last = [step for name in read
                 if (step := stats.last_step(conn, [job_id], name)) is not None]
         buckets = stats.plan_buckets(0, max(last, default=-1), max_points)
@@ -48,11 +46,11 @@ def job_history(*, engine: Engine, job_id: uuid.UUID, names: list[str],
         notes=[f"no points: {', '.join(missing)}"] if missing else [])
 
 
-def compare_curves(*, engine: Engine, job_ids: list[uuid.UUID], metric: str, max_points: int,
-                   band: compare.Band) -> tuple[compare.Comparison, list[Curve]]:
+def compare_curves(*, engine: Engine, caller: Caller, job_ids: list[uuid.UUID], metric: str,
+                   max_points: int, band: compare.Band) -> tuple[compare.Comparison, list[Curve]]:
     """The comparison of ``compare_jobs`` as curves: one per seed group, labelled by what
     differs between the groups."""
-    result = compare.compare_jobs(engine=engine, job_ids=job_ids, metric=metric,
+    result = compare.compare_jobs(engine=engine, caller=caller, job_ids=job_ids, metric=metric,
                                   max_points=max_points, rank_by="-created_at", band=band)
     by_id = {job["id"]: job for job in result.jobs}
     curves = []

@@ -8,32 +8,19 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 
-from optimlab.service.db import jobs, metrics
+from optimlab.service.db import metrics
 from optimlab.service.db.models import Job, Sweep
-from optimlab.service.jobs.errors import InvalidCursor, JobNotFound
+from optimlab.service.jobs import ownership
+from optimlab.service.jobs.callers import Caller
+from optimlab.service.jobs.errors import InvalidCursor
 
 # Series shown first when a client asks for all of them.
 LEADING_SERIES = ("loss", "lr")
 
 
-def get_job(*, engine: Engine, job_id: uuid.UUID) -> Job:
-    with engine.connect() as conn:
-        job = jobs.get_job(conn, job_id)
-    if job is None:
-        raise JobNotFound(job_id)
-    return job
-
-
-def list_jobs(*, engine: Engine, status: str | None, limit: int,
-              cursor: str | None) -> tuple[list[Job], str | None]:
-    """A page of jobs, newest first, and the cursor of the next page (None on the last)."""
-    after = decode_cursor(cursor) if cursor else None
-    with engine.connect() as conn:
-        page = jobs.list_jobs(conn, status=status, limit=limit + 1, after=after)
-    if len(page) <= limit:
-        return page, None
-    page = page[:limit]
-    return page, encode_cursor(page[-1])
+def get_job(*, engine: Engine, caller: Caller, job_id: uuid.UUID) -> Job:
+    """The job, or JobNotFound (also for another owner's: see :mod:`ownership`)."""
+    return ownership.get_job(engine=engine, caller=caller, job_id=job_id)
 
 
 def encode_cursor(item: Job | Sweep) -> str:
@@ -50,17 +37,19 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         raise InvalidCursor("cursor is not one this API returned") from None
 
 
-def metric_names(*, engine: Engine, job_id: uuid.UUID, names: list[str] | None) -> list[str]:
-    get_job(engine=engine, job_id=job_id)
+def metric_names(*, engine: Engine, caller: Caller, job_id: uuid.UUID,
+                 names: list[str] | None) -> list[str]:
+    get_job(engine=engine, caller=caller, job_id=job_id)
     if names:
         return names
     with engine.connect() as conn:
         return sorted(metrics.series_names(conn, job_id), key=leading_first)
 
 
-def series_extents(*, engine: Engine, job_id: uuid.UUID) -> list[metrics.SeriesExtent]:
+def series_extents(*, engine: Engine, caller: Caller,
+                   job_id: uuid.UUID) -> list[metrics.SeriesExtent]:
     """Every stored series of the job, loss and lr first, then by name."""
-    get_job(engine=engine, job_id=job_id)
+    get_job(engine=engine, caller=caller, job_id=job_id)
     with engine.connect() as conn:
         extents = metrics.series_extents(conn, job_id)
     return sorted(extents, key=lambda extent: leading_first(extent.name))
@@ -72,8 +61,8 @@ def leading_first(name: str) -> tuple[int, str]:
     return rank, name
 
 
-def read_metrics(*, engine: Engine, job_id: uuid.UUID,
+def read_metrics(*, engine: Engine, caller: Caller, job_id: uuid.UUID,
                  names: list[str] | None) -> list[metrics.Series]:
-    wanted = metric_names(engine=engine, job_id=job_id, names=names)
+    wanted = metric_names(engine=engine, caller=caller, job_id=job_id, names=names)
     with engine.connect() as conn:
         return metrics.read_series(conn, job_id, wanted)

@@ -9,19 +9,18 @@ from sqlalchemy import Engine
 
 from optimlab.service.db import jobs
 from optimlab.service.db.models import Job
-from optimlab.service.jobs.errors import JobNotFound
+from optimlab.service.jobs.callers import Caller
+from optimlab.service.jobs.ownership import job_for
 
 
-def relabel_job(*, engine: Engine, job_id: uuid.UUID, name: str | None,
+def relabel_job(*, engine: Engine, caller: Caller, job_id: uuid.UUID, name: str | None,
                 tags: Sequence[str] | None) -> Job:
     """Set what is given (None: unchanged); tags keep their order, without repeats.
 
     Allowed in any state: a run reads its spec when it starts and never writes it back.
     """
     with engine.begin() as conn:
-        job = jobs.get_job(conn, job_id, lock=True)
-        if job is None:
-            raise JobNotFound(job_id)
+        job = job_for(conn, caller, job_id, lock=True)
         spec = dict(job.spec)
         if name is not None:
             spec["name"] = name

@@ -9,6 +9,8 @@ from sqlalchemy import Connection, Engine
 
 from optimlab.service.db import jobs, workers
 from optimlab.service.db.models import Job
+from optimlab.service.jobs import quotas
+from optimlab.service.jobs.callers import Caller
 from optimlab.service.jobs.datasets import SqlDatasetSource
 from optimlab.service.jobs.dispatch import Dispatcher
 from optimlab.service.jobs.errors import BrokerUnavailable
@@ -19,14 +21,16 @@ from optimlab.worker.spec import JobSpec
 log = logging.getLogger(__name__)
 
 
-def submit_job(*, engine: Engine, dispatcher: Dispatcher, settings: Settings,
+def submit_job(*, engine: Engine, dispatcher: Dispatcher, settings: Settings, caller: Caller,
                spec: JobSpec) -> Job:
-    """Raise SpecError for a spec the engine cannot run; nothing is stored or queued then."""
-    validate_spec(spec, source=SqlDatasetSource(engine))
+    """Raise SpecError for a spec the engine cannot run, QuotaExceeded past the owner's
+    quotas; nothing is stored or queued then. The job belongs to the caller's owner."""
+    validate_spec(spec, source=SqlDatasetSource(engine, caller))
     with engine.begin() as conn:
+        quotas.check_submit(conn, settings, caller, new_jobs=1)
         queue = choose_queue(spec, settings, gpu_workers=count_gpu_workers(conn, settings))
         job = jobs.insert_job(conn, name=spec.name, spec=spec.model_dump(mode="json"),
-                              queue=queue)
+                              queue=queue, owner=caller.owner)
     # Sent after the commit, so a worker never receives the id of a row it cannot see yet.
     try:
         dispatcher.dispatch(str(job.id), queue)

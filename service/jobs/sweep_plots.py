@@ -9,11 +9,11 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from optimlab.service.db import sweeps
 from optimlab.service.db.sweep_points import sweep_points
+from optimlab.service.jobs.callers import Caller
 from optimlab.service.jobs.errors import InvalidQuery
 from optimlab.service.jobs.listing import TEXT_FIELDS, InvalidSort, parse_sort
-from optimlab.service.jobs.sweeps import SweepNotFound
+from optimlab.service.jobs.ownership import sweep_for
 from optimlab.service.plots.sweep import SweepPoint, axis_names, default_x
 
 DEFAULT_METRIC = "final_loss"
@@ -27,13 +27,11 @@ class SweepPlot:
     title: str
 
 
-def sweep_plot(*, engine: Engine, sweep_id: uuid.UUID, metric: str = DEFAULT_METRIC,
-               x: str | None = None) -> SweepPlot:
+def sweep_plot(*, engine: Engine, caller: Caller, sweep_id: uuid.UUID,
+               metric: str = DEFAULT_METRIC, x: str | None = None) -> SweepPlot:
     path = _metric_path(metric)
     with engine.connect() as conn:
-        sweep = sweeps.get_sweep(conn, sweep_id)
-        if sweep is None:
-            raise SweepNotFound(sweep_id)
+        sweep = sweep_for(conn, caller, sweep_id)
         rows = sweep_points(conn, sweep_id)
     points = [SweepPoint(axes=axes, value=_value(summary, path)) for axes, summary in rows]
     names = axis_names(points)

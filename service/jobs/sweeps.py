@@ -20,12 +20,14 @@ from optimlab.service.db import job_batches, jobs, listing, sweeps
 from optimlab.service.db.job_batches import NewJob
 from optimlab.service.db.listing import JobFilter
 from optimlab.service.db.models import Job, Sweep
-from optimlab.service.jobs import queries
+from optimlab.service.jobs import queries, quotas
+from optimlab.service.jobs.callers import Caller
 from optimlab.service.jobs.datasets import SqlDatasetSource
 from optimlab.service.jobs.dispatch import Dispatcher
 from optimlab.service.jobs.errors import BrokerUnavailable, InvalidQuery
 from optimlab.service.jobs.fusion import FusionPlan, plan_fusion
 from optimlab.service.jobs.listing import parse_rank
+from optimlab.service.jobs.ownership import sweep_for
 from optimlab.service.jobs.submit import choose_queue, count_gpu_workers
 from optimlab.service.jobs.sweep_spec import PathError, SweepPoint, SweepSpec, expand
 from optimlab.service.settings import Settings
@@ -35,11 +37,6 @@ from optimlab.worker.spec import JobSpec
 
 log = logging.getLogger(__name__)
 ACTIVE = (jobs.QUEUED, jobs.RUNNING)
-
-
-class SweepNotFound(LookupError):
-    def __init__(self, sweep_id: object) -> None:
-        super().__init__(f"sweep {sweep_id} not found")
 
 
 @dataclass
@@ -59,27 +56,28 @@ class SweepView:
 
 
 def submit_sweep(*, engine: Engine, dispatcher: Dispatcher, settings: Settings,
-                 request: SweepSpec) -> Sweep:
+                 caller: Caller, request: SweepSpec) -> Sweep:
     """Raise SpecError naming the first invalid point; then nothing is stored or queued."""
     if request.size() > settings.max_sweep_jobs:
         raise SpecError(("axes",), f"the sweep makes {request.size()} jobs; at most "
                                    f"{settings.max_sweep_jobs} are allowed")
     # One validator for the whole sweep: its points share the problems they have in common.
-    validator = SpecValidator(source=SqlDatasetSource(engine))
+    validator = SpecValidator(source=SqlDatasetSource(engine, caller))
     specs = [(point, _checked(point, request, validator)) for point in _points(request)]
     if not specs:
         raise SpecError(("axes",), "the sweep makes no jobs")
     plan = plan_fusion([spec for _, spec in specs], enabled=request.fuse,
                        max_jobs=settings.max_fused_jobs)
     with engine.begin() as conn:
+        quotas.check_submit(conn, settings, caller, new_jobs=len(specs))  # whole, or none
         gpus = count_gpu_workers(conn, settings)
         sweep = sweeps.insert_sweep(conn, name=request.name, size=len(specs),
                                     request=request.model_dump(mode="json"),
-                                    tags=list(request.tags))
+                                    tags=list(request.tags), owner=caller.owner)
         new = [NewJob(name=spec.name, spec=spec.model_dump(mode="json"),
                       queue=choose_queue(spec, settings, gpu_workers=gpus),
                       sweep_point=point.values) for point, spec in specs]
-        ids = job_batches.insert_jobs(conn, new, sweep_id=sweep.id)
+        ids = job_batches.insert_jobs(conn, new, sweep_id=sweep.id, owner=caller.owner)
         queued = [Queued(job_id, job.queue) for job_id, job in zip(ids, new, strict=True)]
         sweeps.set_fusion(conn, sweep.id, _fusion_record(request.fuse, plan, queued))
     _dispatch(engine, dispatcher, sweep.id, [[queued[i] for i in task] for task in plan.tasks]
@@ -152,11 +150,11 @@ def _dispatch(engine: Engine, dispatcher: Dispatcher, sweep_id: uuid.UUID,
         sent += len(message)
 
 
-def get_sweep(*, engine: Engine, sweep_id: uuid.UUID, rank_by: str = "final_loss",
-              limit: int | None = None) -> SweepView:
+def get_sweep(*, engine: Engine, caller: Caller, sweep_id: uuid.UUID,
+              rank_by: str = "final_loss", limit: int | None = None) -> SweepView:
     order = _rank_order(rank_by)
     with engine.connect() as conn:
-        sweep = _existing(conn, sweep_id)
+        sweep = sweep_for(conn, caller, sweep_id)
         counts = sweeps.status_counts(conn, [sweep_id])[sweep_id]
         ranked = listing.by_summary(conn, JobFilter(sweep_id=sweep_id), order,
                                     limit=limit or sweep.size, offset=0)
@@ -171,13 +169,6 @@ def _rank_order(rank_by: str) -> listing.SummaryOrder:
     if order is None:
         raise InvalidQuery("rank_by", "rank by a summary field such as final_loss")
     return order
-
-
-def _existing(conn: Any, sweep_id: uuid.UUID) -> Sweep:
-    sweep = sweeps.get_sweep(conn, sweep_id)
-    if sweep is None:
-        raise SweepNotFound(sweep_id)
-    return sweep
 
 
 def _entry(rank: int, job: Job, path: tuple[str, ...]) -> dict[str, Any]:
@@ -208,20 +199,21 @@ def _by_point(leaderboard: list[dict[str, Any]], *, descending: bool) -> list[di
     return present + [r for r in rows if r["mean"] is None]
 
 
-def list_sweeps(*, engine: Engine, tag: str | None, limit: int,
+def list_sweeps(*, engine: Engine, caller: Caller, tag: str | None, limit: int,
                 cursor: str | None) -> tuple[list[SweepView], str | None]:
     after = queries.decode_cursor(cursor) if cursor else None
     with engine.connect() as conn:
-        page = sweeps.list_sweeps(conn, tag=tag, limit=limit + 1, after=after)
+        page = sweeps.list_sweeps(conn, tag=tag, limit=limit + 1, after=after,
+                                  owner=caller.scope)
         counts = sweeps.status_counts(conn, [s.id for s in page[:limit]])
     views = [SweepView(s, counts[s.id]) for s in page[:limit]]
     return views, queries.encode_cursor(page[limit - 1]) if len(page) > limit else None
 
 
-def cancel_sweep(*, engine: Engine, sweep_id: uuid.UUID) -> SweepView:
+def cancel_sweep(*, engine: Engine, caller: Caller, sweep_id: uuid.UUID) -> SweepView:
     """Cancel every queued or running job of the sweep; finished ones keep their results."""
     with engine.begin() as conn:
-        _existing(conn, sweep_id)
+        sweep_for(conn, caller, sweep_id)
         for job_id in sweeps.job_ids(conn, sweep_id, statuses=ACTIVE):
             jobs.cancel_job(conn, job_id)
-    return get_sweep(engine=engine, sweep_id=sweep_id)
+    return get_sweep(engine=engine, caller=caller, sweep_id=sweep_id)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -66,7 +68,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         (base / name).mkdir()
     env = {k: v for k, v in os.environ.items()
            if k not in ("OPTIMLAB_DATABASE_URL", "OPTIMLAB_BROKER_URL", "OPTIMLAB_DATA_DIR")}
-    env.update(HOME=str(base / "home"), OPTIMLAB_FLUSH_SECONDS="0.2")
+    env.update(HOME=str(base / "home"), OPTIMLAB_FLUSH_SECONDS="0.2", OPTIMLAB_AUTH="off")
     url = f"http://127.0.0.1:{free_port()}"
     process = optimlab("up", "--port", url.rsplit(":", 1)[1], "--data-dir", str(base / "data"),
                        "--gpus", "none", env=env, cwd=base, log=base / "up.log")
@@ -320,3 +322,50 @@ def test_every_control_is_labelled_and_a_narrow_window_does_not_overflow(
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.textContent") == "Skip to content"
     page.close()
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """A second `optimlab up`, with auth required, and a key made with `optimlab keys`."""
+    base = tmp_path_factory.mktemp("dashboard-secured")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPTIMLAB_")}
+    env.update(HOME=str(base), OPTIMLAB_FLUSH_SECONDS="0.2", OPTIMLAB_AUTH="required",
+               OPTIMLAB_DATA_DIR=str(base / "data"))
+    url = f"http://127.0.0.1:{free_port()}"
+    process = optimlab("up", "--port", url.rsplit(":", 1)[1], "--gpus", "none", env=env,
+                       cwd=base, log=base / "up.log")
+    with running(process):
+        wait_ready(url, process, base / "up.log")
+        made = subprocess.run([sys.executable, "-m", "optimlab.service.cli", "keys", "create",
+                               "--name", "viewer"], env=env, capture_output=True, text=True,
+                              timeout=60, check=True)
+        yield url, made.stdout.strip()
+
+
+def test_with_auth_the_dashboard_asks_for_the_key_once_and_streams_with_it(
+        secured: tuple[str, str], page: Page) -> None:
+    url, key = secured
+    headers = {"Authorization": f"Bearer {key}"}
+    job = httpx.post(f"{url}/v1/jobs", json={**SEED_SPEC, "name": "keyed", "steps": 50_000_000},
+                     headers=headers, timeout=30).json()
+    streams: list[dict[str, str]] = []
+    page.on("request", lambda r: streams.append(r.headers) if r.url.split("?")[0].endswith(
+        f"/v1/jobs/{job['id']}/events") else None)
+    page.goto(f"{url}/jobs/{job['id']}")
+    form = page.get_by_role("dialog", name="API key")
+    form.wait_for()
+    screenshot(page, "api-key")
+    form.get_by_label("Key").fill(key)
+    form.get_by_role("button", name="Use this key").click()
+    page.get_by_role("heading", name="keyed").wait_for()
+    assert page.evaluate("localStorage.getItem('optimlab.apiKey')") == key
+    page.locator(".page-head .badge.status-running").wait_for(timeout=60_000)
+    wait_for(lambda: streams, timeout=30, what="the job's event stream to open")
+    assert streams[0]["authorization"] == f"Bearer {key}"
+    assert key not in "".join(r for r in streams[0].values() if r != streams[0]["authorization"])
+    # the stream's status event, not a reload, shows the cancel
+    httpx.post(f"{url}/v1/jobs/{job['id']}/cancel", headers=headers, timeout=30)
+    page.locator(".page-head .badge.status-cancelled").wait_for(timeout=60_000)
+    page.get_by_role("button", name="Forget key").click()
+    page.get_by_role("dialog", name="API key").wait_for()
+    assert page.evaluate("localStorage.getItem('optimlab.apiKey')") is None

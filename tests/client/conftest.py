@@ -46,7 +46,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         (root / name).mkdir()
     env = {k: v for k, v in os.environ.items()
            if k not in ("OPTIMLAB_DATABASE_URL", "OPTIMLAB_BROKER_URL", "OPTIMLAB_DATA_DIR")}
-    env.update(HOME=str(root / "home"), OPTIMLAB_FLUSH_SECONDS="0.2")
+    env.update(HOME=str(root / "home"), OPTIMLAB_FLUSH_SECONDS="0.2", OPTIMLAB_AUTH="off")
     port = free_port()
     url, log = f"http://127.0.0.1:{port}", root / "up.log"
     # Two jobs at once, so that a test's long job never holds up another test's short one.

@@ -32,7 +32,8 @@ class Embedded:
     log: Path
 
     def start(self, *extra: str) -> Any:
-        env = {**os.environ, "HOME": str(self.home), "OPTIMLAB_FLUSH_SECONDS": "0.2"}
+        env = {**os.environ, "HOME": str(self.home), "OPTIMLAB_FLUSH_SECONDS": "0.2",
+               "OPTIMLAB_AUTH": "off"}
         env = {k: v for k, v in env.items()
                if k not in ("OPTIMLAB_DATABASE_URL", "OPTIMLAB_BROKER_URL", "OPTIMLAB_DATA_DIR")}
         port = self.url.rsplit(":", 1)[1]

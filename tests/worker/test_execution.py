@@ -15,6 +15,7 @@ from sqlalchemy import Engine, func, select, update
 
 from optimlab.service.db import jobs, metrics
 from optimlab.service.db.models import Job, MetricChunk, utcnow
+from optimlab.service.jobs.callers import LOCAL
 from optimlab.service.jobs.cancel import cancel_job
 from optimlab.service.jobs.recovery import requeue_orphans
 from optimlab.worker.execution import WALL_TIME, claim_jobs, execute_job, finish_all
@@ -209,7 +210,7 @@ def test_finishing_many_keeps_a_cancelled_job_cancelled(engine: Engine, stack: S
 
 def test_a_cancelled_queued_job_never_runs(engine: Engine, stack: Stack) -> None:
     job_id = insert(engine, SEED_SPEC)
-    cancel_job(engine=engine, job_id=job_id)
+    cancel_job(engine=engine, caller=LOCAL, job_id=job_id)
 
     run(engine, stack, job_id)
 
@@ -231,7 +232,7 @@ def test_cancelling_a_running_job_stops_it_within_a_second_keeping_its_metrics(
     thread = start(engine, stack, job_id)
 
     cancelled_at = time.monotonic()
-    cancel_job(engine=engine, job_id=job_id)
+    cancel_job(engine=engine, caller=LOCAL, job_id=job_id)
     thread.join(timeout=5)
     stopped_after = time.monotonic() - cancelled_at
 

@@ -15,6 +15,7 @@ from sqlalchemy import Engine, func, select
 
 from optimlab.service.db import job_logs, jobs, metrics
 from optimlab.service.db.models import JobLog, MetricChunk
+from optimlab.service.jobs.callers import LOCAL
 from optimlab.service.jobs.cancel import cancel_job
 from optimlab.service.jobs.deletion import delete_job
 from optimlab.worker import execution, fused_execution
@@ -175,7 +176,7 @@ def test_a_cancelled_runs_end_line_says_so(engine: Engine, stack: Stack) -> None
     job_id = insert(engine, LONG_SPEC)
     thread = start(engine, stack, job_id)
 
-    cancel_job(engine=engine, job_id=job_id)
+    cancel_job(engine=engine, caller=LOCAL, job_id=job_id)
     thread.join(timeout=10)
 
     steps = job(engine, job_id).summary["steps_done"]  # type: ignore[index]
@@ -236,8 +237,9 @@ def test_a_job_deleted_under_its_still_running_worker_stays_deleted(engine: Engi
     job_id = insert(engine, LONG_SPEC)
     thread = start(engine, stack, job_id)
 
-    cancel_job(engine=engine, job_id=job_id)  # the run sees it at its next write, not yet
-    delete_job(engine=engine, job_id=job_id)
+    # the run sees it at its next write, not yet
+    cancel_job(engine=engine, caller=LOCAL, job_id=job_id)
+    delete_job(engine=engine, caller=LOCAL, job_id=job_id)
     thread.join(timeout=10)
 
     assert not thread.is_alive()

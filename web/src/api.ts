@@ -1,5 +1,6 @@
 // The API, as the dashboard calls it (same origin: the API serves the dashboard).
 
+import { authHeaders, keyRefused } from "./lib/auth";
 import { errorText } from "./lib/errors";
 import { type Params, withQuery } from "./lib/query";
 import type {
@@ -27,7 +28,7 @@ interface Init {
 }
 
 export async function call<T>(path: string, init: Init = {}): Promise<T> {
-  const headers: Record<string, string> = { accept: "application/json" };
+  const headers: Record<string, string> = { accept: "application/json", ...authHeaders() };
   let body: BodyInit | undefined;
   if (init.json !== undefined) {
     headers["content-type"] = "application/json";
@@ -45,6 +46,7 @@ export async function call<T>(path: string, init: Init = {}): Promise<T> {
       parsed = text;
     }
   }
+  if (response.status === 401) keyRefused(); // the app asks for a key
   if (!response.ok) throw new ApiError(response.status, parsed);
   return parsed as T;
 }
@@ -85,4 +87,11 @@ export const api = {
   jobEventsUrl: (id: string, cursor: string | null) =>
     withQuery(`${job(id)}/events`, { last_event_id: cursor }),
   landscapeUrl: (id: string) => `${job(id)}/landscape.png`,
+  /** A picture of the API (an <img> cannot send the key): fetched, as an object URL. */
+  image: async (path: string, signal?: AbortSignal): Promise<string> => {
+    const response = await fetch(path, { headers: authHeaders(), signal });
+    if (response.status === 401) keyRefused();
+    if (!response.ok) throw new ApiError(response.status, null);
+    return URL.createObjectURL(await response.blob());
+  },
 };

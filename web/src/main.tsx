@@ -1,6 +1,7 @@
 import { render } from "preact";
 import { useEffect, useRef } from "preact/hooks";
 import { Link } from "./components/common";
+import { ForgetKey, KeyPrompt } from "./components/KeyPrompt";
 import { useLocation } from "./lib/nav";
 import { newPage } from "./lib/registry";
 import { matchRoute, type Route } from "./lib/routes";
@@ -64,12 +65,14 @@ function App() {
               </li>
             ))}
             <li><a href="/docs">API docs</a></li>
+            <li><ForgetKey /></li>
           </ul>
         </nav>
       </header>
       <main id="main" tabIndex={-1}>
         <Page key={pageKey} route={route} search={search} />
       </main>
+      <KeyPrompt />
     </>
   );
 }

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Response, UploadFile
 
-from optimlab.service.api.deps import EngineDep, SettingsDep
+from optimlab.service.api.deps import CallerDep, EngineDep, SettingsDep
 from optimlab.service.api.schemas import (
     DatasetPublic,
     DatasetsPublic,
@@ -29,7 +29,7 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
     422: {"model": ValidationErrorPublic,
           "description": "The file cannot be read as a data set; `message` says why"}})
 def upload_dataset(
-        response: Response, engine: EngineDep, settings: SettingsDep,
+        response: Response, engine: EngineDep, caller: CallerDep, settings: SettingsDep,
         file: Annotated[UploadFile, File(
             description="CSV with a header row, or NPZ with arrays X and y")],
         target: Annotated[str | None, Form(
@@ -43,31 +43,33 @@ def upload_dataset(
     is stored; its id is the SHA-256 of its bytes, so uploading the same file again returns
     the stored data set. Jobs use it as `{"kind": "upload", "dataset_id": id}`."""
     content = file.file.read(settings.max_upload_bytes + 1)
-    stored = datasets.upload_dataset(engine=engine, settings=settings, content=content,
+    stored = datasets.upload_dataset(engine=engine, caller=caller, settings=settings,
+                                     content=content,
                                      filename=file.filename or "", name=name, target=target)
     response.headers["Location"] = f"/v1/datasets/{stored.id}"
     return DatasetPublic.of(stored)
 
 
 @router.get("", response_model=DatasetsPublic)
-def list_datasets(engine: EngineDep) -> DatasetsPublic:
-    """Every uploaded data set, newest first."""
+def list_datasets(engine: EngineDep, caller: CallerDep) -> DatasetsPublic:
+    """Every uploaded data set the key may see, newest first."""
     return DatasetsPublic(data=[DatasetPublic.of(d)
-                                for d in datasets.list_datasets(engine=engine)])
+                                for d in datasets.list_datasets(engine=engine, caller=caller)])
 
 
 @router.get("/{dataset_id}", response_model=DatasetPublic, responses=NOT_FOUND)
-def get_dataset(dataset_id: str, engine: EngineDep) -> DatasetPublic:
+def get_dataset(dataset_id: str, engine: EngineDep, caller: CallerDep) -> DatasetPublic:
     """The data set's description: format, target, rows, features, classes, size."""
-    return DatasetPublic.of(datasets.get_dataset(engine=engine, dataset_id=dataset_id))
+    return DatasetPublic.of(datasets.get_dataset(engine=engine, caller=caller,
+                            dataset_id=dataset_id))
 
 
 @router.delete("/{dataset_id}", status_code=204, response_class=Response, responses={
     **NOT_FOUND,
     409: {"model": ErrorPublic,
           "description": "Jobs (in any state) refer to the data set; `detail` says which"}})
-def delete_dataset(dataset_id: str, engine: EngineDep) -> Response:
+def delete_dataset(dataset_id: str, engine: EngineDep, caller: CallerDep) -> Response:
     """Remove the data set; refused with 409 while any job, in any state, refers to it (a
     finished job keeps its data so that it can be rerun): delete those jobs first."""
-    datasets.delete_dataset(engine=engine, dataset_id=dataset_id)
+    datasets.delete_dataset(engine=engine, caller=caller, dataset_id=dataset_id)
     return Response(status_code=204)

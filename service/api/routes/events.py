@@ -12,7 +12,7 @@ from fastapi import APIRouter, Header, Query
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.responses import JSONResponse, StreamingResponse
 
-from optimlab.service.api.deps import EngineDep, SettingsDep
+from optimlab.service.api.deps import CallerDep, EngineDep, SettingsDep
 from optimlab.service.api.errors import unprocessable
 from optimlab.service.api.schemas import ErrorPublic, ValidationErrorPublic
 from optimlab.service.jobs import events
@@ -66,13 +66,13 @@ def _described(summary: str) -> str:
                                            "description": "No job with this id"}},
             description=_described("The job's status changes and metric points as they are "
                                     "stored, resumable."))
-def job_events(job_id: uuid.UUID, engine: EngineDep, settings: SettingsDep,
+def job_events(job_id: uuid.UUID, engine: EngineDep, caller: CallerDep, settings: SettingsDep,
                last_event_id_header: LastEventIdHeader = None,
                last_event_id: LastEventIdQuery = None) -> EventSourceResponse | JSONResponse:
     given = last_event_id_header or last_event_id
     try:
         stream = events.open_job_stream(
-            engine=engine, job_id=job_id, last_event_id=given,
+            engine=engine, caller=caller, job_id=job_id, last_event_id=given,
             stale_after=timedelta(seconds=settings.stale_after_seconds))
     except InvalidEventId as exc:
         return _invalid(exc, header=bool(last_event_id_header))
@@ -85,13 +85,13 @@ def job_events(job_id: uuid.UUID, engine: EngineDep, settings: SettingsDep,
                                            "description": "No sweep with this id"}},
             description=_described("The same for every job of the sweep, until all of them "
                                     "are over."))
-def sweep_events(sweep_id: uuid.UUID, engine: EngineDep, settings: SettingsDep,
+def sweep_events(sweep_id: uuid.UUID, engine: EngineDep, caller: CallerDep, settings: SettingsDep,
                  last_event_id_header: LastEventIdHeader = None,
                  last_event_id: LastEventIdQuery = None) -> EventSourceResponse | JSONResponse:
     given = last_event_id_header or last_event_id
     try:
         stream = events.open_sweep_stream(
-            engine=engine, sweep_id=sweep_id, last_event_id=given,
+            engine=engine, caller=caller, sweep_id=sweep_id, last_event_id=given,
             stale_after=timedelta(seconds=settings.stale_after_seconds))
     except InvalidEventId as exc:
         return _invalid(exc, header=bool(last_event_id_header))

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from optimlab.service.api.deps import DispatcherDep, EngineDep, SettingsDep
+from optimlab.service.api.deps import CallerDep, DispatcherDep, EngineDep, SettingsDep
 from optimlab.service.api.job_schemas import (
     JobLogsPublic,
     JobPatch,
@@ -27,44 +27,47 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 
 @router.delete("/{job_id}", status_code=204, response_class=Response, responses={
     **NOT_FOUND, 409: {"model": ErrorPublic, "description": "Queued or running: cancel it first"}})
-def delete_job(job_id: uuid.UUID, engine: EngineDep) -> Response:
+def delete_job(job_id: uuid.UUID, engine: EngineDep, caller: CallerDep) -> Response:
     """Delete a finished job with its points, tags and log lines."""
-    deletion.delete_job(engine=engine, job_id=job_id)
+    deletion.delete_job(engine=engine, caller=caller, job_id=job_id)
     return Response(status_code=204)
 
 
 @router.post("/{job_id}/rerun", status_code=201, response_model=JobPublic, responses={
     **NOT_FOUND, 503: {"model": ErrorPublic, "description": "The broker is unreachable"}})
-def rerun_job(job_id: uuid.UUID, response: Response, engine: EngineDep,
+def rerun_job(job_id: uuid.UUID, response: Response, engine: EngineDep, caller: CallerDep,
               dispatcher: DispatcherDep, settings: SettingsDep) -> JobPublic:
     """A new job with the same spec (in no sweep), submitted as ``POST /v1/jobs`` does."""
-    job = rerun.rerun_job(engine=engine, dispatcher=dispatcher, settings=settings,
+    job = rerun.rerun_job(engine=engine, caller=caller, dispatcher=dispatcher, settings=settings,
                           job_id=job_id)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return JobPublic.of(job)
 
 
 @router.patch("/{job_id}", response_model=JobPublic, responses=NOT_FOUND)
-def patch_job(job_id: uuid.UUID, patch: JobPatch, engine: EngineDep) -> JobPublic:
+def patch_job(job_id: uuid.UUID, patch: JobPatch, engine: EngineDep,
+              caller: CallerDep) -> JobPublic:
     """Rename the job or replace its tags (in its spec too), in any state."""
-    return JobPublic.of(relabel.relabel_job(engine=engine, job_id=job_id, name=patch.name,
+    return JobPublic.of(relabel.relabel_job(engine=engine, caller=caller, job_id=job_id,
+                        name=patch.name,
                                             tags=patch.tags))
 
 
 @router.get("/{job_id}/series", response_model=JobSeriesPublic, responses=NOT_FOUND)
-def list_series(job_id: uuid.UUID, engine: EngineDep) -> JobSeriesPublic:
+def list_series(job_id: uuid.UUID, engine: EngineDep, caller: CallerDep) -> JobSeriesPublic:
     """Every stored series with its point count and first and last step; loss and lr first."""
-    extents = queries.series_extents(engine=engine, job_id=job_id)
+    extents = queries.series_extents(engine=engine, caller=caller, job_id=job_id)
     return JobSeriesPublic(job_id=job_id, series=[SeriesExtentPublic.of(e) for e in extents])
 
 
 @router.get("/{job_id}/logs", response_model=JobLogsPublic, responses=NOT_FOUND)
-def read_logs(job_id: uuid.UUID, engine: EngineDep,
+def read_logs(job_id: uuid.UUID, engine: EngineDep, caller: CallerDep,
               attempt: Annotated[int | None, Query(ge=1, description="one run's lines")] = None,
               min_level: logs.LevelName = "DEBUG",
               limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> JobLogsPublic:
     """What the worker logged while it ran the job (warnings and errors of torch and Python,
     the run's start and end), oldest first."""
-    lines = logs.read_logs(engine=engine, job_id=job_id, attempt=attempt, min_level=min_level,
+    lines = logs.read_logs(engine=engine, caller=caller, job_id=job_id, attempt=attempt,
+                           min_level=min_level,
                            limit=limit)
     return JobLogsPublic(job_id=job_id, lines=[LogLinePublic.of(line) for line in lines])

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from optimlab.service.api.deps import DispatcherDep, EngineDep, SettingsDep
+from optimlab.service.api.deps import CallerDep, DispatcherDep, EngineDep, SettingsDep
 from optimlab.service.api.schemas import (
     ErrorPublic,
     JobPublic,
@@ -29,16 +29,17 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 @router.post("", status_code=201, response_model=JobPublic, responses={
     413: {"model": ErrorPublic, "description": "Body over the size limit"},
     503: {"model": ErrorPublic, "description": "The broker is unreachable; the job is failed"}})
-def create_job(spec: JobSpec, response: Response, engine: EngineDep,
+def create_job(spec: JobSpec, response: Response, engine: EngineDep, caller: CallerDep,
                dispatcher: DispatcherDep, settings: SettingsDep) -> JobPublic:
     """Validate the spec, store the job as queued and send it to a worker."""
-    job = submit.submit_job(engine=engine, dispatcher=dispatcher, settings=settings, spec=spec)
+    job = submit.submit_job(engine=engine, caller=caller, dispatcher=dispatcher,
+                            settings=settings, spec=spec)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return JobPublic.of(job)
 
 
 @router.get("", response_model=JobsPublic)
-def list_jobs(engine: EngineDep, status: Status | None = None,
+def list_jobs(engine: EngineDep, caller: CallerDep, status: Status | None = None,
               tag: Annotated[str | None, Query(max_length=100)] = None,
               name: Annotated[str | None, Query(max_length=200,
                                                 description="a substring of the name")] = None,
@@ -55,7 +56,8 @@ def list_jobs(engine: EngineDep, status: Status | None = None,
     where = JobFilter(status=status, tag=tag, name=name, optimizer=optimizer, sweep_id=sweep,
                       created_after=_naive_utc(created_after),
                       created_before=_naive_utc(created_before))
-    page, next_cursor = listing.list_jobs(engine=engine, where=where, sort=sort, limit=limit,
+    page, next_cursor = listing.list_jobs(engine=engine, caller=caller, where=where, sort=sort,
+                                          limit=limit,
                                           cursor=cursor)
     return JobsPublic(data=[JobPublic.of(job) for job in page], next_cursor=next_cursor)
 
@@ -68,13 +70,13 @@ def _naive_utc(value: datetime | None) -> datetime | None:
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses=NOT_FOUND)
-def get_job(job_id: uuid.UUID, engine: EngineDep) -> JobPublic:
+def get_job(job_id: uuid.UUID, engine: EngineDep, caller: CallerDep) -> JobPublic:
     """The job: status, spec, timestamps, error and summary (progress while it runs)."""
-    return JobPublic.of(queries.get_job(engine=engine, job_id=job_id))
+    return JobPublic.of(queries.get_job(engine=engine, caller=caller, job_id=job_id))
 
 
 @router.post("/{job_id}/cancel", response_model=JobPublic, responses={
     **NOT_FOUND, 409: {"model": ErrorPublic, "description": "The job has already finished"}})
-def cancel_job(job_id: uuid.UUID, engine: EngineDep) -> JobPublic:
+def cancel_job(job_id: uuid.UUID, engine: EngineDep, caller: CallerDep) -> JobPublic:
     """A queued job never runs; a running one stops within about a second, keeping its metrics."""
-    return JobPublic.of(cancel.cancel_job(engine=engine, job_id=job_id))
+    return JobPublic.of(cancel.cancel_job(engine=engine, caller=caller, job_id=job_id))

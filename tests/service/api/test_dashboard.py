@@ -28,7 +28,7 @@ TYPES = {".js": ("text/javascript", "application/javascript"), ".css": ("text/cs
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
     settings = Settings(data_dir=tmp_path, database_url=None, broker_url=None,
-                        queue_prefix="dashboard-")
+                        queue_prefix="dashboard-", auth="off")
     upgrade(settings.database)
     with TestClient(create_app(settings)) as client:
         yield client

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, update
 
 from optimlab.service.db import jobs, metrics, sweeps
 from optimlab.service.db.models import Job
+from optimlab.service.jobs.callers import LOCAL
 from optimlab.service.jobs.plots import job_history
 from tests.seed_table import SEED_SPEC
 from tests.service.plots.images import png_size, svg_texts
@@ -80,7 +81,7 @@ def test_a_diverged_history_with_nan_and_inf_is_drawn(client: TestClient,
 
 def test_a_long_history_is_read_as_buckets(client: TestClient, engine: Engine) -> None:
     job_id = store(engine, SEED_SPEC, {"loss": descent(5_000, 0.999)})
-    history = job_history(engine=engine, job_id=uuid.UUID(job_id), names=["loss"],
+    history = job_history(engine=engine, caller=LOCAL, job_id=uuid.UUID(job_id), names=["loss"],
                           max_points=100)
     assert len(history.starts) == 100
     assert history.bucket_width == 50

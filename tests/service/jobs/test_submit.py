@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import Engine
 
 from optimlab.service.db import jobs, workers
+from optimlab.service.jobs.callers import LOCAL
 from optimlab.service.jobs.errors import BrokerUnavailable
 from optimlab.service.jobs.submit import choose_queue, submit_job
 from optimlab.worker.spec import JobSpec
@@ -44,11 +45,11 @@ def test_an_auto_job_goes_to_the_gpu_queue_while_a_gpu_worker_lives(engine: Engi
             pass
 
     s = stack.settings
-    submit_job(engine=engine, dispatcher=Recorder(), settings=s, spec=spec("auto"))
+    submit_job(engine=engine, caller=LOCAL, dispatcher=Recorder(), settings=s, spec=spec("auto"))
     with engine.begin() as conn:
         workers.register_worker(conn, name="gpu0@test", queues=[s.queue("gpu"), s.queue("cpu")],
                                 device="cuda:0", pid=1)
-    submit_job(engine=engine, dispatcher=Recorder(), settings=s, spec=spec("auto"))
+    submit_job(engine=engine, caller=LOCAL, dispatcher=Recorder(), settings=s, spec=spec("auto"))
 
     assert sent == [s.queue("cpu"), s.queue("gpu")]
 
@@ -65,7 +66,8 @@ def test_an_unreachable_broker_fails_the_job_and_says_so(engine: Engine, stack: 
             raise ConnectionRefusedError("connection refused")
 
     with pytest.raises(BrokerUnavailable, match="unreachable"):
-        submit_job(engine=engine, dispatcher=Down(), settings=stack.settings, spec=spec("cpu"))
+        submit_job(engine=engine, caller=LOCAL, dispatcher=Down(), settings=stack.settings,
+                   spec=spec("cpu"))
 
     with engine.connect() as conn:
         (stored,) = jobs.list_jobs(conn, status=None, limit=10, after=None)

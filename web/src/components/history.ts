@@ -5,6 +5,7 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api } from "../api";
 import { appendPoints, emaAfter, type Ema, emptyTrace, lastStep, resumeCursor, type Trace } from "../lib/live";
+import { AuthedEventSource } from "../lib/sse";
 import type { Downsampling, Job, Metrics } from "../types";
 
 export const LIVE_REFETCH = 3000;
@@ -89,10 +90,11 @@ export function useJobHistory(o: Options): History {
     if (!streaming || !o.job) return;
     const fetched = Object.values(current.current);
     const cursor = resumeCursor(o.job.attempt, lastStep(fetched));
-    const source = new EventSource(api.jobEventsUrl(o.job.id, cursor));
+    // Over fetch, with the API key (an EventSource cannot send it).
+    const source = new AuthedEventSource(api.jobEventsUrl(o.job.id, cursor));
     let added = 0;
     setState((s) => ({ ...s, live: true }));
-    source.addEventListener("metrics", (e: MessageEvent<string>) => {
+    source.addEventListener("metrics", (e) => {
       const data = JSON.parse(e.data) as { series: { name: string; steps: number[]; values: (number | null)[] }[] };
       const next = { ...current.current };
       let changed = false;
@@ -111,7 +113,7 @@ export function useJobHistory(o: Options): History {
       setState((st) => ({ ...st, traces: next }));
       if (added > LIVE_REFETCH * wanted.length) setRefetch((n) => n + 1);
     });
-    source.addEventListener("status", (e: MessageEvent<string>) => {
+    source.addEventListener("status", (e) => {
       callbacks.current.onStatus(JSON.parse(e.data) as StatusEvent);
     });
     source.addEventListener("reset", () => {

@@ -393,12 +393,29 @@ function Summary({ job }: { job: Job }) {
 
 function Landscape({ job }: { job: Job }) {
   const [failed, setFailed] = useState(false);
-  if (!landscapeEligible(job.spec) || job.status === "queued" || failed) return null;
+  const [src, setSrc] = useState<string | null>(null);
+  const eligible = landscapeEligible(job.spec) && job.status !== "queued";
   const url = `${api.landscapeUrl(job.id)}?v=${encodeURIComponent(job.status + (job.summary?.steps_done ?? ""))}`;
+  useEffect(() => {
+    if (!eligible) return;
+    const controller = new AbortController();
+    let made: string | null = null;
+    api.image(url, controller.signal).then((objectUrl) => {
+      made = objectUrl;
+      setSrc(objectUrl);
+    }, () => {
+      if (!controller.signal.aborted) setFailed(true);
+    });
+    return () => {
+      controller.abort();
+      if (made) URL.revokeObjectURL(made);
+    };
+  }, [eligible, url]);
+  if (!eligible || failed || src === null) return null;
   return (
     <section class="card" aria-labelledby="landscape-title">
       <h2 id="landscape-title">Landscape</h2>
-      <img class="landscape" src={url} onError={() => setFailed(true)} loading="lazy"
+      <img class="landscape" src={src} onError={() => setFailed(true)} loading="lazy"
            alt={`Contours of ${String((job.spec.model as JsonObject).expression)} with the optimizer's path`} />
     </section>
   );
