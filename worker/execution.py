@@ -25,8 +25,16 @@ from optimlab.service.db import job_logs, jobs, metrics, summaries
 from optimlab.service.db.models import utcnow
 from optimlab.service.jobs.datasets import SqlDatasetSource
 from optimlab.service.settings import Settings
+from optimlab.worker.checkpoints import CheckpointStore
 from optimlab.worker.engine import MetricPoint, SpecError, TrainingSummary, run_training
 from optimlab.worker.engine.devices import resolve_device
+from optimlab.worker.engine.resume import ResumeError
+from optimlab.worker.resumption import (
+    StoreCheckpointer,
+    checkpoint_policy,
+    initial_model,
+    plan_resume,
+)
 from optimlab.worker.run_log import Pending, RunLog, capturing, rows_for
 from optimlab.worker.spec import JobSpec
 from optimlab.worker.usage import ProcessMeter
@@ -46,25 +54,28 @@ def execute_job(job_id: str, *, engine: Engine, settings: Settings, worker: str)
 
 def claim_job(job_id: str, *, engine: Engine, settings: Settings,
               worker: str) -> jobs.Claim | None:
-    """Take the job for a new run (queued, or running with a stale heartbeat), or None."""
-    claims = claim_jobs([job_id], engine=engine, settings=settings, worker=worker)
+    """Take the job for a new run (queued, or running with a stale heartbeat), or None.
+    Earlier runs' points stay: the run replaces those past its checkpoint (run_claimed)."""
+    claims = claim_jobs([job_id], engine=engine, settings=settings, worker=worker,
+                        keep_points=True)
     return claims[0] if claims else None
 
 
 def claim_jobs(job_ids: Sequence[str], *, engine: Engine, settings: Settings,
-               worker: str) -> list[jobs.Claim]:
+               worker: str, keep_points: bool = False) -> list[jobs.Claim]:
     """Claim each job that is free for a new run, in the given order, in one transaction:
     the queued ones in one statement, the rest (stale runs, jobs out of attempts) one by
-    one."""
+    one. ``keep_points``: earlier runs' points stay, for a run that resumes to replace."""
     stale_before = utcnow() - timedelta(seconds=settings.stale_after_seconds)
     wanted = [uuid.UUID(job_id) for job_id in job_ids]
     with engine.begin() as conn:
         found = {claim.job_id: claim for claim in jobs.claim_queued(
-            conn, wanted, worker=worker, max_attempts=settings.max_attempts)}
+            conn, wanted, worker=worker, max_attempts=settings.max_attempts,
+            keep_points=keep_points)}
         for job_id in wanted:
             if job_id not in found and (claim := jobs.claim_job(
                     conn, job_id, worker=worker, stale_before=stale_before,
-                    max_attempts=settings.max_attempts)) is not None:
+                    max_attempts=settings.max_attempts, keep_points=keep_points)) is not None:
                 found[job_id] = claim
     for job_id in wanted:
         if job_id not in found:
@@ -85,6 +96,8 @@ def run_claimed(claim: jobs.Claim, *, engine: Engine, settings: Settings, worker
             else contextlib.nullcontext()
         with ProcessMeter(cuda=_cuda_device(claim.spec)) as meter, heartbeat:
             status, summary, error = _train(claim, sink, settings)
+            if not sink.superseded:
+                sink.replace_now()  # a run that stored nothing still replaces the old points
         if sink.superseded:
             log.warning("job %s: run %d was superseded (or the job deleted); its result is "
                         "dropped", claim.job_id, claim.attempt)
@@ -173,15 +186,50 @@ def _train(claim: jobs.Claim, sink: SqlMetricSink,
            settings: Settings) -> tuple[str, dict[str, Any] | None, str | None]:
     try:
         spec = JobSpec.model_validate(claim.spec)
-        summary = run_training(spec, sink, flush_seconds=settings.flush_seconds,
-                               source=SqlDatasetSource(sink.engine))
+        summary = _resume_or_start(claim, spec, sink, settings)
     except (SpecError, ValidationError) as exc:
         return jobs.FAILED, sink.last_summary, f"invalid spec: {exc}"
     except Exception as exc:  # a failed job is a result; the worker must go on
         log.exception("job %s failed", claim.job_id)
         detail = "".join(traceback.format_exception_only(exc)).strip()
         return jobs.FAILED, sink.last_summary, detail
-    return jobs.SUCCEEDED, finite_json(summary.as_dict()), None
+    return jobs.SUCCEEDED, finite_json({**summary.as_dict(), **sink.extra}), None
+
+
+def _resume_or_start(claim: jobs.Claim, spec: JobSpec, sink: SqlMetricSink,
+                     settings: Settings) -> TrainingSummary:
+    """Train from the newest usable checkpoint of the job (an earlier attempt's), else from
+    step 0; the sink replaces the points stored past that step in its first write."""
+    store = CheckpointStore(settings.checkpoints)
+    key = str(claim.job_id)
+    with sink.engine.connect() as conn:
+        stored_through = metrics.last_step(conn, claim.job_id, "loss")
+    plan = plan_resume(store, key, stored_through=stored_through)
+    checkpointer = StoreCheckpointer(store, key, checkpoint_policy(spec, settings),
+                                     keep=settings.checkpoint_keep,
+                                     extra={"steps_recomputed": plan.steps_recomputed})
+    sink.begin(after=plan.step, extra={"attempts": claim.attempt,
+                                       "steps_recomputed": plan.steps_recomputed})
+    source = SqlDatasetSource(sink.engine)
+    if plan.state is not None:
+        try:
+            line = ("job %s: run %d resumes from the checkpoint of step %d (%d steps "
+                    "recomputed)", claim.job_id, claim.attempt, plan.step, plan.steps_recomputed)
+            if sink.run_log is not None:
+                sink.run_log.note(log, claim.job_id, *line)
+            else:
+                log.info(*line)
+            return run_training(spec, sink, flush_seconds=settings.flush_seconds,
+                                source=source, checkpointer=checkpointer, resume=plan.state)
+        except ResumeError as exc:
+            log.warning("job %s: checkpoint of step %d not resumed (%s); starting from "
+                        "step 0", claim.job_id, plan.step, exc)
+            recomputed = 0 if stored_through is None else stored_through + 1
+            checkpointer.extra["steps_recomputed"] = recomputed
+            sink.begin(after=-1, extra={"attempts": claim.attempt,
+                                        "steps_recomputed": recomputed})
+    return run_training(spec, sink, flush_seconds=settings.flush_seconds, source=source,
+                        checkpointer=checkpointer, init_model=initial_model(store, spec))
 
 
 class SqlMetricSink:
@@ -195,26 +243,52 @@ class SqlMetricSink:
         self.superseded = False
         self.last_summary: dict[str, Any] | None = None
         self.wall_step = -1  # the step of the last wall_time point
+        self.replace_after: int | None = -1  # the first write deletes points past it
+        self.extra: dict[str, Any] = {}  # joins every summary stored (attempts, ...)
+
+    def begin(self, *, after: int, extra: dict[str, Any]) -> None:
+        """The run goes on after step ``after`` (-1: from the start): its first write
+        replaces every point stored past it (by a dead attempt)."""
+        self.replace_after, self.wall_step, self.extra = after, after, dict(extra)
 
     def write(self, points: list[MetricPoint], summary: TrainingSummary) -> bool:
-        self.last_summary = finite_json(summary.as_dict())
+        self.last_summary = finite_json({**summary.as_dict(), **self.extra})
         if points and (last := max(step for step, _, _ in points)) > self.wall_step:
             points = [*points, (last, WALL_TIME, summary.wall_seconds)]
             self.wall_step = last
         lines = self.run_log.take() if self.run_log is not None else []
         with self.engine.begin() as conn:
-            status = store_batch(conn, self.claim, points, self.last_summary, lines)
+            status = store_batch(conn, self.claim, points, self.last_summary, lines,
+                                 replace_after=self.replace_after)
         if status is None:
             self.superseded = True
+        else:
+            self.replace_after = None
         return status == jobs.RUNNING
+
+    def replace_now(self) -> None:
+        """Replace the old points now if no write did (a run that failed before its first)."""
+        if self.replace_after is None:
+            return
+        with self.engine.begin() as conn:
+            if jobs.lock_for_write(conn, self.claim) is None:
+                self.superseded = True
+                return
+            metrics.delete_after(conn, self.claim.job_id, self.replace_after)
+        self.replace_after = None
 
 
 def store_batch(conn: Connection, claim: jobs.Claim, points: list[MetricPoint],
-                progress: dict[str, Any], lines: Sequence[Pending] = ()) -> str | None:
+                progress: dict[str, Any], lines: Sequence[Pending] = (), *,
+                replace_after: int | None = None) -> str | None:
     """Store a run's points, progress and log lines, fenced by its attempt; the job's
-    status, or None (nothing stored) when the run no longer holds the job."""
+    status, or None (nothing stored) when the run no longer holds the job.
+    ``replace_after``: first delete the job's points past this step (the run's first write
+    replaces what a dead attempt stored after the checkpoint it resumes from)."""
     status = jobs.lock_for_write(conn, claim)
     if status is not None:
+        if replace_after is not None:
+            metrics.delete_after(conn, claim.job_id, replace_after)
         metrics.write_points(conn, claim.job_id, points)
         jobs.save_progress(conn, claim, progress)
         job_logs.write_lines(conn, rows_for(lines, [(claim.job_id, claim.attempt)]))

@@ -87,7 +87,7 @@ def delete_after(conn: Connection, job_id: uuid.UUID, step: int) -> None:
     for name, first, last, step_bytes, value_bytes in straddling:
         steps, values = unpack(int(first), int(last), step_bytes, value_bytes)
         keep = int(np.searchsorted(steps, step, side="right"))
-        row = _chunk_row(job_id, name, steps[:keep], values[:keep])
+        row = _chunk_row(job_id, name, steps[:keep].tolist(), values[:keep])
         conn.execute(update(MetricChunk)
                      .where(c.job_id == job_id, c.name == name, c.first_step == first)
                      .values(last_step=row["last_step"], count=row["count"],
@@ -96,8 +96,9 @@ def delete_after(conn: Connection, job_id: uuid.UUID, step: int) -> None:
 
 def last_step(conn: Connection, job_id: uuid.UUID, name: str) -> int | None:
     """The highest stored step of one series of the job (None: no point)."""
-    return conn.scalar(select(func.max(chunks.c.last_step))
+    last = conn.scalar(select(func.max(chunks.c.last_step))
                        .where(chunks.c.job_id == job_id, chunks.c.name == name))
+    return None if last is None else int(last)
 
 
 def series_names(conn: Connection, job_id: uuid.UUID) -> list[str]:

@@ -9,6 +9,7 @@ from sqlalchemy import Connection, Engine
 
 from optimlab.service.db import jobs, workers
 from optimlab.service.db.models import Job
+from optimlab.service.jobs import checkpoints
 from optimlab.service.jobs.datasets import SqlDatasetSource
 from optimlab.service.jobs.dispatch import Dispatcher
 from optimlab.service.jobs.errors import BrokerUnavailable
@@ -23,6 +24,7 @@ def submit_job(*, engine: Engine, dispatcher: Dispatcher, settings: Settings,
                spec: JobSpec) -> Job:
     """Raise SpecError for a spec the engine cannot run; nothing is stored or queued then."""
     validate_spec(spec, source=SqlDatasetSource(engine))
+    checkpoints.check_spec(spec, engine=engine, settings=settings)
     with engine.begin() as conn:
         queue = choose_queue(spec, settings, gpu_workers=count_gpu_workers(conn, settings))
         job = jobs.insert_job(conn, name=spec.name, spec=spec.model_dump(mode="json"),

@@ -58,7 +58,8 @@ class BatchStream(Iterator[Batch]):
             rows = next(self.epoch, None)
             if rows is not None:
                 self.consumed += 1
-                return rows.to(self.device)
+                batch: torch.Tensor = rows.to(self.device)
+                return batch
             self.epoch = None
 
     def state_dict(self) -> dict[str, Any]:

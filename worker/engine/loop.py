@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from typing import cast
 
 import torch
 
@@ -59,14 +60,18 @@ def run_training(spec: JobSpec, sink: MetricSink, *, flush_seconds: float = 0.5,
                         thresholds=spec.summary.thresholds)
     rows = batches(problem.train.rows, spec.batch_size, seed=spec.seed, drop_last=spec.drop_last,
                    device=device)
-    first = 0
+    first, ending = 0, cast(Ending | None, None)
     if resume is not None:
-        first = restore(resume, spec, training, recorder, rows, device) + 1
+        first, ending = restore(resume, spec, training, recorder, rows, device)
+        first += 1
         summary.resumed_from = summary.checkpoint_step = first - 1
+        if ending is not None:  # the run had ended; only its outcome was not stored
+            summary.conclude(*ending, first - 1)
+            recorder.flush()
+            return summary
     elif init_model is not None:
         _load_initial(problem.model, init_model)
     saves = _Saves(checkpointer, clock, first - 1)
-    ending: Ending | None = None
     for step in range(first, steps):
         ending = training.step(step, next(rows), recorder, last=step == steps - 1)
         summary.epochs_done = (step + 1) / per_epoch
@@ -80,8 +85,14 @@ def run_training(spec: JobSpec, sink: MetricSink, *, flush_seconds: float = 0.5,
             summary.conclude(*ending, step)
             break
     if ending is None:
-        summary.conclude("completed", None, steps - 1)
-    recorder.flush()
+        ending = ("completed", None)
+        summary.conclude(*ending, steps - 1)
+    if recorder.flush() and checkpointer is not None and summary.steps_done > first:
+        # The model as the run left it, for GET /v1/jobs/{id}/checkpoint and init_from; a
+        # later attempt resumed from it (its finish was lost) only concludes again.
+        last = summary.steps_done - 1
+        summary.checkpoint_step = last
+        saves.save(last, capture(last, spec, training, recorder, rows, device, ending=ending))
     return summary
 
 

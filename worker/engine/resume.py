@@ -38,12 +38,15 @@ def fingerprint(spec: JobSpec) -> str:
 
 
 def capture(step: int, spec: JobSpec, training: Training, recorder: Recorder,
-            rows: BatchStream, device: torch.device) -> RunState:
+            rows: BatchStream, device: torch.device, *,
+            ending: tuple[str, str | None] | None = None) -> RunState:
     """The run's state after ``step``, taken right after a flush stored every point up to
-    it. Tensors are the live ones: a checkpointer serialises them before the next step."""
+    it (``ending``: how the run ended there, for its final state). Tensors are the live
+    ones: a checkpointer serialises them before the next step."""
     scheduler = training.scheduler
     return {
         "version": VERSION,
+        "ending": None if ending is None else list(ending),
         "spec": fingerprint(spec),
         "step": step,
         "stored_through": step,
@@ -58,9 +61,10 @@ def capture(step: int, spec: JobSpec, training: Training, recorder: Recorder,
 
 
 def restore(state: RunState, spec: JobSpec, training: Training, recorder: Recorder,
-            rows: BatchStream, device: torch.device) -> int:
+            rows: BatchStream, device: torch.device) -> tuple[int, tuple[str, str | None] | None]:
     """Put a freshly built run into ``state``; return the step it ended (the run goes on
-    with the next). Raises ResumeError, the run left unusable, when it does not fit."""
+    with the next) and, for a final state, how the run ended. Raises ResumeError, the run
+    left unusable, when it does not fit."""
     if state.get("version") != VERSION or state.get("spec") != fingerprint(spec):
         raise ResumeError("the checkpoint was taken by another version or another spec")
     try:
@@ -72,7 +76,8 @@ def restore(state: RunState, spec: JobSpec, training: Training, recorder: Record
         training.stops.load_state_dict(state["stops"])
         recorder.load_state_dict(state["recorder"])
         _set_rng_state(state["rng"], device)
-        return int(state["step"])
+        ending = state.get("ending")
+        return int(state["step"]), None if ending is None else (str(ending[0]), ending[1])
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
         raise ResumeError(f"the checkpoint does not fit this run: {exc}") from exc
 

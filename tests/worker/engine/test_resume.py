@@ -134,7 +134,7 @@ def test_a_resumed_run_ends_as_the_uninterrupted_one_bit_for_bit(name: str) -> N
     batch = raw.get("batch_size")
     per_epoch = None if batch is None else (
         rows // batch if raw.get("drop_last") else math.ceil(rows / batch))
-    assert sorted(checkpointer.saved) == list(range(last))  # every step but the last
+    assert sorted(checkpointer.saved) == list(range(last + 1))  # the final state too
 
     for step in resume_steps(last, per_epoch):
         sink, again = resumed(spec, checkpointer.load(step))
@@ -155,6 +155,15 @@ def test_the_stop_rules_state_carries_over_a_resume() -> None:
     assert max(s for s, _, _ in sink.points) == last
 
 
+def test_a_run_resumed_from_its_final_state_only_concludes() -> None:
+    spec, _, summary, checkpointer = uninterrupted(CASES["plateau-on-val-loss-with-patience"])
+    final = checkpointer.load(summary.steps_done - 1)
+    assert final["ending"] == ["stopped", summary.stop_reason]
+    sink, again = resumed(spec, final)
+    assert sink.points == []
+    assert comparable(again) == comparable(summary)
+
+
 def test_checkpoints_come_every_so_many_steps_after_a_flush() -> None:
     spec = JobSpec.model_validate(CASES["adam-steplr"])
     flushed: list[int] = []
@@ -166,9 +175,9 @@ def test_checkpoints_come_every_so_many_steps_after_a_flush() -> None:
 
     checkpointer = MemoryCheckpointer(every=7)
     summary = run_training(spec, Sink(), flush_seconds=3600, checkpointer=checkpointer)
-    assert sorted(checkpointer.saved) == [6, 13, 20, 27]
+    assert sorted(checkpointer.saved) == [6, 13, 20, 27, 29]  # and the final state
     assert set(checkpointer.saved) <= set(flushed)  # each right after its points were stored
-    assert summary.checkpoint_step == 27
+    assert summary.checkpoint_step == 29
     for step in checkpointer.saved:
         assert checkpointer.load(step)["stored_through"] == step
 
@@ -178,7 +187,7 @@ def test_a_checkpoint_is_never_taken_within_the_policys_minimum_seconds() -> Non
     checkpointer = MemoryCheckpointer()
     checkpointer.policy = CheckpointPolicy(every_steps=1, min_seconds=3600)
     run_training(spec, ListSink(), checkpointer=checkpointer)
-    assert checkpointer.saved == {}
+    assert list(checkpointer.saved) == [29]  # only the final state
 
 
 def test_a_state_of_another_spec_is_refused() -> None:
