@@ -88,6 +88,17 @@ class Settings(BaseSettings):
         default=1_000_000_000, ge=0, description="Per owner: no new jobs (403) once its jobs "
                                                  "store this many metric points; 0/None: "
                                                  "unlimited.")
+    checkpoint_seconds: float = Field(
+        default=60.0, gt=0, description="How often a job checkpoints when its spec says "
+                                        "neither checkpoint_every nor checkpoint_seconds.")
+    checkpoint_min_seconds: float = Field(
+        default=1.0, ge=0, description="The shortest time between two checkpoints of a run: "
+                                       "a spec's checkpoint_seconds below it is refused, and "
+                                       "its checkpoint_every never checkpoints more often.")
+    checkpoint_min_steps: int = Field(
+        default=1, ge=1, description="The smallest checkpoint_every a spec may ask for.")
+    checkpoint_keep: int = Field(
+        default=3, ge=1, description="How many of a job's newest checkpoints are kept.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="At INFO, a job logs its start and its end; DEBUG adds "
                                     "Celery's per-task lines.")

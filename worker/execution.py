@@ -26,9 +26,17 @@ from optimlab.service.db.models import utcnow
 from optimlab.service.jobs.datasets import SqlDatasetSource
 from optimlab.service.liveness import this_process
 from optimlab.service.settings import Settings
+from optimlab.worker.checkpoints import CheckpointStore
 from optimlab.worker.db_retry import Backoff, Outbox, retrying
 from optimlab.worker.engine import MetricPoint, SpecError, TrainingSummary, run_training
 from optimlab.worker.engine.devices import resolve_device
+from optimlab.worker.engine.resume import ResumeError
+from optimlab.worker.resumption import (
+    StoreCheckpointer,
+    checkpoint_policy,
+    initial_model,
+    plan_resume,
+)
 from optimlab.worker.run_log import Pending, RunLog, capturing, rows_for
 from optimlab.worker.spec import JobSpec
 from optimlab.worker.usage import ProcessMeter
@@ -48,28 +56,32 @@ def execute_job(job_id: str, *, engine: Engine, settings: Settings, worker: str)
 
 def claim_job(job_id: str, *, engine: Engine, settings: Settings,
               worker: str) -> jobs.Claim | None:
-    """Take the job for a new run (queued, or running with a stale heartbeat), or None."""
-    claims = claim_jobs([job_id], engine=engine, settings=settings, worker=worker)
+    """Take the job for a new run (queued, or running with a stale heartbeat), or None.
+    Earlier runs' points stay: the run replaces those past its checkpoint (run_claimed)."""
+    claims = claim_jobs([job_id], engine=engine, settings=settings, worker=worker,
+                        keep_points=True)
     return claims[0] if claims else None
 
 
 def claim_jobs(job_ids: Sequence[str], *, engine: Engine, settings: Settings,
-               worker: str) -> list[jobs.Claim]:
+               worker: str, keep_points: bool = False) -> list[jobs.Claim]:
     """Claim each job that is free for a new run, in the given order, in one transaction:
     the queued ones in one statement, the rest (runs whose process died or that stopped
-    beating, jobs out of attempts) one by one. The claims name this process as holder."""
+    beating, jobs out of attempts) one by one. The claims name this process as holder.
+    ``keep_points``: earlier runs' points stay, for a run that resumes to replace."""
     stale_before = utcnow() - timedelta(seconds=settings.stale_after_seconds)
     holder = this_process()
     alive_before = utcnow() - timedelta(seconds=settings.outage_grace_seconds)
     wanted = [uuid.UUID(job_id) for job_id in job_ids]
     with engine.begin() as conn:
         found = {claim.job_id: claim for claim in jobs.claim_queued(
-            conn, wanted, worker=worker, max_attempts=settings.max_attempts, holder=holder)}
+            conn, wanted, worker=worker, max_attempts=settings.max_attempts, holder=holder,
+            keep_points=keep_points)}
         for job_id in wanted:
             if job_id not in found and (claim := jobs.claim_job(
                     conn, job_id, worker=worker, stale_before=stale_before,
                     max_attempts=settings.max_attempts, holder=holder,
-                    alive_before=alive_before)) is not None:
+                    alive_before=alive_before, keep_points=keep_points)) is not None:
                 found[job_id] = claim
     for job_id in wanted:
         if job_id not in found:
@@ -93,6 +105,8 @@ def run_claimed(claim: jobs.Claim, *, engine: Engine, settings: Settings, worker
             status, summary, error = _train(claim, sink, settings)
             try:  # what waited for the database is stored before the outcome
                 sink.flush()
+                if not sink.superseded:
+                    sink.replace_now()  # a run that stored nothing still replaces old points
             except Exception as exc:  # not the database away (that is waited for)
                 log.exception("job %s: storing its last metrics failed", claim.job_id)
                 status, error = jobs.FAILED, f"storing metrics failed: {exc}"
@@ -201,15 +215,50 @@ def _train(claim: jobs.Claim, sink: SqlMetricSink,
            settings: Settings) -> tuple[str, dict[str, Any] | None, str | None]:
     try:
         spec = JobSpec.model_validate(claim.spec)
-        summary = run_training(spec, sink, flush_seconds=settings.flush_seconds,
-                               source=SqlDatasetSource(sink.engine))
+        summary = _resume_or_start(claim, spec, sink, settings)
     except (SpecError, ValidationError) as exc:
         return jobs.FAILED, sink.last_summary, f"invalid spec: {exc}"
     except Exception as exc:  # a failed job is a result; the worker must go on
         log.exception("job %s failed", claim.job_id)
         detail = "".join(traceback.format_exception_only(exc)).strip()
         return jobs.FAILED, sink.last_summary, detail
-    return jobs.SUCCEEDED, finite_json(summary.as_dict()), None
+    return jobs.SUCCEEDED, finite_json({**summary.as_dict(), **sink.extra}), None
+
+
+def _resume_or_start(claim: jobs.Claim, spec: JobSpec, sink: SqlMetricSink,
+                     settings: Settings) -> TrainingSummary:
+    """Train from the newest usable checkpoint of the job (an earlier attempt's), else from
+    step 0; the sink replaces the points stored past that step in its first write."""
+    store = CheckpointStore(settings.checkpoints)
+    key = str(claim.job_id)
+    with sink.engine.connect() as conn:
+        stored_through = metrics.last_step(conn, claim.job_id, "loss")
+    plan = plan_resume(store, key, stored_through=stored_through)
+    checkpointer = StoreCheckpointer(store, key, checkpoint_policy(spec, settings),
+                                     keep=settings.checkpoint_keep,
+                                     extra={"steps_recomputed": plan.steps_recomputed})
+    sink.begin(after=plan.step, extra={"attempts": claim.attempt,
+                                       "steps_recomputed": plan.steps_recomputed})
+    source = SqlDatasetSource(sink.engine)
+    if plan.state is not None:
+        try:
+            line = ("job %s: run %d resumes from the checkpoint of step %d (%d steps "
+                    "recomputed)", claim.job_id, claim.attempt, plan.step, plan.steps_recomputed)
+            if sink.run_log is not None:
+                sink.run_log.note(log, claim.job_id, *line)
+            else:
+                log.info(*line)
+            return run_training(spec, sink, flush_seconds=settings.flush_seconds,
+                                source=source, checkpointer=checkpointer, resume=plan.state)
+        except ResumeError as exc:
+            log.warning("job %s: checkpoint of step %d not resumed (%s); starting from "
+                        "step 0", claim.job_id, plan.step, exc)
+            recomputed = 0 if stored_through is None else stored_through + 1
+            checkpointer.extra["steps_recomputed"] = recomputed
+            sink.begin(after=-1, extra={"attempts": claim.attempt,
+                                        "steps_recomputed": recomputed})
+    return run_training(spec, sink, flush_seconds=settings.flush_seconds, source=source,
+                        checkpointer=checkpointer, init_model=initial_model(store, spec))
 
 
 # A batch as the single-job sink stores it: points, progress, log lines.
@@ -238,9 +287,16 @@ class SqlMetricSink:
             self._store, size=lambda batch: len(batch[0]),
             limit=settings.unstored_points_limit, backoff=backoff_of(settings),
             what=f"job {claim.job_id}: metrics")
+        self.replace_after: int | None = -1  # the first write deletes points past it
+        self.extra: dict[str, Any] = {}  # joins every summary stored (attempts, ...)
+
+    def begin(self, *, after: int, extra: dict[str, Any]) -> None:
+        """The run goes on after step ``after`` (-1: from the start): its first write
+        replaces every point stored past it (by a dead attempt)."""
+        self.replace_after, self.wall_step, self.extra = after, after, dict(extra)
 
     def write(self, points: list[MetricPoint], summary: TrainingSummary) -> bool:
-        self.last_summary = finite_json(summary.as_dict())
+        self.last_summary = finite_json({**summary.as_dict(), **self.extra})
         if points and (last := max(step for step, _, _ in points)) > self.wall_step:
             points = [*points, (last, WALL_TIME, summary.wall_seconds)]
             self.wall_step = last
@@ -257,22 +313,41 @@ class SqlMetricSink:
     def _store(self, batch: _Batch, retried: bool) -> str | None:
         points, progress, lines = batch
         with self.engine.begin() as conn:
-            status = store_batch(conn, self.claim, points, progress, lines, verify=retried)
+            status = store_batch(conn, self.claim, points, progress, lines, verify=retried,
+                                 replace_after=self.replace_after)
         if status is None:
             self.superseded = True
+        else:
+            self.replace_after = None
         return status
+
+    def replace_now(self) -> None:
+        """Replace the old points now if no write did (a run that failed before its first)."""
+        if self.replace_after is None:
+            return
+        with self.engine.begin() as conn:
+            if jobs.lock_for_write(conn, self.claim) is None:
+                self.superseded = True
+                return
+            metrics.delete_after(conn, self.claim.job_id, self.replace_after)
+        self.replace_after = None
 
 
 def store_batch(conn: Connection, claim: jobs.Claim, points: list[MetricPoint],
                 progress: dict[str, Any], lines: Sequence[Pending] = (), *,
-                verify: bool = False) -> str | None:
+                verify: bool = False, replace_after: int | None = None) -> str | None:
     """Store a run's points, progress and log lines, fenced by its attempt; the job's
     status, or None (nothing stored) when the run no longer holds the job.
 
+    ``replace_after``: first delete the job's points past this step (the run's first write
+    replaces what a dead attempt stored after the checkpoint it resumes from).
     ``verify``: an earlier try may have committed without our hearing of it; the batch is
-    stored unless it already is (checked under the job's row lock, which that commit held).
+    stored unless it already is (checked under the job's row lock, which that commit held;
+    after the replacement, so a dead attempt's points never pass for ours).
     """
     status = jobs.lock_for_write(conn, claim)
+    if status is not None and replace_after is not None:
+        metrics.delete_after(conn, claim.job_id, replace_after)
     if status is not None and not (verify and points and metrics.has_chunk(
             conn, claim.job_id, points[0][1], points[0][0])):
         metrics.write_points(conn, claim.job_id, points)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import keyword
 import math
+import uuid
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -288,6 +289,16 @@ class SummarySpec(SpecModel):
                     "and for runs of fewer than 40 steps a quarter of them (at least 2)")
 
 
+class InitFrom(SpecModel):
+    """Start the model from another job's checkpoint (to fine-tune, or to branch an
+    experiment); the optimizer, schedule and every other state start fresh."""
+
+    job: uuid.UUID = Field(description="the id of the job")
+    step: int = Field(ge=0, le=MAX_STEPS,
+                      description="a step that job checkpointed (its summary's "
+                                  "checkpoint_step is the latest)")
+
+
 Tag = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[\w.:=-]+$")]
 # A job's bookkeeping, shared with PATCH /v1/jobs/{id}, which may change them.
 JobName = Annotated[str, Field(max_length=200)]
@@ -327,6 +338,20 @@ class JobSpec(SpecModel):
     summary: SummarySpec = Field(default_factory=SummarySpec)
     seed: int = Field(default=0, ge=0, lt=2**63)
     device: Device = "auto"
+    checkpoint_every: int | None = Field(
+        default=None, ge=1, le=MAX_STEPS,
+        description="checkpoint the run every this many steps (as well as every "
+                    "checkpoint_seconds), for a killed run to resume from; at least the "
+                    "service's OPTIMLAB_CHECKPOINT_MIN_STEPS (default 1), and never more often "
+                    "than every OPTIMLAB_CHECKPOINT_MIN_SECONDS (default 1 s) whatever it says")
+    checkpoint_seconds: float | None = Field(
+        default=None, gt=0, le=7 * 24 * 3600,
+        description="checkpoint the run every this many seconds; default: the service's "
+                    "OPTIMLAB_CHECKPOINT_SECONDS (default 60); at least "
+                    "OPTIMLAB_CHECKPOINT_MIN_SECONDS (default 1)")
+    init_from: InitFrom | None = Field(
+        default=None, description="start the model's parameters from another job's "
+                                  "checkpoint at a step it stored")
 
     @model_validator(mode="after")
     def _check_length(self) -> JobSpec:

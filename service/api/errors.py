@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.responses import JSONResponse
 
 from optimlab.service.api.deps import Unauthorized
+from optimlab.service.jobs.checkpoints import CheckpointNotFound
 from optimlab.service.jobs.datasets import (
     DatasetConflict,
     InvalidUpload,
@@ -129,6 +130,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InvalidQuery, _invalid_query)
     app.add_exception_handler(JobNotFound, _plain(404))
     app.add_exception_handler(SweepNotFound, _plain(404))
+    app.add_exception_handler(CheckpointNotFound, _plain(404))
     app.add_exception_handler(JobConflict, _plain(409))
     app.add_exception_handler(BrokerUnavailable, _plain(503))
     app.add_exception_handler(InvalidUpload, _invalid_upload)

@@ -132,13 +132,15 @@ def abandoned(job: Job, *, stale_before: datetime, alive_before: datetime | None
 
 def claim_job(conn: Connection, job_id: uuid.UUID, *, worker: str, stale_before: datetime,
               max_attempts: int, holder: Holder | None = None,
-              alive_before: datetime | None = None) -> Claim | None:
+              alive_before: datetime | None = None, keep_points: bool = False) -> Claim | None:
     """Take a queued job (or a running one whose run is lost, :func:`abandoned`) for a new
     run, held by ``holder`` (this process).
 
     Returns None when the job is not to be run by this caller: finished, cancelled,
     unknown, or running elsewhere with a live holder (a duplicate delivery). A job
     that has already started ``max_attempts`` runs fails instead: it keeps killing workers.
+    ``keep_points``: the points of earlier runs stay; the new run replaces those past the
+    checkpoint it resumes from in its first write.
     """
     job = get_job(conn, job_id)
     if job is None:
@@ -159,13 +161,14 @@ def claim_job(conn: Connection, job_id: uuid.UUID, *, worker: str, stale_before:
                 heartbeat_at=now, error=None, summary=None, **_holding(holder)))
     if result.rowcount != 1:
         return None  # another worker claimed it between our read and write
-    # A new run starts from step 0: whatever an abandoned run stored is replaced.
-    metrics.delete_points(conn, job_id)
+    if not keep_points:  # a new run from step 0: whatever an abandoned run stored goes
+        metrics.delete_points(conn, job_id)
     return Claim(job_id=job_id, attempt=job.attempt + 1, spec=job.spec)
 
 
 def claim_queued(conn: Connection, job_ids: list[uuid.UUID], *, worker: str,
-                 max_attempts: int, holder: Holder | None = None) -> list[Claim]:
+                 max_attempts: int, holder: Holder | None = None,
+                 keep_points: bool = False) -> list[Claim]:
     """:func:`claim_job` for the queued jobs among ``job_ids``, in two statements (a fused
     task claims a hundred at once); the others are left to :func:`claim_job`."""
     now = utcnow()
@@ -175,7 +178,7 @@ def claim_queued(conn: Connection, job_ids: list[uuid.UUID], *, worker: str,
         .values(status=RUNNING, attempt=Job.attempt + 1, worker=worker, started_at=now,
                 heartbeat_at=now, error=None, summary=None, **_holding(holder))
         .returning(Job.id, Job.attempt, Job.spec)).all()
-    if claimed:  # a queued job may hold points of a run that was handed back
+    if claimed and not keep_points:  # a queued job may hold points of a run handed back
         metrics.delete_jobs_points(conn, [row.id for row in claimed])
     return [Claim(job_id=row.id, attempt=row.attempt, spec=row.spec) for row in claimed]
 

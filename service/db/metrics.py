@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import ColumnElement, Connection, Select, delete, func, insert, select
+from sqlalchemy import ColumnElement, Connection, Select, delete, func, insert, select, update
 
 from optimlab.service.db.models import MetricChunk
 from optimlab.service.db.packing import Steps, Values, pack, unpack
@@ -82,6 +82,32 @@ def delete_points(conn: Connection, job_id: uuid.UUID) -> None:
 
 def delete_jobs_points(conn: Connection, job_ids: Sequence[uuid.UUID]) -> None:
     conn.execute(delete(MetricChunk).where(MetricChunk.job_id.in_(list(job_ids))))
+
+
+def delete_after(conn: Connection, job_id: uuid.UUID, step: int) -> None:
+    """Delete the job's points past ``step`` in every series (a resumed run replaces what
+    the dead run stored after its checkpoint): chunks wholly past it go, a chunk that
+    straddles it is rewritten with its points up to ``step`` (same key: its first step)."""
+    c = chunks.c
+    conn.execute(delete(MetricChunk).where(c.job_id == job_id, c.first_step > step))
+    straddling = conn.execute(
+        select(c.name, c.first_step, c.last_step, c.step_bytes, c.value_bytes)
+        .where(c.job_id == job_id, c.first_step <= step, c.last_step > step)).all()
+    for name, first, last, step_bytes, value_bytes in straddling:
+        steps, values = unpack(int(first), int(last), step_bytes, value_bytes)
+        keep = int(np.searchsorted(steps, step, side="right"))
+        row = _chunk_row(job_id, name, steps[:keep].tolist(), values[:keep])
+        conn.execute(update(MetricChunk)
+                     .where(c.job_id == job_id, c.name == name, c.first_step == first)
+                     .values(last_step=row["last_step"], count=row["count"],
+                             step_bytes=row["step_bytes"], value_bytes=row["value_bytes"]))
+
+
+def last_step(conn: Connection, job_id: uuid.UUID, name: str) -> int | None:
+    """The highest stored step of one series of the job (None: no point)."""
+    last = conn.scalar(select(func.max(chunks.c.last_step))
+                       .where(chunks.c.job_id == job_id, chunks.c.name == name))
+    return None if last is None else int(last)
 
 
 def series_names(conn: Connection, job_id: uuid.UUID) -> list[str]:

@@ -9,7 +9,7 @@ from sqlalchemy import Connection, Engine
 
 from optimlab.service.db import jobs, workers
 from optimlab.service.db.models import Job
-from optimlab.service.jobs import quotas
+from optimlab.service.jobs import checkpoints, quotas
 from optimlab.service.jobs.callers import Caller
 from optimlab.service.jobs.datasets import SqlDatasetSource
 from optimlab.service.jobs.dispatch import Dispatcher
@@ -26,6 +26,7 @@ def submit_job(*, engine: Engine, dispatcher: Dispatcher, settings: Settings, ca
     """Raise SpecError for a spec the engine cannot run, QuotaExceeded past the owner's
     quotas; nothing is stored or queued then. The job belongs to the caller's owner."""
     validate_spec(spec, source=SqlDatasetSource(engine, caller))
+    checkpoints.check_spec(spec, engine=engine, settings=settings, caller=caller)
     with engine.begin() as conn:
         quotas.check_submit(conn, settings, caller, new_jobs=1)
         queue = choose_queue(spec, settings, gpu_workers=count_gpu_workers(conn, settings))

@@ -20,7 +20,7 @@ from optimlab.service.db import job_batches, jobs, listing, sweeps
 from optimlab.service.db.job_batches import NewJob
 from optimlab.service.db.listing import JobFilter
 from optimlab.service.db.models import Job, Sweep
-from optimlab.service.jobs import queries, quotas
+from optimlab.service.jobs import checkpoints, queries, quotas
 from optimlab.service.jobs.callers import Caller
 from optimlab.service.jobs.datasets import SqlDatasetSource
 from optimlab.service.jobs.dispatch import Dispatcher
@@ -66,6 +66,16 @@ def submit_sweep(*, engine: Engine, dispatcher: Dispatcher, settings: Settings,
     specs = [(point, _checked(point, request, validator)) for point in _points(request)]
     if not specs:
         raise SpecError(("axes",), "the sweep makes no jobs")
+    checked: set[tuple[Any, ...]] = set()  # points share these fields: each asked once
+    for point, spec in specs:
+        fields = (spec.checkpoint_seconds, spec.checkpoint_every, spec.init_from)
+        if fields in checked:
+            continue
+        try:
+            checkpoints.check_spec(spec, engine=engine, settings=settings, caller=caller)
+        except SpecError as exc:
+            raise SpecError(("points", point.index), f"point {point.index}: {exc}") from None
+        checked.add(fields)
     plan = plan_fusion([spec for _, spec in specs], enabled=request.fuse,
                        max_jobs=settings.max_fused_jobs)
     with engine.begin() as conn:

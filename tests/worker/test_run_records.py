@@ -239,7 +239,7 @@ def test_a_job_deleted_under_its_still_running_worker_stays_deleted(engine: Engi
 
     # the run sees it at its next write, not yet
     cancel_job(engine=engine, caller=LOCAL, job_id=job_id)
-    delete_job(engine=engine, caller=LOCAL, job_id=job_id)
+    delete_job(engine=engine, caller=LOCAL, job_id=job_id, settings=stack.settings)
     thread.join(timeout=10)
 
     assert not thread.is_alive()

@@ -19,14 +19,18 @@ RunState = dict[str, Any]
 @dataclass(frozen=True)
 class CheckpointPolicy:
     """Checkpoint every ``every_steps`` steps or ``every_seconds`` seconds, whichever
-    comes first; neither set: never."""
+    comes first, but never within ``min_seconds`` of the last one (a step count cannot
+    make a big model write a checkpoint every step); neither set: never."""
 
     every_steps: int | None = None
     every_seconds: float | None = None
+    min_seconds: float = 0.0
 
     def due(self, steps_since: int, seconds_since: float) -> bool:
         """Whether a checkpoint is due, ``steps_since`` steps and ``seconds_since`` seconds
         after the last one (or the run's start)."""
+        if seconds_since < self.min_seconds:
+            return False
         return (self.every_steps is not None and steps_since >= self.every_steps) or (
             self.every_seconds is not None and seconds_since >= self.every_seconds)
 

@@ -60,6 +60,8 @@ class TrainingSummary:
     steps_to_1000x: int | None = None
     loss_area_log10: float | None = None
     converged_at: int | None = None  # filled in from the stored history (the worker)
+    checkpoint_step: int | None = None  # the step of the run's latest checkpoint
+    resumed_from: int | None = None  # the checkpoint's step a resumed run went on from
 
     def conclude(self, outcome: str, reason: str | None, step: int) -> None:
         """Record how the run ended, and at which step where the outcome has one."""

@@ -16,7 +16,7 @@ from optimlab.service.api.job_schemas import (
     SeriesExtentPublic,
 )
 from optimlab.service.api.schemas import ErrorPublic, JobPublic, ValidationErrorPublic
-from optimlab.service.jobs import deletion, logs, queries, relabel, rerun
+from optimlab.service.jobs import checkpoints, deletion, logs, queries, relabel, rerun
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"],
                    responses={422: {"model": ValidationErrorPublic,
@@ -27,9 +27,10 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 
 @router.delete("/{job_id}", status_code=204, response_class=Response, responses={
     **NOT_FOUND, 409: {"model": ErrorPublic, "description": "Queued or running: cancel it first"}})
-def delete_job(job_id: uuid.UUID, engine: EngineDep, caller: CallerDep) -> Response:
-    """Delete a finished job with its points, tags and log lines."""
-    deletion.delete_job(engine=engine, caller=caller, job_id=job_id)
+def delete_job(job_id: uuid.UUID, engine: EngineDep, caller: CallerDep,
+               settings: SettingsDep) -> Response:
+    """Delete a finished job with its points, tags, log lines and checkpoints."""
+    deletion.delete_job(engine=engine, caller=caller, job_id=job_id, settings=settings)
     return Response(status_code=204)
 
 
@@ -51,6 +52,24 @@ def patch_job(job_id: uuid.UUID, patch: JobPatch, engine: EngineDep,
     return JobPublic.of(relabel.relabel_job(engine=engine, caller=caller, job_id=job_id,
                         name=patch.name,
                                             tags=patch.tags))
+
+
+@router.get("/{job_id}/checkpoint", response_class=Response, responses={
+    200: {"content": {"application/octet-stream": {}},
+          "description": "The model's state_dict as safetensors"},
+    404: {"model": ErrorPublic, "description": "No job with this id, or no checkpoint (at "
+                                              "this step) yet"}})
+def download_checkpoint(
+        job_id: uuid.UUID, engine: EngineDep, settings: SettingsDep, caller: CallerDep,
+        step: Annotated[int | None, Query(ge=0, description="a checkpointed step; default: "
+                                                            "the latest")] = None) -> Response:
+    """The model parameters (``state_dict``, as safetensors) of the job's latest checkpoint,
+    or of the one at ``step``: while it runs, and its final model once it has finished."""
+    found = checkpoints.model_file(engine=engine, settings=settings, caller=caller,
+                                   job_id=job_id, step=step)
+    return Response(content=found.content, media_type="application/octet-stream", headers={
+        "Content-Disposition": f'attachment; filename="{found.filename}"',
+        "X-Checkpoint-Step": str(found.step)})
 
 
 @router.get("/{job_id}/series", response_model=JobSeriesPublic, responses=NOT_FOUND)

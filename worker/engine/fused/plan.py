@@ -38,6 +38,8 @@ def fusion_key(spec: JobSpec) -> tuple[bytes | None, str | None]:
 
 
 def why_not_fusable(spec: JobSpec) -> str | None:
+    if spec.init_from is not None:
+        return "init_from starts the model from a checkpoint, in a job alone"
     if isinstance(spec.model, CNNModel):
         return "cnn models are not fused (convolutions under vmap)"
     if getattr(spec.model, "dropout", 0.0):
