@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from optimlab.service.api.errors import install_error_handlers
+from optimlab.service.api.errors import DATABASE_AWAY, install_error_handlers
 from optimlab.service.api.limits import RequestSizeLimit
 from optimlab.service.api.routes import (
     catalog,
@@ -47,15 +47,10 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
     app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
     install_error_handlers(app)
     app.include_router(health.router)
-    app.include_router(jobs.router)
-    app.include_router(job_verbs.router)
-    app.include_router(metrics.router)
-    app.include_router(datasets.router)
-    app.include_router(catalog.router)
-    app.include_router(compare.router)
-    app.include_router(events.router)
-    app.include_router(sweeps.router)
-    app.include_router(plots.router)
+    for router in (jobs.router, job_verbs.router, metrics.router, datasets.router,
+                   compare.router, events.router, sweeps.router, plots.router):
+        app.include_router(router, responses=DATABASE_AWAY)
+    app.include_router(catalog.router)  # no database behind it
     dashboard.install(app)
     return app
 
