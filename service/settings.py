@@ -44,6 +44,13 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=3, ge=1, description="Runs a job may start before it fails.")
     ready_requires_worker: bool = Field(
         default=False, description="/readyz answers 503 until a worker consumes.")
+    restart_stable_seconds: float = Field(
+        default=60.0, gt=0, description="A child of `optimlab up` that stayed up this long "
+                                        "starts its count of crashes afresh.")
+    restart_max_crashes: int = Field(
+        default=5, ge=1, description="`optimlab up` restarts a crashed child (after 1, 2, 4 "
+                                     "... s) until its crash this many in a row (each "
+                                     "sooner than restart_stable_seconds), then stops.")
     max_request_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
     max_sweep_jobs: int = Field(default=5000, ge=1,
                                 description="Most jobs one sweep may generate (points x seeds).")
