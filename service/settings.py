@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=3, ge=1, description="Runs a job may start before it fails.")
     ready_requires_worker: bool = Field(
         default=False, description="/readyz answers 503 until a worker consumes.")
+    unserved_wait_seconds: float = Field(
+        default=300.0, gt=0, description="A job queued for a GPU fails after this long "
+                                         "without a live GPU worker, saying why.")
     restart_stable_seconds: float = Field(
         default=60.0, gt=0, description="A child of `optimlab up` that stayed up this long "
                                         "starts its count of crashes afresh.")

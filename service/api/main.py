@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import FastAPI
 
 from optimlab.service.api.errors import DATABASE_AWAY, install_error_handlers
@@ -23,6 +24,7 @@ from optimlab.service.api.routes import (
     sweeps,
 )
 from optimlab.service.db.connection import make_engine
+from optimlab.service.jobs import unserved
 from optimlab.service.jobs.dispatch import Dispatcher
 from optimlab.service.settings import Settings, get_settings
 from optimlab.worker.engine.warmup import warm_up
@@ -37,7 +39,10 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
         app.state.engine = make_engine(settings.database)
         app.state.dispatcher = dispatcher or _celery_dispatcher(settings)
         warm_up()  # so that the first POST does not pay torch's lazy imports
-        yield
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(unserved.watch, app.state.engine, app.state.dispatcher, settings)
+            yield
+            tasks.cancel_scope.cancel()
         app.state.engine.dispose()
 
     app = FastAPI(title="optimlab", version="0.1.0", lifespan=lifespan,

@@ -26,7 +26,7 @@ from optimlab.service.jobs.dispatch import Dispatcher
 from optimlab.service.jobs.errors import BrokerUnavailable, InvalidQuery
 from optimlab.service.jobs.fusion import FusionPlan, plan_fusion
 from optimlab.service.jobs.listing import parse_rank
-from optimlab.service.jobs.submit import choose_queue, count_gpu_workers
+from optimlab.service.jobs.submit import choose_queue, count_gpu_workers, refuse_unserved
 from optimlab.service.jobs.sweep_spec import PathError, SweepPoint, SweepSpec, expand
 from optimlab.service.settings import Settings
 from optimlab.worker.engine import SpecError
@@ -73,6 +73,9 @@ def submit_sweep(*, engine: Engine, dispatcher: Dispatcher, settings: Settings,
                        max_jobs=settings.max_fused_jobs)
     with engine.begin() as conn:
         gpus = count_gpu_workers(conn, settings)
+        where = ("axes", "device") if "device" in request.axes else ("base", "device")
+        for _, spec in specs:
+            refuse_unserved(spec, settings, gpu_workers=gpus, loc=where)
         sweep = sweeps.insert_sweep(conn, name=request.name, size=len(specs),
                                     request=request.model_dump(mode="json"),
                                     tags=list(request.tags))
