@@ -6,13 +6,16 @@ import importlib.metadata
 import ipaddress
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from optimlab.client.cli import register as register_client_commands
 from optimlab.service import keys_cli
 from optimlab.service.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from optimlab.service.processes import RestartPolicy
 
 # Plain (click) help: typer's rich help panels label every option with its type, flags
 # too, so --help read "--help <bool>"; plain help shows a flag bare and an option's metavar.
@@ -107,7 +110,7 @@ def up(host: HostOption = "127.0.0.1", port: PortOption = 8000,
         typer.echo("optimlab: auth is required: every /v1 request needs an API key; make one "
                    f"with OPTIMLAB_DATA_DIR={folder} optimlab keys create --name NAME")
     with lock:
-        code = Supervisor(children, cwd=folder).run()
+        code = Supervisor(children, cwd=folder, restart=restart_policy(settings)).run()
     raise typer.Exit(code)
 
 
@@ -118,6 +121,11 @@ def _refuse_open(host: str, auth: str, allowed: bool) -> None:
                    "OPTIMLAB_AUTH=required (and make keys: optimlab keys create), bind a "
                    "loopback address, or pass --allow-no-auth.", err=True)
         raise typer.Exit(2)
+def restart_policy(settings: Settings) -> RestartPolicy:
+    from optimlab.service.processes import RestartPolicy
+
+    return RestartPolicy(stable_seconds=settings.restart_stable_seconds,
+                         max_crashes=settings.restart_max_crashes)
 
 
 @app.command()
@@ -157,7 +165,7 @@ def worker(gpus: GpusOption = "all", concurrency: ConcurrencyOption = 1) -> None
     children = [ChildSpec(plan.name, optimlab_command("gpu-worker", "--concurrency",
                                                       str(concurrency)), plan.env)
                 for plan in plans]
-    raise typer.Exit(Supervisor(children).run())
+    raise typer.Exit(Supervisor(children, restart=restart_policy(settings)).run())
 
 
 @app.command("gpu-worker", hidden=True)

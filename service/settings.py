@@ -63,6 +63,16 @@ class Settings(BaseSettings):
                                         "message for it and it was queued this long ago.")
     ready_requires_worker: bool = Field(
         default=False, description="/readyz answers 503 until a worker consumes.")
+    unserved_wait_seconds: float = Field(
+        default=300.0, gt=0, description="A job queued for a GPU fails after this long "
+                                         "without a live GPU worker, saying why.")
+    restart_stable_seconds: float = Field(
+        default=60.0, gt=0, description="A child of `optimlab up` that stayed up this long "
+                                        "starts its count of crashes afresh.")
+    restart_max_crashes: int = Field(
+        default=5, ge=1, description="`optimlab up` restarts a crashed child (after 1, 2, 4 "
+                                     "... s) until its crash this many in a row (each "
+                                     "sooner than restart_stable_seconds), then stops.")
     max_request_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
     max_sweep_jobs: int = Field(default=5000, ge=1,
                                 description="Most jobs one sweep may generate (points x seeds).")

@@ -11,7 +11,7 @@ import math
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,23 +60,45 @@ def read_events(response: httpx.Response) -> Iterator[Event]:
     """The events of an open ``text/event-stream`` response, as they arrive."""
     assert response.status_code == 200, response.read()
     assert response.headers["content-type"].startswith("text/event-stream")
-    fields: dict[str, str] = {}
-    data: list[str] = []
+    parser = _Parser()
     for line in response.iter_lines():
+        if (event := parser.line(line)) is not None:
+            yield event
+
+
+async def aread_events(response: httpx.Response) -> AsyncIterator[Event]:
+    """The same for an ``httpx.AsyncClient``'s response."""
+    assert response.status_code == 200, await response.aread()
+    assert response.headers["content-type"].startswith("text/event-stream")
+    parser = _Parser()
+    async for line in response.aiter_lines():
+        if (event := parser.line(line)) is not None:
+            yield event
+
+
+class _Parser:
+    def __init__(self) -> None:
+        self.fields: dict[str, str] = {}
+        self.data: list[str] = []
+
+    def line(self, line: str) -> Event | None:
+        """Take one line; the event it completes, if any."""
         if not line:
-            if data or fields:
-                yield Event(fields.get("event", "message"), orjson.loads("\n".join(data)),
-                            fields.get("id"))
-            fields, data = {}, []
-            continue
+            event = None
+            if self.data or self.fields:
+                event = Event(self.fields.get("event", "message"),
+                              orjson.loads("\n".join(self.data)), self.fields.get("id"))
+            self.fields, self.data = {}, []
+            return event
         if line.startswith(":"):
-            continue  # a comment: the keep-alive ping
+            return None  # a comment: the keep-alive ping
         name, _, value = line.partition(":")
         value = value.removeprefix(" ")
         if name == "data":
-            data.append(value)
+            self.data.append(value)
         else:
-            fields[name] = value
+            self.fields[name] = value
+        return None
 
 
 def stream(client: httpx.Client, path: str, last_event_id: str | None = None

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy import exc as sa
 from starlette.responses import JSONResponse
 
 from optimlab.service.api.deps import Unauthorized
+from optimlab.service.api.schemas import ErrorPublic
 from optimlab.service.jobs.checkpoints import CheckpointNotFound
 from optimlab.service.jobs.datasets import (
     DatasetConflict,
@@ -29,6 +32,8 @@ from optimlab.service.jobs.errors import (
 )
 from optimlab.service.jobs.listing import InvalidSort
 from optimlab.worker.engine import SpecError
+
+log = logging.getLogger(__name__)
 
 
 def field_path(loc: Sequence[Any]) -> str:
@@ -118,6 +123,34 @@ async def _quota(_: Request, exc: Exception) -> JSONResponse:
 async def _unauthorized(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=401, content={"detail": str(exc)},
                         headers={"WWW-Authenticate": "Bearer"})
+DATABASE_RETRY_SECONDS = 5
+DATABASE_AWAY: dict[int | str, dict[str, Any]] = {503: {
+    "model": ErrorPublic, "description": "The database (or the broker) is unavailable; "
+                                         "retry after `Retry-After` seconds"}}
+
+
+async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    # The database is away (refused, cut, a pool wait timed out, an unopenable SQLite
+    # file): a client may retry, and the pool's pre-ping reconnects once it is back.
+    # Other database errors are bugs and stay 500s.
+    if isinstance(exc, sa.DBAPIError) and not database_away(exc):
+        raise exc
+    log.warning("database unavailable: %s", _first_line(exc))
+    return JSONResponse(status_code=503, headers={"Retry-After": str(DATABASE_RETRY_SECONDS)},
+                        content={"detail": "the database is unavailable; retry in a few "
+                                           f"seconds ({_first_line(exc)})"})
+
+
+def database_away(exc: BaseException) -> bool:
+    """An error that says the database cannot be reached now, not that the query is wrong."""
+    if isinstance(exc, sa.TimeoutError | sa.OperationalError | sa.InterfaceError):
+        return True
+    return isinstance(exc, sa.DBAPIError) and exc.connection_invalidated
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc.orig) if isinstance(exc, sa.DBAPIError) and exc.orig else str(exc)
+    return (text.strip().splitlines() or [type(exc).__name__])[0][:200]
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -137,3 +170,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(PayloadTooLarge, _plain(413))
     app.add_exception_handler(DatasetNotFound, _plain(404))
     app.add_exception_handler(DatasetConflict, _plain(409))
+    app.add_exception_handler(sa.DBAPIError, _database_unavailable)
+    app.add_exception_handler(sa.TimeoutError, _database_unavailable)

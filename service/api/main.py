@@ -6,10 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from fastapi import Depends, FastAPI
 
 from optimlab.service.api.deps import get_caller
-from optimlab.service.api.errors import install_error_handlers
+from optimlab.service.api.errors import DATABASE_AWAY, install_error_handlers
 from optimlab.service.api.limits import RequestSizeLimit
 from optimlab.service.api.routes import (
     catalog,
@@ -26,6 +27,7 @@ from optimlab.service.api.routes import (
 )
 from optimlab.service.api.schemas import ErrorPublic
 from optimlab.service.db.connection import make_engine
+from optimlab.service.jobs import unserved
 from optimlab.service.jobs.dispatch import Dispatcher
 from optimlab.service.settings import Settings, get_settings
 from optimlab.worker.engine.warmup import warm_up
@@ -44,7 +46,10 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
         app.state.engine = make_engine(settings.database)
         app.state.dispatcher = dispatcher or _celery_dispatcher(settings)
         warm_up()  # so that the first POST does not pay torch's lazy imports
-        yield
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(unserved.watch, app.state.engine, app.state.dispatcher, settings)
+            yield
+            tasks.cancel_scope.cancel()
         app.state.engine.dispose()
 
     app = FastAPI(title="optimlab", version="0.1.0", lifespan=lifespan,
@@ -55,11 +60,13 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
     install_error_handlers(app)
     app.include_router(health.router)
     # Every /v1 route asks for the caller here, so none can be left open by mistake (a
-    # route's own CallerDep is the same dependency: resolved once per request).
+    # route's own CallerDep is the same dependency: resolved once per request). The
+    # caller's key is looked up in the database: every route may answer 503 without it.
     for router in (jobs.router, job_verbs.router, metrics.router, datasets.router,
                    catalog.router, compare.router, events.router, sweeps.router,
                    plots.router):
-        app.include_router(router, dependencies=[Depends(get_caller)], responses=UNAUTHORIZED)
+        app.include_router(router, dependencies=[Depends(get_caller)],
+                           responses={**UNAUTHORIZED, **DATABASE_AWAY})
     dashboard.install(app)
     return app
 

@@ -336,3 +336,26 @@ def requeue_job(conn: Connection, job: Job) -> bool:
         update(Job).where(Job.id == job.id, Job.attempt == job.attempt, Job.status == job.status)
         .values(status=QUEUED, heartbeat_at=None, summary=None))
     return result.rowcount == 1
+
+
+
+def waiting_since(conn: Connection, queue: str, *, queued_before: datetime) -> list[Job]:
+    """The jobs of ``queue`` queued since before ``queued_before``, oldest first."""
+    query = (select(Job.__table__).where(Job.queue == queue, Job.status == QUEUED,
+                                         Job.created_at < queued_before)
+             .order_by(Job.created_at, Job.id))
+    return [Job(**row._mapping) for row in conn.execute(query)]
+
+
+def move_queued(conn: Connection, job_id: uuid.UUID, queue: str) -> bool:
+    """Send a still-queued job to another queue; False if it left the queue meanwhile."""
+    result = conn.execute(update(Job).where(Job.id == job_id, Job.status == QUEUED)
+                          .values(queue=queue))
+    return result.rowcount == 1
+
+
+def fail_queued(conn: Connection, job_id: uuid.UUID, error: str) -> bool:
+    """Fail a job that is still queued; False if a worker took it (or it ended) meanwhile."""
+    result = conn.execute(update(Job).where(Job.id == job_id, Job.status == QUEUED)
+                          .values(status=FAILED, finished_at=utcnow(), error=error))
+    return result.rowcount == 1

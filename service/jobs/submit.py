@@ -15,6 +15,7 @@ from optimlab.service.jobs.datasets import SqlDatasetSource
 from optimlab.service.jobs.dispatch import Dispatcher
 from optimlab.service.jobs.errors import BrokerUnavailable
 from optimlab.service.settings import Settings
+from optimlab.worker.engine import SpecError
 from optimlab.worker.engine.validation import validate_spec
 from optimlab.worker.spec import JobSpec
 
@@ -29,7 +30,9 @@ def submit_job(*, engine: Engine, dispatcher: Dispatcher, settings: Settings, ca
     checkpoints.check_spec(spec, engine=engine, settings=settings, caller=caller)
     with engine.begin() as conn:
         quotas.check_submit(conn, settings, caller, new_jobs=1)
-        queue = choose_queue(spec, settings, gpu_workers=count_gpu_workers(conn, settings))
+        gpu_workers = count_gpu_workers(conn, settings)
+        refuse_unserved(spec, settings, gpu_workers=gpu_workers)
+        queue = choose_queue(spec, settings, gpu_workers=gpu_workers)
         job = jobs.insert_job(conn, name=spec.name, spec=spec.model_dump(mode="json"),
                               queue=queue, owner=caller.owner)
     # Sent after the commit, so a worker never receives the id of a row it cannot see yet.
@@ -47,6 +50,18 @@ def choose_queue(spec: JobSpec, settings: Settings, *, gpu_workers: int) -> str:
     """cuda jobs go to the gpu queue; auto jobs too while a GPU worker is alive."""
     wants_gpu = spec.device == "cuda" or (spec.device == "auto" and gpu_workers > 0)
     return settings.queue("gpu" if wants_gpu else "cpu")
+
+
+def refuse_unserved(spec: JobSpec, settings: Settings, *, gpu_workers: int,
+                    loc: tuple[str, ...] = ("device",)) -> None:
+    """A cuda job with no GPU worker alive would wait forever: refuse it now.
+
+    CPU (and auto) jobs queue without a worker, as ever: the API is often started first.
+    """
+    if spec.device == "cuda" and gpu_workers == 0:
+        raise SpecError(loc, f"cuda needs a GPU worker, and no live worker serves the queue "
+                             f"{settings.queue('gpu')!r}: start one (`optimlab worker --gpus "
+                             "all` on a host with a GPU) or ask for device cpu or auto")
 
 
 def count_gpu_workers(conn: Connection, settings: Settings) -> int:

@@ -28,7 +28,7 @@ from optimlab.service.jobs.errors import BrokerUnavailable, InvalidQuery
 from optimlab.service.jobs.fusion import FusionPlan, plan_fusion
 from optimlab.service.jobs.listing import parse_rank
 from optimlab.service.jobs.ownership import sweep_for
-from optimlab.service.jobs.submit import choose_queue, count_gpu_workers
+from optimlab.service.jobs.submit import choose_queue, count_gpu_workers, refuse_unserved
 from optimlab.service.jobs.sweep_spec import PathError, SweepPoint, SweepSpec, expand
 from optimlab.service.settings import Settings
 from optimlab.worker.engine import SpecError
@@ -81,6 +81,9 @@ def submit_sweep(*, engine: Engine, dispatcher: Dispatcher, settings: Settings,
     with engine.begin() as conn:
         quotas.check_submit(conn, settings, caller, new_jobs=len(specs))  # whole, or none
         gpus = count_gpu_workers(conn, settings)
+        where = ("axes", "device") if "device" in request.axes else ("base", "device")
+        for _, spec in specs:
+            refuse_unserved(spec, settings, gpu_workers=gpus, loc=where)
         sweep = sweeps.insert_sweep(conn, name=request.name, size=len(specs),
                                     request=request.model_dump(mode="json"),
                                     tags=list(request.tags), owner=caller.owner)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 
 from tests.processes import descendants, free_port, gone, optimlab, running, stop, wait_ready
@@ -168,3 +169,46 @@ def test_cancel_stops_a_running_job_and_keeps_its_metrics(embedded: Embedded) ->
     assert later["steps"] == first["steps"]  # stopped: nothing new after a second
     assert final["summary"]["outcome"] == "cancelled"
     assert final["summary"]["steps_done"] == len(first["steps"])
+
+
+def worker_main(process: subprocess.Popen[bytes]) -> psutil.Process:
+    """`optimlab up`'s worker child: the Celery parent (its pool children below it)."""
+    def is_worker(p: psutil.Process) -> bool:
+        try:
+            return "worker" in p.cmdline()
+        except (psutil.ZombieProcess, psutil.NoSuchProcess):
+            return False  # the killed one, not reaped yet
+
+    (worker,) = [p for p in psutil.Process(process.pid).children() if is_worker(p)]
+    return worker
+
+
+@pytest.mark.timeout(240)
+def test_a_killed_worker_is_restarted_while_the_api_keeps_answering(
+        embedded: Embedded) -> None:
+    with running(embedded.start()) as process:
+        old = worker_main(process)
+        pool = old.children(recursive=True)
+        assert pool  # the pool child, which the restart must not leave behind
+
+        old.kill()
+        answers = []
+
+        def new_worker() -> psutil.Process | None:
+            answers.append(httpx.get(f"{embedded.url}/v1/jobs", timeout=10).status_code)
+            try:
+                worker = worker_main(process)
+            except ValueError:
+                return None  # between the crash and the restart
+            return worker if worker.pid != old.pid else None
+
+        restarted = wait_for(new_worker, timeout=60, interval=0.2, what="a new worker")
+        job = post(embedded.url, {**SEED_SPEC, "name": "after the crash"})
+        done = wait_status(embedded.url, job["id"], "succeeded", timeout=90)
+        assert process.poll() is None  # `up` itself lives on
+
+    assert set(answers) == {200}
+    assert restarted.pid != old.pid
+    assert gone(pool)
+    assert done["summary"]["steps_done"] == 20
+    assert "restarting it in" in embedded.log.read_text()

@@ -9,6 +9,7 @@ from sqlalchemy import text
 from starlette.responses import JSONResponse
 
 from optimlab.service.api.deps import DispatcherDep, EngineDep, SettingsDep
+from optimlab.service.api.errors import DATABASE_RETRY_SECONDS
 from optimlab.service.api.schemas import Readiness
 from optimlab.service.db import workers
 
@@ -39,4 +40,6 @@ def readyz(engine: EngineDep, dispatcher: DispatcherDep, settings: SettingsDep) 
         broker = f"unreachable: {type(exc).__name__}"
     ready = database == "ok" and broker == "ok" and (live > 0 or not settings.ready_requires_worker)
     body = Readiness(ready=ready, database=database, broker=broker, workers=live)
-    return JSONResponse(status_code=200 if ready else 503, content=body.model_dump())
+    headers = {} if ready else {"Retry-After": str(DATABASE_RETRY_SECONDS)}
+    return JSONResponse(status_code=200 if ready else 503, content=body.model_dump(),
+                        headers=headers)
