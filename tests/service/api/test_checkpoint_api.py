@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 
 from optimlab.service.api.main import create_app
 from optimlab.service.db import metrics
+from optimlab.service.jobs import keys
 from optimlab.service.settings import Settings
 from optimlab.worker.checkpoints import CheckpointStore
 from optimlab.worker.engine.training import total_norm
@@ -126,3 +127,17 @@ def test_checkpointing_more_often_than_the_service_allows_is_refused(
     assert response.status_code == (201 if accepted else 422), response.text
     if not accepted:
         assert response.json()["message"].startswith(f"{field}: ")
+
+
+def test_another_owners_checkpoint_is_not_found(stack: Stack, engine: Engine,
+                                                worker_settings: Settings) -> None:
+    alice, bob = (keys.create_key(engine=engine, name=name).key for name in ("alice", "bob"))
+    with TestClient(create_app(worker_settings.model_copy(update={"auth": "required"}))) as c:
+        c.headers["Authorization"] = f"Bearer {alice}"
+        job_id = run(c, engine, worker_settings, SPEC)
+        assert c.get(f"/v1/jobs/{job_id}/checkpoint").status_code == 200
+        c.headers["Authorization"] = f"Bearer {bob}"
+        assert c.get(f"/v1/jobs/{job_id}/checkpoint").status_code == 404
+        branched = c.post("/v1/jobs", json={**SPEC, "init_from": {"job": job_id, "step": 9}})
+        assert branched.status_code == 422
+        assert "init_from" in str(branched.json()["detail"])

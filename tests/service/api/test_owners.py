@@ -105,6 +105,9 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/v1/jobs/{job_id}/series"): ("GET", lambda a: f"/v1/jobs/{a.job}/series", {},
                                           "404"),
     ("GET", "/v1/jobs/{job_id}/logs"): ("GET", lambda a: f"/v1/jobs/{a.job}/logs", {}, "404"),
+    # (that Alice's checkpoint itself is hidden: test_checkpoint_api.py)
+    ("GET", "/v1/jobs/{job_id}/checkpoint"): ("GET", lambda a: f"/v1/jobs/{a.job}/checkpoint",
+                                              {}, "404"),
     ("GET", "/v1/jobs/{job_id}/metrics"): ("GET", lambda a: f"/v1/jobs/{a.job}/metrics", {},
                                            "404"),
     ("GET", "/v1/jobs/{job_id}/metrics.csv"): (
