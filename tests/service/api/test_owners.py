@@ -217,10 +217,10 @@ def test_without_a_valid_key_every_route_is_401(owners: Owners) -> None:
 
 def test_without_a_key_even_a_malformed_request_is_401_not_422(owners: Owners) -> None:
     # The key is checked before the request is read: nothing about validation leaks.
-    for method, url, kwargs in (("POST", "/v1/jobs", {"json": {}}),
-                                ("GET", "/v1/jobs/not-a-uuid", {}),
-                                ("GET", "/v1/jobs?limit=0", {}),
-                                ("POST", "/v1/datasets", {})):
+    malformed: list[tuple[str, str, dict[str, Any]]] = [
+        ("POST", "/v1/jobs", {"json": {}}), ("GET", "/v1/jobs/not-a-uuid", {}),
+        ("GET", "/v1/jobs?limit=0", {}), ("POST", "/v1/datasets", {})]
+    for method, url, kwargs in malformed:
         assert owners.call(None, method, url, **kwargs).status_code == 401, url
         assert owners.call(owners.bob, method, url, **kwargs).status_code == 422, url
 
