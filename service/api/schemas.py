@@ -81,6 +81,21 @@ class ErrorPublic(BaseModel):
     detail: str
 
 
+class QuotaErrorPublic(BaseModel):
+    """A 429 or 403: the owner is at one of its quotas (the setting's name) and its limit."""
+
+    detail: str
+    quota: Literal["quota_running_jobs", "quota_queued_jobs", "quota_stored_points"]
+    limit: int
+
+
+QUOTA: dict[int | str, dict[str, Any]] = {
+    429: {"model": QuotaErrorPublic,
+          "description": "The owner's running or queued jobs are at their quota"},
+    403: {"model": QuotaErrorPublic,
+          "description": "The owner's jobs store their quota of metric points"}}
+
+
 class ValidationErrorPublic(BaseModel):
     """A 422: FastAPI's list of errors, each with its ``loc``, plus one readable line."""
 

@@ -348,6 +348,10 @@ def test_with_auth_the_dashboard_asks_for_the_key_once_and_streams_with_it(
     headers = {"Authorization": f"Bearer {key}"}
     job = httpx.post(f"{url}/v1/jobs", json={**SEED_SPEC, "name": "keyed", "steps": 50_000_000},
                      headers=headers, timeout=30).json()
+    # The page follows the series it found stored: wait for the first points.
+    wait_for(lambda: httpx.get(f"{url}/v1/jobs/{job['id']}/series", headers=headers,
+                               timeout=30).json()["series"], timeout=60, interval=0.2,
+             what="the job's first points")
     streams: list[dict[str, str]] = []
     page.on("request", lambda r: streams.append(r.headers) if r.url.split("?")[0].endswith(
         f"/v1/jobs/{job['id']}/events") else None)

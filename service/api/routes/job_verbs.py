@@ -15,7 +15,7 @@ from optimlab.service.api.job_schemas import (
     LogLinePublic,
     SeriesExtentPublic,
 )
-from optimlab.service.api.schemas import ErrorPublic, JobPublic, ValidationErrorPublic
+from optimlab.service.api.schemas import QUOTA, ErrorPublic, JobPublic, ValidationErrorPublic
 from optimlab.service.jobs import checkpoints, deletion, logs, queries, relabel, rerun
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"],
@@ -35,7 +35,8 @@ def delete_job(job_id: uuid.UUID, engine: EngineDep, caller: CallerDep,
 
 
 @router.post("/{job_id}/rerun", status_code=201, response_model=JobPublic, responses={
-    **NOT_FOUND, 503: {"model": ErrorPublic, "description": "The broker is unreachable"}})
+    **NOT_FOUND, 503: {"model": ErrorPublic, "description": "The broker is unreachable"},
+    **QUOTA})
 def rerun_job(job_id: uuid.UUID, response: Response, engine: EngineDep, caller: CallerDep,
               dispatcher: DispatcherDep, settings: SettingsDep) -> JobPublic:
     """A new job with the same spec (in no sweep), submitted as ``POST /v1/jobs`` does."""

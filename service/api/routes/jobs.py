@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Response
 
 from optimlab.service.api.deps import CallerDep, DispatcherDep, EngineDep, SettingsDep
 from optimlab.service.api.schemas import (
+    QUOTA,
     ErrorPublic,
     JobPublic,
     JobsPublic,
@@ -28,7 +29,8 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 
 @router.post("", status_code=201, response_model=JobPublic, responses={
     413: {"model": ErrorPublic, "description": "Body over the size limit"},
-    503: {"model": ErrorPublic, "description": "The broker is unreachable; the job is failed"}})
+    503: {"model": ErrorPublic, "description": "The broker is unreachable; the job is failed"},
+    **QUOTA})
 def create_job(spec: JobSpec, response: Response, engine: EngineDep, caller: CallerDep,
                dispatcher: DispatcherDep, settings: SettingsDep) -> JobPublic:
     """Validate the spec, store the job as queued and send it to a worker."""

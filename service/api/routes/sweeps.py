@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 
 from optimlab.service.api.deps import CallerDep, DispatcherDep, EngineDep, SettingsDep
-from optimlab.service.api.schemas import ErrorPublic, ValidationErrorPublic
+from optimlab.service.api.schemas import QUOTA, ErrorPublic, ValidationErrorPublic
 from optimlab.service.api.sweep_schemas import SweepPublic, SweepsPublic
 from optimlab.service.jobs import sweeps
 from optimlab.service.jobs.sweep_spec import SweepSpec
@@ -25,7 +25,7 @@ RankQuery = Annotated[str, Query(
 
 
 @router.post("", status_code=201, response_model=SweepPublic, responses={
-    503: {"model": ErrorPublic, "description": "The broker is unreachable"}})
+    503: {"model": ErrorPublic, "description": "The broker is unreachable"}, **QUOTA})
 def create_sweep(request: SweepSpec, response: Response, engine: EngineDep, caller: CallerDep,
                  dispatcher: DispatcherDep, settings: SettingsDep) -> SweepPublic:
     """Expand the axes (grid or random) and seeds into jobs, validate every one, then queue

@@ -218,6 +218,16 @@ def test_without_a_valid_key_every_route_is_401(owners: Owners) -> None:
             assert "API key" in response.json()["detail"]
 
 
+def test_without_a_key_even_a_malformed_request_is_401_not_422(owners: Owners) -> None:
+    # The key is checked before the request is read: nothing about validation leaks.
+    malformed: list[tuple[str, str, dict[str, Any]]] = [
+        ("POST", "/v1/jobs", {"json": {}}), ("GET", "/v1/jobs/not-a-uuid", {}),
+        ("GET", "/v1/jobs?limit=0", {}), ("POST", "/v1/datasets", {})]
+    for method, url, kwargs in malformed:
+        assert owners.call(None, method, url, **kwargs).status_code == 401, url
+        assert owners.call(owners.bob, method, url, **kwargs).status_code == 422, url
+
+
 def test_public_routes_need_no_key(owners: Owners) -> None:
     for path in ("/healthz", "/readyz", "/", "/jobs", "/openapi.json"):
         assert owners.client.get(path).status_code in (200, 503), path  # 503: no worker
@@ -235,6 +245,15 @@ def test_an_admin_key_sees_and_acts_on_everyone_s(owners: Owners) -> None:
     assert owners.call(owners.alice, "GET", f"/v1/jobs/{rerun.json()['id']}").status_code == 200
     cancelled = owners.call(owners.admin, "POST", f"/v1/jobs/{alices.job}/cancel")
     assert cancelled.json()["status"] == "cancelled"
+
+
+def test_keys_of_one_owner_share_what_it_owns(owners: Owners) -> None:
+    alices = alices_things(owners)
+    ci = keys.create_key(engine=owners.engine, name="alice's ci", owner="alice").key
+    assert owners.call(ci, "GET", f"/v1/jobs/{alices.job}").status_code == 200
+    assert owners.call(ci, "GET", f"/v1/datasets/{alices.dataset}").status_code == 200
+    spec = upload_spec(alices.dataset)  # her data set is known to her other key
+    assert owners.call(ci, "POST", "/v1/jobs", json=spec).status_code == 201
 
 
 def test_jobs_sweeps_and_data_sets_carry_their_owner(owners: Owners) -> None:
