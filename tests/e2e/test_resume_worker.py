@@ -42,7 +42,7 @@ SPEC: dict[str, Any] = {
              "classes": 3},
     "optimizer": {"name": "SGD", "lr": 0.05, "momentum": 0.9},
     "schedule": {"name": "OneCycleLR", "max_lr": 0.2},
-    "batch_size": 8, "steps": 4000, "checkpoint_every": 200, "device": "cpu",
+    "batch_size": 8, "steps": 2500, "checkpoint_every": 200, "device": "cpu",
 }
 # Two pool children, one torch thread each: on a busy two-core machine one child with two
 # threads trains ten times slower. The job runs in one of them.
@@ -98,7 +98,8 @@ def assert_resumed(job: dict[str, Any], engine: Engine, expected: History) -> No
     summary = job["summary"]
     assert summary["attempts"] == 2
     assert summary["resumed_from"] >= 200  # the new attempt's first step is past 0
-    assert summary["steps_recomputed"] >= 1
+    # what the dead attempt stored past its checkpoint (0 if killed right after one)
+    assert 0 <= summary["steps_recomputed"] < SPEC["steps"]
     assert stored(engine, job["id"]) == expected
     with engine.connect() as conn:
         lines = job_logs.read_lines(conn, uuid.UUID(job["id"]), attempt=2, min_level=0,

@@ -193,3 +193,20 @@ def test_deleting_a_job_deletes_its_checkpoints(engine: Engine, stack: Stack) ->
     with engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(MetricChunk)
                            .where(MetricChunk.job_id == job_id)) == 0
+
+
+def test_a_checkpoint_store_that_fails_costs_the_checkpoints_not_the_job(
+        engine: Engine, stack: Stack, tmp_path: Any, caplog: pytest.LogCaptureFixture) -> None:
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the store's folder should be")
+    settings = fast(stack).model_copy(update={"checkpoint_url": str(blocked)})
+    expected = reference(engine, fast(stack))
+    job_id = insert(engine, SPEC)
+
+    with caplog.at_level(logging.WARNING):
+        execute_job(str(job_id), engine=engine, settings=settings, worker="w")
+
+    done = job(engine, job_id)
+    assert done.status == jobs.SUCCEEDED, done.error
+    assert history(engine, job_id) == expected
+    assert "not saved" in caplog.text
