@@ -80,7 +80,7 @@ def run_claimed(claim: jobs.Claim, *, engine: Engine, settings: Settings, worker
     with capturing() as run_log:
         run_log.note(log, claim.job_id, "job %s: run %d starts on %s", claim.job_id,
                      claim.attempt, worker)
-        sink = SqlMetricSink(engine, claim, run_log)
+        sink = SqlMetricSink(engine, claim, run_log, max_seconds=settings.max_job_seconds)
         heartbeat = Heartbeat(engine, [claim], every=settings.heartbeat_seconds) if beat \
             else contextlib.nullcontext()
         with ProcessMeter(cuda=_cuda_device(claim.spec)) as meter, heartbeat:
@@ -181,6 +181,9 @@ def _train(claim: jobs.Claim, sink: SqlMetricSink,
         log.exception("job %s failed", claim.job_id)
         detail = "".join(traceback.format_exception_only(exc)).strip()
         return jobs.FAILED, sink.last_summary, detail
+    if sink.timed_out is not None:
+        summary.outcome, summary.stop_reason = "stopped", "wall-time limit"
+        return jobs.FAILED, finite_json(summary.as_dict()), sink.timed_out
     return jobs.SUCCEEDED, finite_json(summary.as_dict()), None
 
 
@@ -188,11 +191,14 @@ class SqlMetricSink:
     """Writes each batch (and a ``wall_time`` point at its last step, and the log lines
     captured meanwhile), fenced by the run's attempt, and reports cancellation back."""
 
-    def __init__(self, engine: Engine, claim: jobs.Claim, run_log: RunLog | None = None) -> None:
+    def __init__(self, engine: Engine, claim: jobs.Claim, run_log: RunLog | None = None, *,
+                 max_seconds: float | None = None) -> None:
         self.engine = engine
         self.claim = claim
         self.run_log = run_log
         self.superseded = False
+        self.max_seconds = max_seconds  # the run's wall-time limit, checked at each write
+        self.timed_out: str | None = None  # why the run was stopped for its wall time
         self.last_summary: dict[str, Any] | None = None
         self.wall_step = -1  # the step of the last wall_time point
 
@@ -206,7 +212,16 @@ class SqlMetricSink:
             status = store_batch(conn, self.claim, points, self.last_summary, lines)
         if status is None:
             self.superseded = True
+        if self.max_seconds is not None and summary.wall_seconds > self.max_seconds:
+            self.timed_out = wall_time_exceeded(self.max_seconds, summary)
+            return False  # the engine stops as for a cancel; the job fails, points kept
         return status == jobs.RUNNING
+
+
+def wall_time_exceeded(limit: float, summary: TrainingSummary) -> str:
+    return (f"stopped after {summary.wall_seconds:.1f} s at step {summary.steps_done}: over "
+            f"the wall-time limit of {limit:g} s per run (OPTIMLAB_MAX_JOB_SECONDS); the "
+            "metrics stored so far are kept")
 
 
 def store_batch(conn: Connection, claim: jobs.Claim, points: list[MetricPoint],

@@ -12,6 +12,7 @@ from optimlab.service.settings import Settings
 from optimlab.worker.celery_app import RUN_FUSED, RUN_JOB
 from optimlab.worker.execution import execute_job
 from optimlab.worker.fused_execution import execute_fused
+from optimlab.worker.limits import use_limits
 from optimlab.worker.process import process_engine
 
 
@@ -19,14 +20,16 @@ def register_tasks(app: Celery, settings: Settings) -> None:
     @app.task(name=RUN_JOB, bind=True)  # type: ignore[untyped-decorator]
     def run_job(task: Any, job_id: str) -> None:
         worker = _running_worker(task)
-        execute_job(job_id, engine=process_engine(settings.database), settings=settings,
-                    worker=worker)
+        with use_limits(settings.limits):  # a spec is checked against the API's limits
+            execute_job(job_id, engine=process_engine(settings.database), settings=settings,
+                        worker=worker)
 
     @app.task(name=RUN_FUSED, bind=True)  # type: ignore[untyped-decorator]
     def run_fused(task: Any, job_ids: list[str]) -> None:
         worker = _running_worker(task)
-        execute_fused(job_ids, engine=process_engine(settings.database), settings=settings,
-                      worker=worker)
+        with use_limits(settings.limits):
+            execute_fused(job_ids, engine=process_engine(settings.database),
+                          settings=settings, worker=worker)
 
     def _running_worker(task: Any) -> str:
         worker = str(task.request.hostname)

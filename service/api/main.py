@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from optimlab.service.api.errors import install_error_handlers
-from optimlab.service.api.limits import RequestSizeLimit
+from optimlab.service.api.limits import RequestGuard
 from optimlab.service.api.routes import (
     catalog,
     compare,
@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
                   separate_input_output_schemas=False,
                   description="An optimizer laboratory: PyTorch training jobs over HTTP, "
                               "every step's metrics stored for comparison.")
-    app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(RequestGuard, settings=settings)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(jobs.router)
