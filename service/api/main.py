@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from optimlab.service.api import openapi
 from optimlab.service.api.errors import install_error_handlers
 from optimlab.service.api.limits import RequestGuard
 from optimlab.service.api.routes import (
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
     app.include_router(sweeps.router)
     app.include_router(plots.router)
     dashboard.install(app)
+    openapi.install(app)
     return app
 
 

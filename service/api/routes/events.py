@@ -30,8 +30,17 @@ LastEventIdQuery = Annotated[str | None, Query(
     max_length=100_000, description="The Last-Event-ID, for a client that cannot set "
                                     "headers (a new EventSource); the header wins.")]
 
+# Each event as schemathesis and generated clients read one: its fields (``data`` a JSON text).
+EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"event": {"type": "string", "enum": ["status", "reset", "metrics", "end"]},
+                   "data": {"type": "string"},
+                   "id": {"type": "string"},
+                   "retry": {"type": "integer"}},
+    "required": ["event", "data"],
+}
 _STREAM: dict[str, Any] = {
-    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    "content": {"text/event-stream": {"schema": EVENT_SCHEMA}},
     "description": "Events `status`, `reset`, `metrics` and `end`, each `data` a JSON object; "
                    "`reset`, `metrics` and `end` carry the cursor as their id.",
 }
