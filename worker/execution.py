@@ -27,6 +27,7 @@ from optimlab.service.jobs.datasets import SqlDatasetSource
 from optimlab.service.settings import Settings
 from optimlab.worker.engine import MetricPoint, SpecError, TrainingSummary, run_training
 from optimlab.worker.engine.devices import resolve_device
+from optimlab.worker.limits import use_limits
 from optimlab.worker.run_log import Pending, RunLog, capturing, rows_for
 from optimlab.worker.spec import JobSpec
 from optimlab.worker.usage import ProcessMeter
@@ -41,7 +42,8 @@ WALL_TIME = "wall_time"
 def execute_job(job_id: str, *, engine: Engine, settings: Settings, worker: str) -> None:
     claim = claim_job(job_id, engine=engine, settings=settings, worker=worker)
     if claim is not None:
-        run_claimed(claim, engine=engine, settings=settings, worker=worker)
+        with use_limits(settings.limits):  # the spec is checked as the API checked it
+            run_claimed(claim, engine=engine, settings=settings, worker=worker)
 
 
 def claim_job(job_id: str, *, engine: Engine, settings: Settings,

@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from optimlab.service.api.schemas import UtcDatetime
 from optimlab.service.db.metrics import SeriesExtent
@@ -19,8 +20,10 @@ class JobPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: JobName | None = None
-    tags: Tags | None = Field(default=None, description="replaces the job's tags")
+    # None only stands for "left out": the schema offers no null, which is refused.
+    name: JobName | SkipJsonSchema[None] = None
+    tags: Tags | SkipJsonSchema[None] = Field(default=None,
+                                              description="replaces the job's tags")
 
     @field_validator("name", "tags")
     @classmethod

@@ -178,11 +178,12 @@ class _Checker:
         while stack:
             node, depth = stack.pop()
             self.nodes += 1
-            if depth > deepest or self.nodes > most_nodes:
-                raise ExpressionError(
-                    f"expression too large (over {most_nodes} nodes or {deepest} levels deep: "
-                    f"{setting_name('max_expression_nodes')}, "
-                    f"{setting_name('max_expression_depth')})")
+            if self.nodes > most_nodes:
+                raise ExpressionError(f"expression too large (over {most_nodes} nodes: "
+                                      f"{setting_name('max_expression_nodes')})")
+            if depth > deepest:
+                raise ExpressionError(f"expression nested too deeply (over {deepest} levels: "
+                                      f"{setting_name('max_expression_depth')})")
             self.in_time()
             stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
         self.visit(root)
@@ -213,7 +214,7 @@ class _Checker:
         # Literals are bounded like folded constants: 1e999 is inf, long digit strings overflow.
         if (isinstance(value, int) and value.bit_length() > self.limits.max_exponent_bits) or (
                 isinstance(value, float) and not math.isfinite(value)):
-            raise ExpressionError("number too large", self.part(node))
+            raise ExpressionError(_too_large(self.limits.max_exponent_bits), self.part(node))
         return value
 
     def visit_name(self, node: ast.Name) -> float | None:
@@ -253,7 +254,7 @@ def _fold(op: ast.operator, left: int | float, right: int | float, part: str,
     if isinstance(op, ast.Pow) and isinstance(left, int) and isinstance(right, int):
         bits = abs(right) * max(abs(left), 1).bit_length()
         if right > 0 and abs(left) > 1 and bits > max_bits:
-            raise ExpressionError("number too large", part)
+            raise ExpressionError(_too_large(max_bits), part)
     try:
         value = BINARY_OPERATORS[type(op)](left, right)
     except (OverflowError, ZeroDivisionError) as exc:
@@ -261,8 +262,12 @@ def _fold(op: ast.operator, left: int | float, right: int | float, part: str,
     if isinstance(value, complex):
         raise ExpressionError("complex result", part)
     if isinstance(value, int) and value.bit_length() > max_bits:
-        raise ExpressionError("number too large", part)
+        raise ExpressionError(_too_large(max_bits), part)
     return value  # type: ignore[no-any-return]
+
+
+def _too_large(max_bits: int) -> str:
+    return f"number too large (over {max_bits} bits: {setting_name('max_exponent_bits')})"
 
 
 def _describe(node: ast.AST) -> str:
@@ -311,5 +316,5 @@ def _checked_pow(base: Value, exponent: Value, max_bits: int) -> Value:
     # integer powers explode at run time; the check-time fold cannot see them.
     if (isinstance(base, int) and isinstance(exponent, int) and exponent > 0 and abs(base) > 1
             and exponent * abs(base).bit_length() > max_bits):
-        raise ExpressionError("number too large", f"{base}**{exponent}")
+        raise ExpressionError(_too_large(max_bits), f"{base}**{exponent}")
     return base**exponent

@@ -14,12 +14,12 @@ from pydantic import ValidationError
 from torch import nn
 
 from optimlab.worker.engine import ListSink, SpecError, run_training, validate_spec
-from optimlab.worker.limits import DEFAULT_LIMITS, Limits, use_limits
 from optimlab.worker.engine.registry import (
     keyword_parameters,
     optimizer_classes,
     scheduler_classes,
 )
+from optimlab.worker.limits import DEFAULT_LIMITS, Limits, use_limits
 from optimlab.worker.spec import ExpressionModel, JobSpec
 from tests.seed_table import SEED_SPEC
 
