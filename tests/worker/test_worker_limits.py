@@ -40,7 +40,8 @@ def test_the_worker_checks_a_spec_against_its_settings_limits(engine: Engine,
     failed = _job(engine, job_id)
     assert failed.status == jobs.FAILED
     assert failed.error is not None
-    assert "steps" in failed.error and "OPTIMLAB_MAX_STEPS" in failed.error
+    assert "steps" in failed.error
+    assert "OPTIMLAB_MAX_STEPS" in failed.error
 
 
 def test_a_run_past_its_wall_time_fails_saying_so_and_keeps_its_metrics(

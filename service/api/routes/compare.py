@@ -20,14 +20,16 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     422: {"model": ValidationErrorPublic, "description": "A parameter is invalid"}}
 
 JobsQuery = Annotated[str, Query(
-    max_length=20_000, pattern=compare.JOB_IDS_PATTERN, description="Comma-separated job ids (at most 200).")]
+    max_length=20_000, pattern=compare.JOB_IDS_PATTERN,
+    description="Comma-separated job ids (at most 200).")]
 MetricQuery = Annotated[str, Query(min_length=1, max_length=200,
                                    description="The series to align, e.g. loss, val_loss.")]
 MaxPointsQuery = Annotated[int, Query(ge=1, le=10_000,
                                       description="At most this many step buckets.")]
 RankQuery = Annotated[str, Query(
-    max_length=100, json_schema_extra={"enum": SORT_KEYS}, description="A summary field to rank by (best_loss, -steps_per_second, "
-    "evaluation.val_accuracy...); - is descending.")]
+    max_length=100, json_schema_extra={"enum": SORT_KEYS},
+    description="A summary field to rank by (best_loss, -steps_per_second, "
+                "evaluation.val_accuracy...); - is descending.")]
 
 
 @router.get("", response_class=OrjsonResponse, response_model=None, responses=RESPONSES)

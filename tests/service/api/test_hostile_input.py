@@ -112,7 +112,8 @@ def test_a_csv_wider_than_the_column_limit_is_refused_before_its_rows(
 
     assert response.status_code == 422, response.text
     message = response.json()["message"]
-    assert f"{columns} columns" in message and "OPTIMLAB_MAX_UPLOAD_COLUMNS" in message
+    assert f"{columns} columns" in message
+    assert "OPTIMLAB_MAX_UPLOAD_COLUMNS" in message
 
 
 def test_an_npz_wider_than_the_column_limit_is_refused(stack: Stack) -> None:
@@ -199,7 +200,8 @@ def test_each_configured_limit_is_a_422_naming_the_field_and_the_setting(
 
         assert response.status_code == 422, f"{case}: {response.text[:300]}"
         message = response.json()["message"]
-        assert field in message and words in message, f"{case}: {message}"
+        assert field in message, f"{case}: {message}"
+        assert words in message, f"{case}: {message}"
         assert client.get("/v1/jobs").json()["data"] == []
     assert queued_messages(stack) == 0
 
@@ -220,5 +222,6 @@ def test_the_openapi_document_states_the_configured_limits(stack: Stack) -> None
     steps = schemas["JobSpec"]["properties"]["steps"]["anyOf"][0]
     assert steps["maximum"] == 50
     hidden = schemas["MLPModel"]["properties"]["hidden"]
-    assert hidden["maxItems"] == 2 and hidden["items"]["maximum"] == 32
+    assert hidden["maxItems"] == 2
+    assert hidden["items"]["maximum"] == 32
     assert schemas["ExpressionModel"]["properties"]["expression"]["maxLength"] == 30
