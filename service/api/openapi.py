@@ -1,6 +1,7 @@
 """The OpenAPI document states every answer the server gives, including those that come from
 outside the routes: the request guard (413 for a body over its limit, 422 for NUL in any
-text), FastAPI itself (400 for a body that is not JSON, 422 for a field out of range).
+text), FastAPI itself (400 for a body that is not JSON, 422 for a field out of range), the
+HTTP server (400 for a header it cannot read).
 Generated clients and schemathesis then agree with the server."""
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
             responses.setdefault("422", _json(
                 INVALID, "A parameter is invalid (out of range, or text with NUL); `message` "
                          "names it"))
+            if any(p.get("in") == "header" for p in operation.get("parameters", [])):
+                # Said by the HTTP server (uvicorn) before the app: a header it cannot read,
+                # e.g. a Last-Event-ID that is not ASCII text.
+                responses.setdefault("400", {
+                    "description": "A header the HTTP server cannot read",
+                    "content": {"text/plain": {"schema": {"type": "string"}}}})
             body = operation.get("requestBody")
             if body is None:
                 continue
