@@ -10,6 +10,8 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from optimlab.worker.limits import Limits
+
 EMBEDDED_BROKER = "filesystem://"
 
 
@@ -22,7 +24,9 @@ def default_data_dir() -> Path:
     return base / "optimlab"
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, Limits):
+    """The fields of :class:`Limits` (``OPTIMLAB_MAX_STEPS``, ...) are settings too."""
+
     model_config = SettingsConfigDict(env_prefix="OPTIMLAB_", frozen=True)
 
     data_dir: Path = Field(default_factory=default_data_dir,
@@ -73,7 +77,13 @@ class Settings(BaseSettings):
         default=5, ge=1, description="`optimlab up` restarts a crashed child (after 1, 2, 4 "
                                      "... s) until its crash this many in a row (each "
                                      "sooner than restart_stable_seconds), then stops.")
-    max_request_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    max_request_bytes: int = Field(
+        default=16 * 1024 * 1024, gt=0,
+        description="Largest request body (a multipart upload: max_upload_bytes and its form "
+                    "around it); refused before it is parsed.")
+    max_job_seconds: float | None = Field(
+        default=None, gt=0, description="Wall time a job's run may take; past it the job "
+                                        "fails, its metrics kept. Default: no limit.")
     max_sweep_jobs: int = Field(default=5000, ge=1,
                                 description="Most jobs one sweep may generate (points x seeds).")
     max_fused_jobs: int = Field(default=128, ge=2,
@@ -130,6 +140,10 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         # OPTIMLAB_DATABASE_URL= (set but empty) means "use the embedded default".
         return None if value == "" else value
+
+    @property
+    def limits(self) -> Limits:
+        return Limits.model_validate(self.model_dump(include=set(Limits.model_fields)))
 
     @property
     def database(self) -> str:

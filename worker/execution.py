@@ -31,6 +31,7 @@ from optimlab.worker.db_retry import Backoff, Outbox, retrying
 from optimlab.worker.engine import MetricPoint, SpecError, TrainingSummary, run_training
 from optimlab.worker.engine.devices import resolve_device
 from optimlab.worker.engine.resume import ResumeError
+from optimlab.worker.limits import use_limits
 from optimlab.worker.resumption import (
     StoreCheckpointer,
     checkpoint_policy,
@@ -51,7 +52,8 @@ WALL_TIME = "wall_time"
 def execute_job(job_id: str, *, engine: Engine, settings: Settings, worker: str) -> None:
     claim = claim_job(job_id, engine=engine, settings=settings, worker=worker)
     if claim is not None:
-        run_claimed(claim, engine=engine, settings=settings, worker=worker)
+        with use_limits(settings.limits):  # the spec is checked as the API checked it
+            run_claimed(claim, engine=engine, settings=settings, worker=worker)
 
 
 def claim_job(job_id: str, *, engine: Engine, settings: Settings,
@@ -98,7 +100,8 @@ def run_claimed(claim: jobs.Claim, *, engine: Engine, settings: Settings, worker
     with capturing() as run_log:
         run_log.note(log, claim.job_id, "job %s: run %d starts on %s", claim.job_id,
                      claim.attempt, worker)
-        sink = SqlMetricSink(engine, claim, run_log, settings=settings)
+        sink = SqlMetricSink(engine, claim, run_log, settings=settings,
+                             max_seconds=settings.max_job_seconds)
         heartbeat = Heartbeat(engine, [claim], every=settings.heartbeat_seconds) if beat \
             else contextlib.nullcontext()
         with ProcessMeter(cuda=_cuda_device(claim.spec)) as meter, heartbeat:
@@ -222,6 +225,9 @@ def _train(claim: jobs.Claim, sink: SqlMetricSink,
         log.exception("job %s failed", claim.job_id)
         detail = "".join(traceback.format_exception_only(exc)).strip()
         return jobs.FAILED, sink.last_summary, detail
+    if sink.timed_out is not None:
+        summary.outcome, summary.stop_reason = "stopped", "wall-time limit"
+        return jobs.FAILED, finite_json({**summary.as_dict(), **sink.extra}), sink.timed_out
     return jobs.SUCCEEDED, finite_json({**summary.as_dict(), **sink.extra}), None
 
 
@@ -275,11 +281,14 @@ class SqlMetricSink:
     """
 
     def __init__(self, engine: Engine, claim: jobs.Claim, run_log: RunLog | None = None, *,
-                 settings: Settings | None = None) -> None:
+                 settings: Settings | None = None,
+                 max_seconds: float | None = None) -> None:
         self.engine = engine
         self.claim = claim
         self.run_log = run_log
         self.superseded = False
+        self.max_seconds = max_seconds  # the run's wall-time limit, checked at each write
+        self.timed_out: str | None = None  # why the run was stopped for its wall time
         self.last_summary: dict[str, Any] | None = None
         self.wall_step = -1  # the step of the last wall_time point
         settings = settings or Settings()
@@ -304,6 +313,9 @@ class SqlMetricSink:
         status = self.outbox.put((points, self.last_summary, lines))
         if self.superseded:
             return False
+        if self.max_seconds is not None and summary.wall_seconds > self.max_seconds:
+            self.timed_out = wall_time_exceeded(self.max_seconds, summary)
+            return False  # the engine stops as for a cancel; the job fails, points kept
         return status is None or status == jobs.RUNNING  # None: not stored yet, train on
 
     def flush(self) -> None:
@@ -331,6 +343,12 @@ class SqlMetricSink:
                 return
             metrics.delete_after(conn, self.claim.job_id, self.replace_after)
         self.replace_after = None
+
+
+def wall_time_exceeded(limit: float, summary: TrainingSummary) -> str:
+    return (f"stopped after {summary.wall_seconds:.1f} s at step {summary.steps_done}: over "
+            f"the wall-time limit of {limit:g} s per run (OPTIMLAB_MAX_JOB_SECONDS); the "
+            "metrics stored so far are kept")
 
 
 def store_batch(conn: Connection, claim: jobs.Claim, points: list[MetricPoint],

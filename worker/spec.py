@@ -16,14 +16,15 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from typing_extensions import TypeAliasType
 
+from optimlab.worker.limits import AtMost, active_limits, over_limit
+
 # Nested lists of numbers: a scalar, a vector, a matrix, ...
 NumberArray = TypeAliasType("NumberArray", "float | list[NumberArray]")
 
-MAX_STEPS = 100_000_000
-MAX_ARRAY_VALUES = 2_000_000
-MAX_EXPRESSION_CHARS = 10_000
 MAX_NAMES = 64
-MAX_GENERATED_VALUES = 20_000_000
+# The configurable limits (worker/limits.py), as field types whose schema states them.
+Steps = Annotated[int, Field(ge=1), AtMost("max_steps")]
+ExpressionText = Annotated[str, Field(min_length=1), AtMost("max_expression_chars", "length")]
 
 Name = Annotated[str, Field(min_length=1, max_length=64)]
 
@@ -51,7 +52,7 @@ class ExpressionModel(SpecModel):
     """A formula over named parameters and input columns, e.g. ``w*u + b``."""
 
     kind: Literal["expression"]
-    expression: str = Field(min_length=1, max_length=MAX_EXPRESSION_CHARS)
+    expression: ExpressionText
     parameters: dict[Name, NumberArray] = Field(min_length=1, max_length=MAX_NAMES)
 
     @field_validator("parameters")
@@ -61,13 +62,13 @@ class ExpressionModel(SpecModel):
         for name, initial in value.items():
             check_identifier(name, what="parameter")
             total += count_values(initial, field=name)
-        if total > MAX_ARRAY_VALUES:
-            raise ValueError(f"{total} parameter values exceed the limit of {MAX_ARRAY_VALUES}")
+        if total > active_limits().max_array_values:
+            raise ValueError(over_limit("parameter values", total, "max_array_values"))
         return value
 
 
 Activation = Literal["relu", "tanh", "sigmoid", "gelu", "elu", "leaky_relu", "silu"]
-Width = Annotated[int, Field(ge=1, le=4096)]
+Width = Annotated[int, Field(ge=1), AtMost("max_hidden_width")]
 
 
 class LinearModel(SpecModel):
@@ -88,7 +89,8 @@ class MLPModel(SpecModel):
     """Fully connected layers ``hidden`` wide, each followed by ``activation`` (and dropout)."""
 
     kind: Literal["mlp"]
-    hidden: list[Width] = Field(default_factory=lambda: [64], max_length=16)
+    hidden: Annotated[list[Width], AtMost("max_hidden_layers", "items")] = Field(
+        default_factory=lambda: [64])
     activation: Activation = "relu"
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
 
@@ -139,8 +141,8 @@ class InlineData(DataOptions):
             total += count_values(column, field=name)
         if self.targets is not None:
             total += count_values(self.targets, field="targets")
-        if total > MAX_ARRAY_VALUES:
-            raise ValueError(f"{total} data values exceed the limit of {MAX_ARRAY_VALUES}")
+        if total > active_limits().max_array_values:
+            raise ValueError(over_limit("data values", total, "max_array_values"))
         return self
 
 
@@ -159,9 +161,9 @@ class SyntheticData(DataOptions):
 
     @model_validator(mode="after")
     def _check_size(self) -> SyntheticData:
-        if self.samples * self.features > MAX_GENERATED_VALUES:
-            raise ValueError(f"samples x features = {self.samples * self.features} exceeds "
-                             f"the limit of {MAX_GENERATED_VALUES}")
+        if self.samples * self.features > active_limits().max_generated_values:
+            raise ValueError(over_limit("values (samples x features)", self.samples * self.features,
+                                        "max_generated_values"))
         return self
 
 
@@ -214,8 +216,9 @@ def check_json_value(value: Any, *, field: str, depth: int = 0) -> None:
     elif isinstance(value, dict):
         for key, item in value.items():
             check_json_value(item, field=f"{field}.{key}", depth=depth + 1)
-    elif isinstance(value, str) and len(value) > MAX_EXPRESSION_CHARS:
-        raise ValueError(f"{field}: string longer than {MAX_EXPRESSION_CHARS} characters")
+    elif isinstance(value, str) and len(value) > active_limits().max_expression_chars:
+        raise ValueError(f"{field}: " + over_limit("characters", len(value),
+                                                   "max_expression_chars"))
 
 
 class OptimizerSpec(ClassSpec):
@@ -281,8 +284,8 @@ class SummarySpec(SpecModel):
         default=0.01, gt=0, le=1,
         description="converged_at: the loss must stay within this fraction of its final "
                     "value (|loss - final| <= tolerance x |final|)")
-    converge_window: int | None = Field(
-        default=None, ge=2, le=MAX_STEPS,
+    converge_window: Annotated[int, Field(ge=2), AtMost("max_steps")] | None = Field(
+        default=None,
         description="converged_at: the fewest steps the loss must have stayed within "
                     "`tolerance` of its final value, up to the last step (else "
                     "converged_at is null); default: a tenth of the steps done, at least 10, "
@@ -294,7 +297,7 @@ class InitFrom(SpecModel):
     experiment); the optimizer, schedule and every other state start fresh."""
 
     job: uuid.UUID = Field(description="the id of the job")
-    step: int = Field(ge=0, le=MAX_STEPS,
+    step: Annotated[int, Field(ge=0), AtMost("max_steps")] = Field(
                       description="a step that job checkpointed (its summary's "
                                   "checkpoint_step is the latest)")
 
@@ -329,8 +332,8 @@ class JobSpec(SpecModel):
     schedule: ScheduleSpec | None = None
     batch_size: int | None = Field(default=None, ge=1)
     drop_last: bool = False
-    steps: int | None = Field(default=None, ge=1, le=MAX_STEPS)
-    epochs: int | None = Field(default=None, ge=1, le=MAX_STEPS)
+    steps: Steps | None = None
+    epochs: Steps | None = None
     eval_every: int | None = Field(default=None, ge=1)
     clip_grad_norm: float | None = Field(default=None, gt=0)
     stop: StopSpec | None = None
@@ -338,8 +341,8 @@ class JobSpec(SpecModel):
     summary: SummarySpec = Field(default_factory=SummarySpec)
     seed: int = Field(default=0, ge=0, lt=2**63)
     device: Device = "auto"
-    checkpoint_every: int | None = Field(
-        default=None, ge=1, le=MAX_STEPS,
+    checkpoint_every: Steps | None = Field(
+        default=None,
         description="checkpoint the run every this many steps (as well as every "
                     "checkpoint_seconds), for a killed run to resume from; at least the "
                     "service's OPTIMLAB_CHECKPOINT_MIN_STEPS (default 1), and never more often "

@@ -12,6 +12,7 @@ from optimlab.service.settings import Settings
 from optimlab.worker.celery_app import RUN_FUSED, RUN_JOB
 from optimlab.worker.execution import execute_job
 from optimlab.worker.fused_execution import execute_fused
+from optimlab.worker.limits import use_limits
 from optimlab.worker.process import process_engine
 
 
@@ -25,8 +26,9 @@ def register_tasks(app: Celery, settings: Settings) -> None:
     @app.task(name=RUN_FUSED, bind=True)  # type: ignore[untyped-decorator]
     def run_fused(task: Any, job_ids: list[str]) -> None:
         worker = _running_worker(task)
-        execute_fused(job_ids, engine=process_engine(settings.database), settings=settings,
-                      worker=worker)
+        with use_limits(settings.limits):  # as execute_job does: the API's limits apply
+            execute_fused(job_ids, engine=process_engine(settings.database),
+                          settings=settings, worker=worker)
 
     def _running_worker(task: Any) -> str:
         worker = str(task.request.hostname)

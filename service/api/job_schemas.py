@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.config import JsonDict
 
 from optimlab.service.api.schemas import UtcDatetime
 from optimlab.service.db.metrics import SeriesExtent
@@ -14,13 +15,27 @@ from optimlab.service.jobs.logs import level_name
 from optimlab.worker.spec import JobName, Tags
 
 
+def _without_null(schema: JsonDict) -> None:
+    """The field's schema less its ``null`` branch (and its default of null)."""
+    branches = schema.pop("anyOf", None)
+    if isinstance(branches, list):
+        kept = [b for b in branches if b != {"type": "null"}]
+        if len(kept) == 1 and isinstance(kept[0], dict):
+            schema.update(kept[0])
+        else:
+            schema["anyOf"] = kept
+    schema.pop("default", None)
+
+
 class JobPatch(BaseModel):
     """What ``PATCH /v1/jobs/{id}`` changes; a field left out stays as it is."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: JobName | None = None
-    tags: Tags | None = Field(default=None, description="replaces the job's tags")
+    # None only stands for "left out": the schema offers no null, which is refused.
+    name: JobName | None = Field(default=None, json_schema_extra=_without_null)
+    tags: Tags | None = Field(default=None, description="replaces the job's tags",
+                              json_schema_extra=_without_null)
 
     @field_validator("name", "tags")
     @classmethod

@@ -9,9 +9,10 @@ from typing import Any
 import anyio
 from fastapi import Depends, FastAPI
 
+from optimlab.service.api import openapi
 from optimlab.service.api.deps import get_caller
 from optimlab.service.api.errors import DATABASE_AWAY, install_error_handlers
-from optimlab.service.api.limits import RequestSizeLimit
+from optimlab.service.api.limits import RequestGuard
 from optimlab.service.api.routes import (
     catalog,
     compare,
@@ -56,7 +57,7 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
                   separate_input_output_schemas=False,
                   description="An optimizer laboratory: PyTorch training jobs over HTTP, "
                               "every step's metrics stored for comparison.")
-    app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(RequestGuard, settings=settings)
     install_error_handlers(app)
     app.include_router(health.router)
     # Every /v1 route asks for the caller here, so none can be left open by mistake (a
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
         app.include_router(router, dependencies=[Depends(get_caller)],
                            responses={**UNAUTHORIZED, **DATABASE_AWAY})
     dashboard.install(app)
+    openapi.install(app)
     return app
 
 

@@ -84,6 +84,11 @@ def existing_jobs(conn: Connection, caller: Caller, job_ids: list[uuid.UUID]) ->
     return [found[i] for i in job_ids]
 
 
+_UUID = "[0-9A-Fa-f]{8}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{12}"
+# What parse_ids reads, for the OpenAPI document: ids separated by commas (and spaces).
+JOB_IDS_PATTERN = f"^ *{_UUID} *(, *{_UUID} *)*,? *$"
+
+
 def parse_ids(text: str, field: str = "jobs") -> list[uuid.UUID]:
     """Comma-separated job ids, each once, in the order given."""
     parts = [p.strip() for p in text.split(",") if p.strip()]

@@ -19,9 +19,6 @@ from optimlab.worker.engine.data.dataset import Dataset
 from optimlab.worker.engine.data.uploads import UploadError, load_upload, parse_upload
 from optimlab.worker.engine.errors import SpecError
 
-# Values (cells, array elements) an upload may hold: 64 MB as float32 at job time.
-MAX_UPLOAD_VALUES = 16_000_000
-
 
 class PayloadTooLarge(ValueError):
     """The file is over ``max_upload_bytes``."""
@@ -59,11 +56,15 @@ def upload_dataset(*, engine: Engine, settings: Settings, caller: Caller, conten
     if len(content) > settings.max_upload_bytes:
         raise PayloadTooLarge(f"the file is over the limit of {settings.max_upload_bytes} "
                               "bytes")
+    for field, text in (("name", name), ("target", target), ("file", filename)):
+        if text is not None and "\x00" in text:  # the multipart form's share of RequestGuard
+            raise InvalidUpload("text may not contain NUL characters (\\u0000)", field=field)
     filename = PurePosixPath(filename.replace("\\", "/")).name[-255:]
     target = target.strip() if target and target.strip() else None
     try:
         parsed = parse_upload(content, filename=filename, target=target,
-                              max_values=MAX_UPLOAD_VALUES)
+                              max_values=settings.max_upload_values,
+                              max_columns=settings.max_upload_columns)
     except UploadError as exc:
         raise InvalidUpload(exc.message, field=exc.field) from None
     stored_target = target if parsed.format == "csv" else None

@@ -24,6 +24,9 @@ TEXT_FIELDS = frozenset({"device", "loss", "outcome", "stop_reason"})
 SORTABLE = frozenset(f.name for f in dataclasses.fields(TrainingSummary)
                      if f.name not in _STRUCTURED)
 EVALUATIONS = frozenset({"train_loss_full", "val_loss", "train_accuracy", "val_accuracy"})
+# Every value parse_sort takes, for the OpenAPI document (so a client can offer them).
+SORT_KEYS = [NEWEST_FIRST, *(f"{sign}{field}" for field in sorted(
+    [*SORTABLE, *(f"evaluation.{e}" for e in EVALUATIONS)]) for sign in ("", "-"))]
 
 
 class InvalidSort(ValueError):

@@ -60,7 +60,8 @@ def submit_sweep(*, engine: Engine, dispatcher: Dispatcher, settings: Settings,
     """Raise SpecError naming the first invalid point; then nothing is stored or queued."""
     if request.size() > settings.max_sweep_jobs:
         raise SpecError(("axes",), f"the sweep makes {request.size()} jobs; at most "
-                                   f"{settings.max_sweep_jobs} are allowed")
+                                   f"{settings.max_sweep_jobs} are allowed "
+                                   "(OPTIMLAB_MAX_SWEEP_JOBS)")
     # One validator for the whole sweep: its points share the problems they have in common.
     validator = SpecValidator(source=SqlDatasetSource(engine, caller))
     specs = [(point, _checked(point, request, validator)) for point in _points(request)]

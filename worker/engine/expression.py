@@ -16,6 +16,7 @@ import ast
 import functools
 import math
 import operator
+import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,13 +24,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from optimlab.worker.limits import Limits, active_limits, setting_name
+
 Value = Any  # a tensor or a Python number
 Env = Mapping[str, Value]
 Compiled = Callable[[Env], Value]
-
-MAX_NODES = 5_000
-MAX_DEPTH = 100
-MAX_INT_BITS = 4_096
 
 BINARY_OPERATORS: dict[type[ast.operator], Callable[[Value, Value], Value]] = {
     ast.Add: operator.add,
@@ -120,35 +119,54 @@ class Expression:
 
 
 def parse_expression(source: str, *, allowed_names: Collection[str]) -> Expression:
-    """Parse and check ``source``; names must come from ``allowed_names`` or be constants."""
+    """Parse and check ``source``; names must come from ``allowed_names`` or be constants.
+
+    The active limits (``worker.limits``) bound its length, nodes, depth, the integers it
+    may make, and the time the parser spends on it."""
     # An Expression is immutable: every job of a sweep shares the one parsed for the first.
-    return _parse(source, frozenset(allowed_names))
+    return _parse(source, frozenset(allowed_names), active_limits())
 
 
 @functools.lru_cache(maxsize=256)
-def _parse(source: str, allowed_names: frozenset[str]) -> Expression:
+def _parse(source: str, allowed_names: frozenset[str], limits: Limits) -> Expression:
+    if len(source) > limits.max_expression_chars:
+        raise ExpressionError(f"expression longer than {limits.max_expression_chars} "
+                              f"characters ({setting_name('max_expression_chars')})")
+    deadline = time.monotonic() + limits.max_expression_seconds
     try:
         tree = ast.parse(source.strip(), mode="eval")
     except SyntaxError as exc:
         raise ExpressionError(f"invalid syntax ({exc.msg})", source) from None
     except (RecursionError, MemoryError, ValueError):
         raise ExpressionError("expression too large or deeply nested") from None
-    checker = _Checker(source, allowed_names)
+    checker = _Checker(source, allowed_names, limits, deadline)
     checker.visit_tree(tree.body)
     return Expression(
         source=source,
         names=frozenset(checker.names),
-        _tensor=_compile(tree.body, TENSOR_FUNCTIONS),
-        _scalar=_compile(tree.body, SCALAR_FUNCTIONS),
+        _tensor=_compile(tree.body, TENSOR_FUNCTIONS, limits.max_exponent_bits),
+        _scalar=_compile(tree.body, SCALAR_FUNCTIONS, limits.max_exponent_bits),
     )
 
 
 class _Checker:
-    def __init__(self, source: str, allowed: frozenset[str]) -> None:
+    def __init__(self, source: str, allowed: frozenset[str], limits: Limits,
+                 deadline: float) -> None:
         self.source = source
         self.allowed = allowed
+        self.limits = limits
+        self.deadline = deadline
         self.names: set[str] = set()
         self.nodes = 0
+
+    def in_time(self) -> None:
+        """Every node is checked against the deadline: whatever the input, the parser
+        gives up after ``max_expression_seconds`` (``ast.parse`` itself is bounded by the
+        length limit)."""
+        if time.monotonic() > self.deadline:
+            raise ExpressionError(
+                f"expression took over {self.limits.max_expression_seconds} s to check "
+                f"({setting_name('max_expression_seconds')})")
 
     def part(self, node: ast.AST) -> str:
         return ast.get_source_segment(self.source.strip(), node) or type(node).__name__
@@ -156,17 +174,23 @@ class _Checker:
     def visit_tree(self, root: ast.expr) -> None:
         # Iterative depth check first, so the recursive passes below cannot overflow.
         stack: list[tuple[ast.AST, int]] = [(root, 1)]
+        most_nodes, deepest = self.limits.max_expression_nodes, self.limits.max_expression_depth
         while stack:
             node, depth = stack.pop()
             self.nodes += 1
-            if depth > MAX_DEPTH or self.nodes > MAX_NODES:
-                raise ExpressionError(
-                    f"expression too large (over {MAX_NODES} nodes or {MAX_DEPTH} levels deep)")
+            if self.nodes > most_nodes:
+                raise ExpressionError(f"expression too large (over {most_nodes} nodes: "
+                                      f"{setting_name('max_expression_nodes')})")
+            if depth > deepest:
+                raise ExpressionError(f"expression nested too deeply (over {deepest} levels: "
+                                      f"{setting_name('max_expression_depth')})")
+            self.in_time()
             stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
         self.visit(root)
 
     def visit(self, node: ast.expr) -> int | float | None:
         """Check ``node``; return its value when it is a constant number (to bound sizes)."""
+        self.in_time()
         if isinstance(node, ast.Constant):
             return self.visit_constant(node)
         if isinstance(node, ast.Name):
@@ -188,9 +212,9 @@ class _Checker:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ExpressionError("only numbers are allowed as constants", self.part(node))
         # Literals are bounded like folded constants: 1e999 is inf, long digit strings overflow.
-        if (isinstance(value, int) and value.bit_length() > MAX_INT_BITS) or (
+        if (isinstance(value, int) and value.bit_length() > self.limits.max_exponent_bits) or (
                 isinstance(value, float) and not math.isfinite(value)):
-            raise ExpressionError("number too large", self.part(node))
+            raise ExpressionError(_too_large(self.limits.max_exponent_bits), self.part(node))
         return value
 
     def visit_name(self, node: ast.Name) -> float | None:
@@ -210,7 +234,7 @@ class _Checker:
         left, right = self.visit(node.left), self.visit(node.right)
         if left is None or right is None:
             return None
-        return _fold(node.op, left, right, self.part(node))
+        return _fold(node.op, left, right, self.part(node), self.limits.max_exponent_bits)
 
     def visit_call(self, node: ast.Call) -> None:
         if not isinstance(node.func, ast.Name):
@@ -224,21 +248,26 @@ class _Checker:
         self.visit(node.args[0])
 
 
-def _fold(op: ast.operator, left: int | float, right: int | float, part: str) -> int | float:
+def _fold(op: ast.operator, left: int | float, right: int | float, part: str,
+          max_bits: int) -> int | float:
     """Compute a constant sub-expression, refusing the ones that would not fit in memory."""
     if isinstance(op, ast.Pow) and isinstance(left, int) and isinstance(right, int):
         bits = abs(right) * max(abs(left), 1).bit_length()
-        if right > 0 and abs(left) > 1 and bits > MAX_INT_BITS:
-            raise ExpressionError("number too large", part)
+        if right > 0 and abs(left) > 1 and bits > max_bits:
+            raise ExpressionError(_too_large(max_bits), part)
     try:
         value = BINARY_OPERATORS[type(op)](left, right)
     except (OverflowError, ZeroDivisionError) as exc:
         raise ExpressionError(f"constant arithmetic fails ({exc})", part) from None
     if isinstance(value, complex):
         raise ExpressionError("complex result", part)
-    if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
-        raise ExpressionError("number too large", part)
+    if isinstance(value, int) and value.bit_length() > max_bits:
+        raise ExpressionError(_too_large(max_bits), part)
     return value  # type: ignore[no-any-return]
+
+
+def _too_large(max_bits: int) -> str:
+    return f"number too large (over {max_bits} bits: {setting_name('max_exponent_bits')})"
 
 
 def _describe(node: ast.AST) -> str:
@@ -253,7 +282,8 @@ def _describe(node: ast.AST) -> str:
     return kinds.get(type(node), type(node).__name__)
 
 
-def _compile(node: ast.expr, functions: Mapping[str, Callable[[Value], Value]]) -> Compiled:
+def _compile(node: ast.expr, functions: Mapping[str, Callable[[Value], Value]],
+             max_bits: int) -> Compiled:
     if isinstance(node, ast.Constant):
         constant = node.value
         return lambda env: constant
@@ -265,25 +295,26 @@ def _compile(node: ast.expr, functions: Mapping[str, Callable[[Value], Value]]) 
         return lambda env: env[name]
     if isinstance(node, ast.BinOp):
         binary = BINARY_OPERATORS[type(node.op)]
-        left, right = _compile(node.left, functions), _compile(node.right, functions)
+        left = _compile(node.left, functions, max_bits)
+        right = _compile(node.right, functions, max_bits)
         if isinstance(node.op, ast.Pow):
-            return lambda env: _checked_pow(left(env), right(env))
+            return lambda env: _checked_pow(left(env), right(env), max_bits)
         return lambda env: binary(left(env), right(env))
     if isinstance(node, ast.UnaryOp):
         unary = UNARY_OPERATORS[type(node.op)]
-        operand = _compile(node.operand, functions)
+        operand = _compile(node.operand, functions, max_bits)
         return lambda env: unary(operand(env))
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
         function = functions[node.func.id]
-        argument = _compile(node.args[0], functions)
+        argument = _compile(node.args[0], functions, max_bits)
         return lambda env: function(argument(env))
     raise ExpressionError("unsupported syntax", type(node).__name__)  # unreachable after check
 
 
-def _checked_pow(base: Value, exponent: Value) -> Value:
+def _checked_pow(base: Value, exponent: Value, max_bits: int) -> Value:
     # Variables bound to Python ints (``step`` in schedule functions) can make
     # integer powers explode at run time; the check-time fold cannot see them.
     if (isinstance(base, int) and isinstance(exponent, int) and exponent > 0 and abs(base) > 1
-            and exponent * abs(base).bit_length() > MAX_INT_BITS):
-        raise ExpressionError("number too large", f"{base}**{exponent}")
+            and exponent * abs(base).bit_length() > max_bits):
+        raise ExpressionError(_too_large(max_bits), f"{base}**{exponent}")
     return base**exponent

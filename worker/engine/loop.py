@@ -36,7 +36,8 @@ from optimlab.worker.engine.resume import capture, restore
 from optimlab.worker.engine.sink import MetricSink, TrainingSummary
 from optimlab.worker.engine.stopping import Ending
 from optimlab.worker.engine.training import build_training
-from optimlab.worker.spec import MAX_STEPS, JobSpec
+from optimlab.worker.limits import active_limits, over_limit
+from optimlab.worker.spec import JobSpec
 
 
 def run_training(spec: JobSpec, sink: MetricSink, *, flush_seconds: float = 0.5,
@@ -136,8 +137,8 @@ def plan_length(spec: JobSpec, rows: int) -> tuple[int, int]:
             raise SpecError(("batch_size",), f"with drop_last, a batch of {spec.batch_size} "
                                              f"is larger than the {rows} training rows")
     steps = spec.steps if spec.steps is not None else (spec.epochs or 0) * per_epoch
-    if steps > MAX_STEPS:
-        raise SpecError(("epochs",), f"{steps} steps exceed the limit of {MAX_STEPS}")
+    if steps > active_limits().max_steps:
+        raise SpecError(("epochs",), over_limit("steps (epochs x batches)", steps, "max_steps"))
     return steps, per_epoch
 
 

@@ -24,10 +24,10 @@ from optimlab.worker.engine.models import (
     build_network,
     named_parameters,
 )
+from optimlab.worker.limits import active_limits, over_limit
 from optimlab.worker.spec import ExpressionModel, JobSpec, NumberArray
 
 Batch = torch.Tensor | None  # row indices of the batch; None is the whole training split
-MAX_PARAMETERS = 50_000_000
 
 
 @dataclass(frozen=True)
@@ -152,8 +152,8 @@ def _check_size(spec: JobSpec, train: Dataset, plan: LossPlan) -> None:
         network = build_network(spec.model, features=_feature_count(train),
                                 outputs=plan.outputs, image_shape=train.image_shape)
     count = sum(p.numel() for p in network.parameters())
-    if count > MAX_PARAMETERS:
-        raise SpecError(("model",), f"{count} parameters exceed the limit of {MAX_PARAMETERS}")
+    if count > active_limits().max_parameters:
+        raise SpecError(("model",), over_limit("parameters", count, "max_parameters"))
 
 
 def _feature_count(data: Dataset) -> int:

@@ -6,20 +6,35 @@ import functools
 from typing import Any
 
 from fastapi import APIRouter
+from pydantic import BaseModel
 
 from optimlab.service.api.responses import OrjsonResponse
 from optimlab.worker.engine.catalog import catalog
+from optimlab.worker.limits import Limits, active_limits
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
 
 
+class CatalogPublic(BaseModel):
+    """What can be run; each entry described as the code describes it."""
+
+    models: list[dict[str, Any]]
+    data: list[dict[str, Any]]
+    sklearn_datasets: list[str]
+    synthetic_generators: list[str]
+    losses: list[dict[str, Any]]
+    optimizers: list[dict[str, Any]]
+    schedulers: list[dict[str, Any]]
+
+
 @functools.cache
-def _catalog() -> dict[str, Any]:
-    return catalog()
+def _catalog(limits: Limits) -> dict[str, Any]:
+    return catalog()  # its models' schemas state the active limits
 
 
-@router.get("/catalog", response_class=OrjsonResponse)
+@router.get("/catalog", response_class=OrjsonResponse, response_model=None,
+            responses={200: {"model": CatalogPublic}})
 def get_catalog() -> OrjsonResponse:
     """Models, data kinds and the bundled scikit-learn sets, losses, and every optimizer and
     scheduler of torch with its keywords, defaults and a one-line description."""
-    return OrjsonResponse(_catalog())
+    return OrjsonResponse(_catalog(active_limits()))

@@ -11,6 +11,7 @@ from optimlab.service.api.deps import CallerDep, EngineDep
 from optimlab.service.api.responses import OrjsonResponse
 from optimlab.service.api.schemas import ErrorPublic, ValidationErrorPublic
 from optimlab.service.jobs import compare
+from optimlab.service.jobs.listing import SORT_KEYS
 
 router = APIRouter(prefix="/v1/compare", tags=["compare"])
 RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -19,14 +20,16 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     422: {"model": ValidationErrorPublic, "description": "A parameter is invalid"}}
 
 JobsQuery = Annotated[str, Query(
-    max_length=20_000, description="Comma-separated job ids (at most 200).")]
+    max_length=20_000, pattern=compare.JOB_IDS_PATTERN,
+    description="Comma-separated job ids (at most 200).")]
 MetricQuery = Annotated[str, Query(min_length=1, max_length=200,
                                    description="The series to align, e.g. loss, val_loss.")]
 MaxPointsQuery = Annotated[int, Query(ge=1, le=10_000,
                                       description="At most this many step buckets.")]
 RankQuery = Annotated[str, Query(
-    max_length=100, description="A summary field to rank by (best_loss, -steps_per_second, "
-    "evaluation.val_accuracy...); - is descending.")]
+    max_length=100, json_schema_extra={"enum": SORT_KEYS},
+    description="A summary field to rank by (best_loss, -steps_per_second, "
+                "evaluation.val_accuracy...); - is descending.")]
 
 
 @router.get("", response_class=OrjsonResponse, response_model=None, responses=RESPONSES)

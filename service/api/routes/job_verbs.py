@@ -82,7 +82,8 @@ def list_series(job_id: uuid.UUID, engine: EngineDep, caller: CallerDep) -> JobS
 
 @router.get("/{job_id}/logs", response_model=JobLogsPublic, responses=NOT_FOUND)
 def read_logs(job_id: uuid.UUID, engine: EngineDep, caller: CallerDep,
-              attempt: Annotated[int | None, Query(ge=1, description="one run's lines")] = None,
+              attempt: Annotated[int | None, Query(
+                  ge=1, le=2**31 - 1, description="one run's lines")] = None,
               min_level: logs.LevelName = "DEBUG",
               limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> JobLogsPublic:
     """What the worker logged while it ran the job (warnings and errors of torch and Python,

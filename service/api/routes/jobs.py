@@ -49,7 +49,8 @@ def list_jobs(engine: EngineDep, caller: CallerDep, status: Status | None = None
               sweep: uuid.UUID | None = None,
               created_after: datetime | None = None, created_before: datetime | None = None,
               sort: Annotated[str, Query(
-                  max_length=100, description="-created_at (default), or a summary field such "
+                  max_length=100, json_schema_extra={"enum": listing.SORT_KEYS},
+                  description="-created_at (default), or a summary field such "
                   "as best_loss, -steps_per_second or evaluation.val_accuracy; - is descending"
               )] = listing.NEWEST_FIRST,
               limit: Annotated[int, Query(ge=1, le=1000)] = 50,

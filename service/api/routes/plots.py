@@ -53,7 +53,7 @@ PathPointsQuery = Annotated[int, Query(
 BandQuery = Annotated[compare.Band, Query(
     description="The band around a seed group's mean: min–max or ± one standard deviation "
                 "across its seeds.")]
-JobsQuery = Annotated[str, Query(max_length=20_000,
+JobsQuery = Annotated[str, Query(max_length=20_000, pattern=compare.JOB_IDS_PATTERN,
                                  description="Comma-separated job ids (at most 200).")]
 MetricQuery = Annotated[str, Query(min_length=1, max_length=200,
                                    description="The series to compare, e.g. loss, val_loss.")]

@@ -11,6 +11,7 @@ from optimlab.service.api.deps import CallerDep, DispatcherDep, EngineDep, Setti
 from optimlab.service.api.schemas import QUOTA, ErrorPublic, ValidationErrorPublic
 from optimlab.service.api.sweep_schemas import SweepPublic, SweepsPublic
 from optimlab.service.jobs import sweeps
+from optimlab.service.jobs.listing import SORT_KEYS
 from optimlab.service.jobs.sweep_spec import SweepSpec
 
 router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"],
@@ -20,7 +21,8 @@ router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"],
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorPublic, "description": "No sweep with this id"}}
 RankQuery = Annotated[str, Query(
-    max_length=100, description="A summary field (final_loss, best_loss, "
+    max_length=100, json_schema_extra={"enum": SORT_KEYS},
+    description="A summary field (final_loss, best_loss, "
     "evaluation.val_accuracy, -steps_per_second...); - is descending.")]
 
 

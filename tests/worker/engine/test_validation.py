@@ -14,12 +14,12 @@ from pydantic import ValidationError
 from torch import nn
 
 from optimlab.worker.engine import ListSink, SpecError, run_training, validate_spec
-from optimlab.worker.engine import problem as problem_module
 from optimlab.worker.engine.registry import (
     keyword_parameters,
     optimizer_classes,
     scheduler_classes,
 )
+from optimlab.worker.limits import DEFAULT_LIMITS, Limits, use_limits
 from optimlab.worker.spec import ExpressionModel, JobSpec
 from tests.seed_table import SEED_SPEC
 
@@ -371,7 +371,7 @@ def test_the_introspected_schedulers_include_the_usual_ones() -> None:
         ({"data": {"kind": "synthetic", "generator": "swirls"}}, "generator"),
         ({"data": {"kind": "synthetic", "generator": "linear", "samples": 1}}, "samples"),
         ({"data": {"kind": "synthetic", "generator": "linear", "samples": 1_000_000,
-                   "features": 1_000}}, "exceeds"),
+                   "features": 1_000}}, "exceed the limit"),
         ({"data": {"kind": "sklearn", "name": "mnist"}}, "name"),
         ({"data": {"kind": "sklearn", "name": "iris", "val_fraction": 0.95}}, "val_fraction"),
         ({"data": {"kind": "upload", "dataset_id": "abc"}}, "dataset_id"),
@@ -570,7 +570,7 @@ def test_an_mlp_over_the_parameter_limit_is_refused_before_allocation(
     hidden = [4096] * 4
     widths = [4, *hidden, 3]
     count = sum(a * b + b for a, b in itertools.pairwise(widths))
-    assert count > problem_module.MAX_PARAMETERS
+    assert count > DEFAULT_LIMITS.max_parameters
     built_on: list[str] = []
     reset = nn.Linear.reset_parameters
 
@@ -582,20 +582,20 @@ def test_an_mlp_over_the_parameter_limit_is_refused_before_allocation(
     started = time.perf_counter()
     error = refused(experiment(model={"kind": "mlp", "hidden": hidden}))
     assert error.loc == ("model",)
-    assert f"{count} parameters exceed the limit of {problem_module.MAX_PARAMETERS}" in (
+    assert f"{count} parameters exceed the limit of {DEFAULT_LIMITS.max_parameters}" in (
         error.message)
     assert built_on, "the network was never built"
     assert set(built_on) == {"meta"}, "weights were allocated before the check"
     assert time.perf_counter() - started < 10
 
 
-def test_the_parameter_limit_is_inclusive(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_parameter_limit_is_inclusive() -> None:
     # mlp [8] on iris: (4*8 + 8) + (8*3 + 3) values.
     count = (4 * 8 + 8) + (8 * 3 + 3)
-    monkeypatch.setattr(problem_module, "MAX_PARAMETERS", count)
-    validate_spec(experiment())
-    monkeypatch.setattr(problem_module, "MAX_PARAMETERS", count - 1)
-    error = refused(experiment())
+    with use_limits(Limits(max_parameters=count)):
+        validate_spec(experiment())
+    with use_limits(Limits(max_parameters=count - 1)):
+        error = refused(experiment())
     assert error.loc == ("model",)
     assert str(count) in error.message
 

@@ -21,6 +21,7 @@ import csv
 import io
 import keyword
 import math
+import unicodedata
 import zipfile
 from array import array
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from numpy.lib import format as npy_format
 
 from optimlab.worker.engine.data.dataset import Dataset
 from optimlab.worker.engine.expression import RESERVED_NAMES
+from optimlab.worker.limits import active_limits, setting_name
 
 Format = Literal["csv", "npz"]
 # Bytes an .npz may declare beyond 8 per allowed value (array headers, zip entries).
@@ -72,12 +74,17 @@ def detect_format(content: bytes, filename: str) -> Format:
 
 
 def parse_upload(content: bytes, *, filename: str, target: str | None,
-                 max_values: int) -> ParsedUpload:
-    """Check and read an uploaded file; :class:`UploadError` says what is wrong with it."""
+                 max_values: int, max_columns: int | None = None) -> ParsedUpload:
+    """Check and read an uploaded file; :class:`UploadError` says what is wrong with it.
+
+    ``max_columns`` (default: the active ``max_upload_columns``) is checked before the rows
+    are read: each column becomes a tensor of its own, so a wide file costs far more memory
+    than its values."""
     if not content:
         raise UploadError("the file is empty")
     fmt = detect_format(content, filename)
-    dataset = _parse(content, fmt, target, max_values=max_values)
+    columns = active_limits().max_upload_columns if max_columns is None else max_columns
+    dataset = _parse(content, fmt, target, max_values=max_values, max_columns=columns)
     assert dataset.targets is not None
     targets = dataset.targets
     return ParsedUpload(format=fmt, dataset=dataset, rows=dataset.rows,
@@ -90,16 +97,35 @@ def load_upload(content: bytes, format: str, target: str | None) -> Dataset:
     """The data set of a stored upload (checked when it was uploaded)."""
     if format not in ("csv", "npz"):
         raise UploadError(f"unknown format {format!r}")
-    return _parse(content, "csv" if format == "csv" else "npz", target, max_values=UNLIMITED)
+    return _parse(content, "csv" if format == "csv" else "npz", target, max_values=UNLIMITED,
+                  max_columns=UNLIMITED)
 
 
-def _parse(content: bytes, fmt: Format, target: str | None, *, max_values: int) -> Dataset:
+def _parse(content: bytes, fmt: Format, target: str | None, *, max_values: int,
+           max_columns: int) -> Dataset:
     if fmt == "csv":
+        _check_width(content, max_columns)
         return _parse_csv(content, target, max_values=max_values)
     if target is not None and target != "y":
         raise UploadError("an NPZ file's targets are its array 'y'; leave target out",
                           field="target")
-    return _parse_npz(content, max_values=max_values)
+    return _parse_npz(content, max_values=max_values, max_columns=max_columns)
+
+
+def _too_wide(columns: int, max_columns: int) -> UploadError:
+    return UploadError(f"{columns} columns exceed the limit of {max_columns} "
+                       f"({setting_name('max_upload_columns')})")
+
+
+def _check_width(content: bytes, max_columns: int) -> None:
+    """Refuse a CSV whose first line has too many cells before anything is decoded: its
+    commas bound them (a quoted comma counts too, which can only make the check stricter
+    for a header of absurd names)."""
+    start = len(content) - len(content.lstrip(b"\xef\xbb\xbf\r\n"))
+    end = content.find(b"\n", start)
+    cells = content.count(b",", start, len(content) if end < 0 else end) + 1
+    if cells > max_columns:
+        raise _too_wide(cells, max_columns)
 
 
 def _classes(targets: torch.Tensor) -> int | None:
@@ -187,6 +213,10 @@ def _check_header(names: list[str]) -> None:
     for j, name in enumerate(names):
         if not name:
             raise UploadError(f"the header's column {j + 1} has no name")
+        if any(unicodedata.category(c) == "Cc" for c in name):
+            # NUL cannot be stored as text, and no column name needs control characters.
+            raise UploadError(f"the header's column {j + 1} ({name[:40]!r}) has a control "
+                              "character (such as NUL) in its name")
     try:
         for name in names:
             float(name)
@@ -215,7 +245,7 @@ def _listed(names: list[str]) -> str:
 # --- NPZ ------------------------------------------------------------------------------------
 
 
-def _parse_npz(content: bytes, *, max_values: int) -> Dataset:
+def _parse_npz(content: bytes, *, max_values: int, max_columns: int) -> Dataset:
     try:
         archive = zipfile.ZipFile(io.BytesIO(content))
     except zipfile.BadZipFile:
@@ -234,9 +264,12 @@ def _parse_npz(content: bytes, *, max_values: int) -> Dataset:
                               f"{' and '.join(map(repr, missing))} (found {found})")
         # The headers first: an array's declared shape and type are checked before numpy
         # allocates room for it.
-        sizes = [_check_header_of(archive, members[f"{name}.npy"], name) for name in "Xy"]
+        shapes = [_check_header_of(archive, members[f"{name}.npy"], name) for name in "Xy"]
+        sizes = [math.prod(shape) for shape in shapes]
         if sum(sizes) > max_values:
             raise UploadError(f"{sum(sizes)} values, over the limit of {max_values}")
+        if len(shapes[0]) == 2 and shapes[0][1] > max_columns:  # a table: one tensor a column
+            raise _too_wide(shapes[0][1], max_columns)
     try:
         with np.load(io.BytesIO(content), allow_pickle=False) as npz:
             x = npz["X"]
@@ -268,8 +301,9 @@ def _parse_npz(content: bytes, *, max_values: int) -> Dataset:
                    image_shape=tuple(int(s) for s in images.shape[1:]))
 
 
-def _check_header_of(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> int:
-    """The number of values of the array ``name``, after checking its .npy header."""
+def _check_header_of(archive: zipfile.ZipFile, info: zipfile.ZipInfo,
+                     name: str) -> tuple[int, ...]:
+    """The shape of the array ``name``, after checking its .npy header."""
     try:
         with archive.open(info) as fp:
             version = npy_format.read_magic(fp)
@@ -285,7 +319,7 @@ def _check_header_of(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str)
     if dtype.kind not in "biuf":
         raise UploadError(f"{name} has dtype {dtype}; expected numbers (bool, integers or "
                           "floats)")
-    return math.prod(shape)
+    return tuple(int(s) for s in shape)
 
 
 def _to_float32(array: npt.NDArray[np.generic], *, what: str) -> npt.NDArray[np.float32]:
