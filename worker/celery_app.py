@@ -36,6 +36,10 @@ def create_celery(settings: Settings) -> Celery:
         task_create_missing_queues=False,
         task_acks_late=True,
         task_reject_on_worker_lost=True,
+        # How long a killed pool child's task waits for a result before its message goes
+        # back to the queue (10 s by default): there are no results here, and the job is
+        # taken over as soon as the message comes back (its holder process is dead).
+        worker_lost_wait=1.0,
         worker_prefetch_multiplier=1,
         worker_cancel_long_running_tasks_on_connection_loss=False,
         task_ignore_result=True,

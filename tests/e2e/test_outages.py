@@ -101,7 +101,7 @@ def test_a_database_cut_mid_job_loses_and_doubles_nothing(
     assert_uninterrupted_history(engine, job["id"], MEDIUM_SPEC)
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(240)
 def test_a_killed_pool_childs_job_is_taken_over_at_once(stack: Stack, engine: Engine,
                                                         client: TestClient,
                                                         tmp_path: Path) -> None:
@@ -114,7 +114,12 @@ def test_a_killed_pool_childs_job_is_taken_over_at_once(stack: Stack, engine: En
         wait_for(lambda: _stored(engine, job["id"]) > 0, timeout=60, what="the first batch")
         (child,) = psutil.Process(worker.pid).children()
         child.send_signal(signal.SIGKILL)
-        done = wait_status(client, job["id"], "succeeded", "failed", timeout=120)
+        try:
+            done = wait_status(client, job["id"], "succeeded", "failed", timeout=150)
+        except AssertionError as exc:
+            left = client.get(f"/v1/jobs/{job['id']}").json()
+            log = (tmp_path / "worker.log").read_text()[-4000:]
+            raise AssertionError(f"{exc}\n{left}\n{log}") from None
     finally:
         stop(worker)
 

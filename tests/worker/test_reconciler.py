@@ -92,3 +92,5 @@ def test_a_live_holder_silent_past_the_outage_grace_is_requeued(engine: Engine,
                            outage_grace=timedelta(minutes=30))
 
     assert (within, past) == (0, 1)
+    with engine.connect() as conn:
+        assert jobs.get_job(conn, job_id).status == jobs.QUEUED  # type: ignore[union-attr]
