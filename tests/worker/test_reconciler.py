@@ -79,7 +79,7 @@ def test_a_stale_run_whose_holder_lives_is_not_requeued(engine: Engine, stack: S
 def test_a_live_holder_silent_past_the_outage_grace_is_requeued(engine: Engine,
                                                                 stack: Stack) -> None:
     me = this_process()
-    queue_jobs(engine, stack, 1)
+    (job_id,) = queue_jobs(engine, stack, 1)
     with engine.begin() as conn:
         conn.execute(update(Job).values(
             status=jobs.RUNNING, attempt=1, heartbeat_at=utcnow() - timedelta(hours=1),
