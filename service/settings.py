@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     checkpoint_url: str | None = Field(
         default=None, description="Where runs keep checkpoints: a folder or any fsspec URL "
                                   "(shared by all hosts); default: data_dir/checkpoints.")
+    checkpoint_every: int | None = Field(
+        default=None, ge=1, description="A run checkpoints every this many steps (default "
+                                         "for specs that do not say; unset: by time only).")
+    checkpoint_seconds: float | None = Field(
+        default=300.0, gt=0, description="A run checkpoints at least this often (seconds).")
+    checkpoint_keep: int = Field(default=2, ge=1,
+                                 description="Checkpoints kept per run (the newest ones).")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="At INFO, a job logs its start and its end; DEBUG adds "
                                     "Celery's per-task lines.")

@@ -52,19 +52,20 @@ def claim_job(job_id: str, *, engine: Engine, settings: Settings,
 
 
 def claim_jobs(job_ids: Sequence[str], *, engine: Engine, settings: Settings,
-               worker: str) -> list[jobs.Claim]:
+               worker: str, keep_points: bool = False) -> list[jobs.Claim]:
     """Claim each job that is free for a new run, in the given order, in one transaction:
     the queued ones in one statement, the rest (stale runs, jobs out of attempts) one by
-    one."""
+    one. ``keep_points``: see jobs.claim_job."""
     stale_before = utcnow() - timedelta(seconds=settings.stale_after_seconds)
     wanted = [uuid.UUID(job_id) for job_id in job_ids]
     with engine.begin() as conn:
         found = {claim.job_id: claim for claim in jobs.claim_queued(
-            conn, wanted, worker=worker, max_attempts=settings.max_attempts)}
+            conn, wanted, worker=worker, max_attempts=settings.max_attempts,
+            keep_points=keep_points)}
         for job_id in wanted:
             if job_id not in found and (claim := jobs.claim_job(
                     conn, job_id, worker=worker, stale_before=stale_before,
-                    max_attempts=settings.max_attempts)) is not None:
+                    max_attempts=settings.max_attempts, keep_points=keep_points)) is not None:
                 found[job_id] = claim
     for job_id in wanted:
         if job_id not in found:

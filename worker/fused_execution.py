@@ -4,6 +4,11 @@ Each job keeps its own row, attempt and metrics: the fused sink writes every job
 fenced by that job's attempt, in one transaction per flush. Whatever cannot fuse (a probe
 finds the numbers would change, or the fused run fails) runs job by job instead, each
 under the claim it already holds.
+
+The run checkpoints its stacked state under its group's key (fused_checkpoints.py); a new
+attempt at any of the group's jobs (Celery redelivering the task, or the orphans requeued
+as one fused task) resumes from the newest checkpoint that every claimed job's stored
+points reach, and each job's first write replaces what the dead attempt stored after it.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from sqlalchemy import Engine
 from optimlab.service.db import job_logs, jobs, metrics
 from optimlab.service.jobs.datasets import SqlDatasetSource
 from optimlab.service.settings import Settings
+from optimlab.worker.checkpoints import CheckpointStore
 from optimlab.worker.engine.devices import DeviceUnavailable, resolve_device
 from optimlab.worker.engine.fused.loop import JobUpdate, run_fused
 from optimlab.worker.engine.fused.plan import fusion_key
@@ -36,6 +42,14 @@ from optimlab.worker.execution import (
     run_claimed,
     store_lines,
 )
+from optimlab.worker.fused_checkpoints import (
+    StoreCheckpointer,
+    describe,
+    forget_if_done,
+    fused_group,
+    policy,
+    start,
+)
 from optimlab.worker.run_log import RunLog, capturing, rows_for
 from optimlab.worker.spec import JobSpec
 from optimlab.worker.usage import ProcessMeter
@@ -48,7 +62,9 @@ _Stored = tuple[int, SeriesColumns, dict[str, Any]]
 
 def execute_fused(job_ids: Sequence[str], *, engine: Engine, settings: Settings,
                   worker: str) -> None:
-    claims = claim_jobs(job_ids, engine=engine, settings=settings, worker=worker)
+    # the points of a dead attempt stay until this run knows which it resumes from
+    claims = claim_jobs(job_ids, engine=engine, settings=settings, worker=worker,
+                        keep_points=True)
     if not claims:
         return
     # One heartbeat for every claimed job until the task ends: the probe takes seconds, and
@@ -67,21 +83,33 @@ def execute_fused(job_ids: Sequence[str], *, engine: Engine, settings: Settings,
 
 def _fused_run(claims: list[jobs.Claim], *, engine: Engine, settings: Settings, worker: str,
                run_log: RunLog) -> tuple[list[jobs.Claim], str]:
-    """Train the jobs as one run and store their outcomes; or return the jobs still held
-    that must run one by one instead, and why."""
-    plan, reason = _fusion_plan(claims, engine)
+    """Train the jobs as one run (from the group's checkpoint where one serves) and store
+    their outcomes; or return the jobs still held that must run one by one instead, and
+    why."""
+    group = fused_group(engine, [str(claim.job_id) for claim in claims])
+    store = CheckpointStore(settings.checkpoints)
+    begin = start(engine, store, group, claims)
+    plan, reason = _fusion_plan(claims, engine, resuming=begin.state is not None)
     if plan is None:
         return claims, reason or "not fusable"
     specs, mode, built = plan
+    where = "" if begin.state is None else f" at step {begin.step + 1}"
     for claim in claims:
-        run_log.note(log, claim.job_id, "job %s: run %d starts on %s, fused with %d other jobs",
-                     claim.job_id, claim.attempt, worker, len(claims) - 1)
-    sink = SqlFusedSink(engine, claims, run_log)
+        run_log.note(log, claim.job_id, "job %s: run %d starts%s on %s, fused with %d other "
+                     "jobs", claim.job_id, claim.attempt, where, worker, len(claims) - 1)
+    notes = [{"resume": describe(begin, index, claim.attempt)}
+             for index, claim in enumerate(claims)]
+    sink = SqlFusedSink(engine, claims, run_log, replace_after=begin.step, notes=notes)
+    checkpointer = StoreCheckpointer(store, group, policy(specs[0], settings), sink.drain,
+                                     keep=settings.checkpoint_keep,
+                                     recomputed=begin.recomputed)
     try:
         with ProcessMeter() as meter:
             try:
                 results = run_fused(specs, sink, flush_seconds=settings.flush_seconds,
-                                    source=SqlDatasetSource(engine), mode=mode, built=built)
+                                    source=SqlDatasetSource(engine), mode=mode, built=built,
+                                    checkpointer=checkpointer, resume=begin.state,
+                                    origins=group.origins)
             finally:
                 sink.close()
     except Exception as exc:  # the jobs are still good alone: run them so
@@ -90,10 +118,12 @@ def _fused_run(claims: list[jobs.Claim], *, engine: Engine, settings: Settings, 
         return _left(claims, sink), f"the fused run failed: {detail}"
     extra = {"fusion": {"fused_with": len(claims) - 1, "mode": mode, "reason": None},
              "process": meter.figures(shared_by=len(claims))}
-    done = [(claim, jobs.SUCCEEDED, {**finite_json(summary.as_dict()), **extra}, None)
+    done = [(claim, jobs.SUCCEEDED,
+             {**finite_json(summary.as_dict()), **extra, **notes[index]}, None)
             for index, (claim, summary) in enumerate(zip(claims, results, strict=True))
             if index not in sink.superseded]
     finish_all(engine, done, run_log=run_log)
+    forget_if_done(engine, store, group)
     return [], ""
 
 
@@ -108,10 +138,11 @@ class _FusionPlan(NamedTuple):
     built: StackedProblem  # shared by the probe and the run
 
 
-def _fusion_plan(claims: list[jobs.Claim], engine: Engine
+def _fusion_plan(claims: list[jobs.Claim], engine: Engine, *, resuming: bool = False
                  ) -> tuple[_FusionPlan | None, str | None]:
-    """How to run the jobs fused (probe.choose_mode), or why they run one by one."""
-    if len(claims) < 2:
+    """How to run the jobs fused (probe.choose_mode), or why they run one by one. A single
+    job left of a group runs fused too when it resumes the group's checkpoint."""
+    if len(claims) < 2 and not resuming:
         return None, "only one job of the task was left to run"
     try:
         specs = [JobSpec.model_validate(claim.spec) for claim in claims]
@@ -152,6 +183,10 @@ def _run_alone(claims: list[jobs.Claim], *, engine: Engine, settings: Settings, 
 class SqlFusedSink:
     """Writes every job's batch in one transaction, each fenced by its own attempt, with a
     ``wall_time`` point at the batch's last step and the log lines captured meanwhile.
+    A job's first batch first deletes what earlier attempts stored after step
+    ``replace_after`` (all of it: -1), in the same transaction: a reader sees the dead
+    attempt's points until the same values replace them, never a gap. ``notes`` join each
+    job's summary.
 
     The writes run on a thread of their own, so the next steps train while a batch is
     stored (the database driver releases the GIL); ``write`` answers with what the last
@@ -160,10 +195,13 @@ class SqlFusedSink:
     """
 
     def __init__(self, engine: Engine, claims: list[jobs.Claim],
-                 run_log: RunLog | None = None) -> None:
+                 run_log: RunLog | None = None, *, replace_after: int = -1,
+                 notes: Sequence[dict[str, Any]] | None = None) -> None:
         self.engine = engine
         self.claims = claims
         self.run_log = run_log
+        self.replace_after: list[int | None] = [replace_after] * len(claims)
+        self.notes = list(notes) if notes is not None else [{} for _ in claims]
         self.wall_steps = [-1] * len(claims)  # the step of each job's last wall_time point
         self.superseded: set[int] = set()
         self.going_on = [True] * len(claims)
@@ -175,8 +213,14 @@ class SqlFusedSink:
     def write(self, updates: Sequence[JobUpdate]) -> list[bool]:
         self._raise_failure()
         # The summaries are taken now: the run keeps changing them while the batch waits.
-        self.batches.put([(i, points, summary.as_dict()) for i, points, summary in updates])
+        self.batches.put([(i, points, {**summary.as_dict(), **self.notes[i]})
+                          for i, points, summary in updates])
         return [self.going_on[index] for index, _, _ in updates]
+
+    def drain(self) -> None:
+        """Wait until every batch written so far is stored; raise what a write raised."""
+        self.batches.join()
+        self._raise_failure()
 
     def close(self) -> None:
         if self.thread.is_alive():
@@ -190,12 +234,14 @@ class SqlFusedSink:
 
     def _run(self) -> None:
         while (updates := self.batches.get()) is not None:
-            if self.failure is not None:
-                continue  # drain: the run is about to see the failure
             try:
-                self._store(updates)
+                if self.failure is None:  # else drain: the run is about to see the failure
+                    self._store(updates)
             except BaseException as exc:  # handed to the training thread
                 self.failure = exc
+            finally:
+                self.batches.task_done()
+        self.batches.task_done()
 
     def _store(self, updates: list[_Stored]) -> None:
         claims = [self.claims[index] for index, _, _ in updates]
@@ -206,11 +252,18 @@ class SqlFusedSink:
             statuses = jobs.lock_many_for_write(conn, claims)
             held = [(claim, points, summary) for claim, (_, points, summary), status
                     in zip(claims, updates, statuses, strict=True) if status is not None]
+            replaced = [(index, after) for (index, _, _), status in zip(
+                updates, statuses, strict=True)
+                if status is not None and (after := self.replace_after[index]) is not None]
+            for index, after in replaced:
+                metrics.delete_after(conn, self.claims[index].job_id, after)
             metrics.write_many(conn, [(claim.job_id, points) for claim, points, _ in held])
             jobs.save_many_progress(conn, [(claim, finite_json(summary))
                                            for claim, _, summary in held])
             job_logs.write_lines(conn, rows_for(lines, [(claim.job_id, claim.attempt)
                                                         for claim, _, _ in held]))
+        for index, _ in replaced:
+            self.replace_after[index] = None
         for (index, _, _), status in zip(updates, statuses, strict=True):
             if status is None:
                 self.superseded.add(index)

@@ -107,12 +107,14 @@ def list_jobs(conn: Connection, *, status: str | None, limit: int,
 
 
 def claim_job(conn: Connection, job_id: uuid.UUID, *, worker: str, stale_before: datetime,
-              max_attempts: int) -> Claim | None:
+              max_attempts: int, keep_points: bool = False) -> Claim | None:
     """Take a queued job (or a running one whose worker stopped beating) for a new run.
 
     Returns None when the job is not to be run by this caller: finished, cancelled,
     unknown, or running elsewhere with a fresh heartbeat (a duplicate delivery). A job
     that has already started ``max_attempts`` runs fails instead: it keeps killing workers.
+    ``keep_points``: leave what an abandoned run stored, for a run that resumes from its
+    checkpoint to replace from there (it deletes whatever it does not resume from).
     """
     job = get_job(conn, job_id)
     if job is None:
@@ -132,13 +134,13 @@ def claim_job(conn: Connection, job_id: uuid.UUID, *, worker: str, stale_before:
                 heartbeat_at=now, error=None, summary=None))
     if result.rowcount != 1:
         return None  # another worker claimed it between our read and write
-    # A new run starts from step 0: whatever an abandoned run stored is replaced.
-    metrics.delete_points(conn, job_id)
+    if not keep_points:  # a new run starts from step 0: what an abandoned run stored goes
+        metrics.delete_points(conn, job_id)
     return Claim(job_id=job_id, attempt=job.attempt + 1, spec=job.spec)
 
 
 def claim_queued(conn: Connection, job_ids: list[uuid.UUID], *, worker: str,
-                 max_attempts: int) -> list[Claim]:
+                 max_attempts: int, keep_points: bool = False) -> list[Claim]:
     """:func:`claim_job` for the queued jobs among ``job_ids``, in two statements (a fused
     task claims a hundred at once); the others are left to :func:`claim_job`."""
     now = utcnow()
@@ -148,7 +150,7 @@ def claim_queued(conn: Connection, job_ids: list[uuid.UUID], *, worker: str,
         .values(status=RUNNING, attempt=Job.attempt + 1, worker=worker, started_at=now,
                 heartbeat_at=now, error=None, summary=None)
         .returning(Job.id, Job.attempt, Job.spec)).all()
-    if claimed:  # a queued job may hold points of a run that was handed back
+    if claimed and not keep_points:  # a queued job may hold points of a run handed back
         metrics.delete_jobs_points(conn, [row.id for row in claimed])
     return [Claim(job_id=row.id, attempt=row.attempt, spec=row.spec) for row in claimed]
 

@@ -75,6 +75,32 @@ def delete_jobs_points(conn: Connection, job_ids: Sequence[uuid.UUID]) -> None:
     conn.execute(delete(MetricChunk).where(MetricChunk.job_id.in_(list(job_ids))))
 
 
+def delete_after(conn: Connection, job_id: uuid.UUID, step: int) -> None:
+    """Delete the job's points after ``step`` (a resumed run stores them again): whole
+    chunks past it, and the tail of each chunk across it, rewritten in place."""
+    c = chunks.c
+    conn.execute(delete(MetricChunk).where(c.job_id == job_id, c.first_step > step))
+    across = conn.execute(select(c.name, c.first_step, c.last_step, c.step_bytes, c.value_bytes)
+                          .where(c.job_id == job_id, c.first_step <= step,
+                                 c.last_step > step)).all()
+    for name, first, last, step_bytes, value_bytes in across:
+        steps, values = unpack(int(first), int(last), step_bytes, value_bytes)
+        keep = int(np.searchsorted(steps, step, side="right"))
+        conn.execute(delete(MetricChunk).where(c.job_id == job_id, c.name == name,
+                                               c.first_step == first))
+        conn.execute(insert(MetricChunk), [_chunk_row(job_id, str(name), steps[:keep].tolist(),
+                                                      values[:keep])])
+
+
+def last_steps(conn: Connection, job_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """The last step stored of each job, any series (jobs without points: -1)."""
+    c = chunks.c
+    query = (select(c.job_id, func.max(c.last_step)).where(c.job_id.in_(list(job_ids)))
+             .group_by(c.job_id))
+    found = {job_id: int(last) for job_id, last in conn.execute(query)}
+    return {job_id: found.get(job_id, -1) for job_id in job_ids}
+
+
 def series_names(conn: Connection, job_id: uuid.UUID) -> list[str]:
     query = select(chunks.c.name).where(chunks.c.job_id == job_id).distinct()
     return sorted(conn.scalars(query))

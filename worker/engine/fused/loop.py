@@ -121,13 +121,14 @@ def run_fused(specs: list[JobSpec], sink: FusedSink, *, flush_seconds: float = 0
 
     ``checkpointer``: hand the run's state over (resume.py) right after a flush that
     stored every job's points up to the step, when its policy is due. ``resume``: go on
-    from such a state, in the mode it was taken in; ``origins[k]`` is spec k's position in
-    the checkpointed run's specs (default: the same position). A job of the state that is
-    not among the specs is left out; one that had ended keeps the summary it ended with."""
+    from such a state (in ``mode``, else the mode it was taken in); ``origins[k]`` is spec
+    k's position in the checkpointed run's specs (default: the same position). A job of the
+    state that is not among the specs is left out; one that had ended keeps the summary it
+    ended with."""
     origins = list(range(len(specs))) if origins is None else list(origins)
     device = resolve_device(specs[0].device)
     first = specs[0]
-    if resume is not None:
+    if resume is not None and mode is None:
         mode = resume["mode"]  # the mode its numbers came from (any exact one would do)
     if built is None:
         problem = build_stacked(specs, device=device, source=source, mode=mode)
