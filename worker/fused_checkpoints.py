@@ -35,17 +35,20 @@ class FusedGroup:
     origins: list[int]  # each claimed job's position in ``ids``
 
 
-def fused_group(engine: Engine, job_ids: list[str]) -> FusedGroup:
-    """The group of these (claimed) jobs: their sweep's fused task, or these jobs alone
-    where no plan holds them (a task sent by hand)."""
+def fused_group(engine: Engine, sent: Sequence[str],
+                claimed: Sequence[str] | None = None) -> FusedGroup:
+    """The group of a task's jobs (``sent``, of which ``claimed``, default all): their
+    sweep's fused task, or the jobs sent where no plan holds them (a task sent by hand)."""
+    sent = [str(uuid.UUID(job_id)) for job_id in sent]  # as the job rows spell them
+    claimed = list(sent if claimed is None else claimed)
     with engine.connect() as conn:
-        tasks = sweeps.fused_tasks(conn, [uuid.UUID(job_ids[0])])
+        tasks = sweeps.fused_tasks(conn, [uuid.UUID(sent[0])])
     ids = next(iter(tasks.values()), None)
-    if ids is None or not set(job_ids) <= set(ids):
-        ids = list(job_ids)
+    if ids is None or not set(sent) <= set(ids):
+        ids = list(sent)
     digest = hashlib.sha256(",".join(ids).encode()).hexdigest()[:40]
     position = {job_id: k for k, job_id in enumerate(ids)}
-    return FusedGroup(f"fused-{digest}", ids, [position[job_id] for job_id in job_ids])
+    return FusedGroup(f"fused-{digest}", ids, [position[job_id] for job_id in claimed])
 
 
 @dataclass(frozen=True)

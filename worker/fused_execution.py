@@ -71,8 +71,8 @@ def execute_fused(job_ids: Sequence[str], *, engine: Engine, settings: Settings,
     # jobs waiting for their turn to run alone must not look abandoned meanwhile.
     with Heartbeat(engine, claims, every=settings.heartbeat_seconds):
         with capturing() as run_log:  # the probe's warnings are the run's too
-            left, reason = _fused_run(claims, engine=engine, settings=settings, worker=worker,
-                                      run_log=run_log)
+            left, reason = _fused_run(job_ids, claims, engine=engine, settings=settings,
+                                      worker=worker, run_log=run_log)
             if left:
                 with engine.begin() as conn:
                     store_lines(conn, left, run_log.take(last=True))
@@ -81,12 +81,13 @@ def execute_fused(job_ids: Sequence[str], *, engine: Engine, settings: Settings,
         _run_alone(left, engine=engine, settings=settings, worker=worker, reason=reason)
 
 
-def _fused_run(claims: list[jobs.Claim], *, engine: Engine, settings: Settings, worker: str,
-               run_log: RunLog) -> tuple[list[jobs.Claim], str]:
+def _fused_run(sent: Sequence[str], claims: list[jobs.Claim], *, engine: Engine,
+               settings: Settings, worker: str, run_log: RunLog
+               ) -> tuple[list[jobs.Claim], str]:
     """Train the jobs as one run (from the group's checkpoint where one serves) and store
     their outcomes; or return the jobs still held that must run one by one instead, and
     why."""
-    group = fused_group(engine, [str(claim.job_id) for claim in claims])
+    group = fused_group(engine, sent, [str(claim.job_id) for claim in claims])
     store = CheckpointStore(settings.checkpoints)
     begin = start(engine, store, group, claims)
     plan, reason = _fusion_plan(claims, engine, resuming=begin.state is not None)

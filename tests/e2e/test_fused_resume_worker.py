@@ -1,7 +1,7 @@
 """A fused sweep task SIGKILLed mid-run on Redis + PostgreSQL, the pool child running it or
-the worker's main process: the next attempt resumes from the group's checkpoint (its first
-step > 0), and every job's stored history is the uninterrupted fused run's, bit for bit
-(the worker's wall_time aside)."""
+the worker's main process (or the worker stopped, handing its jobs back): the next attempt
+resumes from the group's checkpoint (its first step > 0), and every job's stored history
+is the uninterrupted fused run's, bit for bit (the worker's wall_time aside)."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def _uninterrupted(specs: list[dict[str, Any]]) -> list[dict[str, list[float]]]:
 
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("stack", ["postgres"], indirect=True)
-@pytest.mark.parametrize("victim", ["pool child", "main process"])
+@pytest.mark.parametrize("victim", ["pool child", "main process", "stopped"])
 def test_a_killed_fused_task_resumes_from_its_checkpoint_to_the_same_numbers(
         stack: Stack, engine: Engine, client: TestClient, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch, victim: str) -> None:
@@ -85,8 +85,8 @@ def test_a_killed_fused_task_resumes_from_its_checkpoint_to_the_same_numbers(
         if victim == "pool child":
             _pool_child(first).kill()  # the worker forks a new child and goes on
             resumer = first
-        else:
-            stop(first, signal.SIGKILL)  # no hand-back: the jobs are left running
+        else:  # SIGKILL: no hand-back, the jobs are left running; SIGTERM: handed back
+            stop(first, signal.SIGKILL if victim == "main process" else signal.SIGTERM)
             second = resumer = start_worker(stack, engine, tmp_path / "second.log")
         finished_sweep(client, sweep_id, timeout=150)
     finally:
