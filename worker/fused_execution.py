@@ -4,6 +4,11 @@ Each job keeps its own row, attempt and metrics: the fused sink writes every job
 fenced by that job's attempt, in one transaction per flush. Whatever cannot fuse (a probe
 finds the numbers would change, or the fused run fails) runs job by job instead, each
 under the claim it already holds.
+
+The run checkpoints its stacked state under its group's key (fused_checkpoints.py); a new
+attempt at any of the group's jobs (Celery redelivering the task, or the orphans requeued
+as one fused task) resumes from the newest checkpoint that every claimed job's stored
+points reach, and each job's first write replaces what the dead attempt stored after it.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from sqlalchemy import Connection, Engine
 from optimlab.service.db import job_logs, jobs, metrics
 from optimlab.service.jobs.datasets import SqlDatasetSource
 from optimlab.service.settings import Settings
+from optimlab.worker.checkpoints import CheckpointStore
 from optimlab.worker.db_retry import Outbox
 from optimlab.worker.engine.devices import DeviceUnavailable, resolve_device
 from optimlab.worker.engine.fused.loop import JobUpdate, run_fused
@@ -38,6 +44,14 @@ from optimlab.worker.execution import (
     run_claimed,
     store_lines,
 )
+from optimlab.worker.fused_checkpoints import (
+    StoreCheckpointer,
+    describe,
+    forget_if_done,
+    fused_group,
+    policy,
+    start,
+)
 from optimlab.worker.run_log import Pending, RunLog, capturing, rows_for
 from optimlab.worker.spec import JobSpec
 from optimlab.worker.usage import ProcessMeter
@@ -50,15 +64,17 @@ _Stored = tuple[int, SeriesColumns, dict[str, Any]]
 
 def execute_fused(job_ids: Sequence[str], *, engine: Engine, settings: Settings,
                   worker: str) -> None:
-    claims = claim_jobs(job_ids, engine=engine, settings=settings, worker=worker)
+    # the points of a dead attempt stay until this run knows which it resumes from
+    claims = claim_jobs(job_ids, engine=engine, settings=settings, worker=worker,
+                        keep_points=True)
     if not claims:
         return
     # One heartbeat for every claimed job until the task ends: the probe takes seconds, and
     # jobs waiting for their turn to run alone must not look abandoned meanwhile.
     with Heartbeat(engine, claims, every=settings.heartbeat_seconds):
         with capturing() as run_log:  # the probe's warnings are the run's too
-            left, reason = _fused_run(claims, engine=engine, settings=settings, worker=worker,
-                                      run_log=run_log)
+            left, reason = _fused_run(job_ids, claims, engine=engine, settings=settings,
+                                      worker=worker, run_log=run_log)
             if left:
                 with engine.begin() as conn:
                     store_lines(conn, left, run_log.take(last=True))
@@ -67,23 +83,37 @@ def execute_fused(job_ids: Sequence[str], *, engine: Engine, settings: Settings,
         _run_alone(left, engine=engine, settings=settings, worker=worker, reason=reason)
 
 
-def _fused_run(claims: list[jobs.Claim], *, engine: Engine, settings: Settings, worker: str,
-               run_log: RunLog) -> tuple[list[jobs.Claim], str]:
-    """Train the jobs as one run and store their outcomes; or return the jobs still held
-    that must run one by one instead, and why."""
-    plan, reason = _fusion_plan(claims, engine)
+def _fused_run(sent: Sequence[str], claims: list[jobs.Claim], *, engine: Engine,
+               settings: Settings, worker: str, run_log: RunLog
+               ) -> tuple[list[jobs.Claim], str]:
+    """Train the jobs as one run (from the group's checkpoint where one serves) and store
+    their outcomes; or return the jobs still held that must run one by one instead, and
+    why."""
+    group = fused_group(engine, sent, [str(claim.job_id) for claim in claims])
+    store = CheckpointStore(settings.checkpoints)
+    begin = start(engine, store, group, claims)
+    plan, reason = _fusion_plan(claims, engine, resuming=begin.state is not None)
     if plan is None:
         return claims, reason or "not fusable"
     specs, mode, built = plan
+    where = "" if begin.state is None else f" at step {begin.step + 1}"
     for claim in claims:
-        run_log.note(log, claim.job_id, "job %s: run %d starts on %s, fused with %d other jobs",
-                     claim.job_id, claim.attempt, worker, len(claims) - 1)
-    sink = SqlFusedSink(engine, claims, run_log, settings=settings)
+        run_log.note(log, claim.job_id, "job %s: run %d starts%s on %s, fused with %d other "
+                     "jobs", claim.job_id, claim.attempt, where, worker, len(claims) - 1)
+    notes = [{"resume": describe(begin, index, claim.attempt)}
+             for index, claim in enumerate(claims)]
+    sink = SqlFusedSink(engine, claims, run_log, settings=settings,
+                        replace_after=begin.step, notes=notes)
+    checkpointer = StoreCheckpointer(store, group, policy(specs[0], settings), sink.drain,
+                                     keep=settings.checkpoint_keep,
+                                     recomputed=begin.recomputed)
     try:
         with ProcessMeter() as meter:
             try:
                 results = run_fused(specs, sink, flush_seconds=settings.flush_seconds,
-                                    source=SqlDatasetSource(engine), mode=mode, built=built)
+                                    source=SqlDatasetSource(engine), mode=mode, built=built,
+                                    checkpointer=checkpointer, resume=begin.state,
+                                    origins=group.origins)
             finally:
                 sink.close()
     except Exception as exc:  # the jobs are still good alone: run them so
@@ -92,10 +122,12 @@ def _fused_run(claims: list[jobs.Claim], *, engine: Engine, settings: Settings, 
         return _left(claims, sink), f"the fused run failed: {detail}"
     extra = {"fusion": {"fused_with": len(claims) - 1, "mode": mode, "reason": None},
              "process": meter.figures(shared_by=len(claims))}
-    done = [(claim, jobs.SUCCEEDED, {**finite_json(summary.as_dict()), **extra}, None)
+    done = [(claim, jobs.SUCCEEDED,
+             {**finite_json(summary.as_dict()), **extra, **notes[index]}, None)
             for index, (claim, summary) in enumerate(zip(claims, results, strict=True))
             if index not in sink.superseded]
     finish_all(engine, done, run_log=run_log, backoff=backoff_of(settings))
+    forget_if_done(engine, store, group)
     return [], ""
 
 
@@ -110,10 +142,11 @@ class _FusionPlan(NamedTuple):
     built: StackedProblem  # shared by the probe and the run
 
 
-def _fusion_plan(claims: list[jobs.Claim], engine: Engine
+def _fusion_plan(claims: list[jobs.Claim], engine: Engine, *, resuming: bool = False
                  ) -> tuple[_FusionPlan | None, str | None]:
-    """How to run the jobs fused (probe.choose_mode), or why they run one by one."""
-    if len(claims) < 2:
+    """How to run the jobs fused (probe.choose_mode), or why they run one by one. A single
+    job left of a group runs fused too when it resumes the group's checkpoint."""
+    if len(claims) < 2 and not resuming:
         return None, "only one job of the task was left to run"
     try:
         specs = [JobSpec.model_validate(claim.spec) for claim in claims]
@@ -154,6 +187,10 @@ def _run_alone(claims: list[jobs.Claim], *, engine: Engine, settings: Settings, 
 class SqlFusedSink:
     """Writes every job's batch in one transaction, each fenced by its own attempt, with a
     ``wall_time`` point at the batch's last step and the log lines captured meanwhile.
+    A job's first batch first deletes what earlier attempts stored after step
+    ``replace_after`` (all of it: -1), in the same transaction: a reader sees the dead
+    attempt's points until the same values replace them, never a gap. ``notes`` join each
+    job's summary.
 
     The writes run on a thread of their own, so the next steps train while a batch is
     stored (the database driver releases the GIL); ``write`` answers with what the last
@@ -166,7 +203,9 @@ class SqlFusedSink:
     """
 
     def __init__(self, engine: Engine, claims: list[jobs.Claim],
-                 run_log: RunLog | None = None, *, settings: Settings | None = None) -> None:
+                 run_log: RunLog | None = None, *, settings: Settings | None = None,
+                 replace_after: int = -1,
+                 notes: Sequence[dict[str, Any]] | None = None) -> None:
         settings = settings or Settings()
         self.outbox: Outbox[tuple[list[_Stored], list[Pending]], None] = Outbox(
             self._store_retried, size=_points, limit=settings.unstored_points_limit,
@@ -174,6 +213,8 @@ class SqlFusedSink:
         self.engine = engine
         self.claims = claims
         self.run_log = run_log
+        self.replace_after: list[int | None] = [replace_after] * len(claims)
+        self.notes = list(notes) if notes is not None else [{} for _ in claims]
         self.wall_steps = [-1] * len(claims)  # the step of each job's last wall_time point
         self.superseded: set[int] = set()
         self.going_on = [True] * len(claims)
@@ -185,8 +226,14 @@ class SqlFusedSink:
     def write(self, updates: Sequence[JobUpdate]) -> list[bool]:
         self._raise_failure()
         # The summaries are taken now: the run keeps changing them while the batch waits.
-        self.batches.put([(i, points, summary.as_dict()) for i, points, summary in updates])
+        self.batches.put([(i, points, {**summary.as_dict(), **self.notes[i]})
+                          for i, points, summary in updates])
         return [self.going_on[index] for index, _, _ in updates]
+
+    def drain(self) -> None:
+        """Wait until every batch written so far is stored; raise what a write raised."""
+        self.batches.join()
+        self._raise_failure()
 
     def close(self) -> None:
         if self.thread.is_alive():
@@ -200,19 +247,22 @@ class SqlFusedSink:
 
     def _run(self) -> None:
         while (updates := self.batches.get()) is not None:
-            if self.failure is not None:
-                continue  # drain: the run is about to see the failure
             try:
-                for index, points, summary in updates:
-                    self._add_wall_time(index, points, summary)
-                lines = self.run_log.take() if self.run_log is not None else []
-                self.outbox.put((updates, lines))
+                if self.failure is None:  # else drain: the run is about to see the failure
+                    for index, points, summary in updates:
+                        self._add_wall_time(index, points, summary)
+                    lines = self.run_log.take() if self.run_log is not None else []
+                    self.outbox.put((updates, lines))
             except BaseException as exc:  # handed to the training thread
                 self.failure = exc
+            finally:
+                self.batches.task_done()
         try:
             self.outbox.flush()  # the run ended: what waits for the database, stored
         except BaseException as exc:
             self.failure = exc
+        finally:
+            self.batches.task_done()
 
     def _store_retried(self, batch: tuple[list[_Stored], list[Pending]], retried: bool) -> None:
         self._store(*batch, verify=retried)
@@ -228,6 +278,12 @@ class SqlFusedSink:
             statuses = jobs.lock_many_for_write(conn, claims)
             held = [(claim, points, summary) for claim, (_, points, summary), status
                     in zip(claims, updates, statuses, strict=True) if status is not None]
+            # The replacement first: a dead attempt's chunks never pass for this batch's.
+            replaced = [(index, after) for (index, _, _), status in zip(
+                updates, statuses, strict=True)
+                if status is not None and (after := self.replace_after[index]) is not None]
+            for index, after in replaced:
+                metrics.delete_after(conn, self.claims[index].job_id, after)
             if verify and _stored_before(conn, held):
                 held = []
             metrics.write_many(conn, [(claim.job_id, points) for claim, points, _ in held])
@@ -235,6 +291,8 @@ class SqlFusedSink:
                                            for claim, _, summary in held])
             job_logs.write_lines(conn, rows_for(lines, [(claim.job_id, claim.attempt)
                                                         for claim, _, _ in held]))
+        for index, _ in replaced:
+            self.replace_after[index] = None
         for (index, _, _), status in zip(updates, statuses, strict=True):
             if status is None:
                 self.superseded.add(index)

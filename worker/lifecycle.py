@@ -31,7 +31,7 @@ from celery.signals import (
 )
 
 from optimlab.service.db import jobs, workers
-from optimlab.service.jobs.recovery import requeue_orphans, resend_lost
+from optimlab.service.jobs.recovery import requeue_orphans, resend, resend_lost
 from optimlab.service.settings import Settings
 from optimlab.worker.celery_app import CeleryDispatcher
 from optimlab.worker.process import forget_inherited_engines, process_engine
@@ -137,9 +137,9 @@ class WorkerMonitor:
     def _hand_back_jobs(self, engine: Any, dispatcher: CeleryDispatcher) -> None:
         with engine.begin() as conn:
             running = jobs.running_on(conn, self.name)
+        handed_back = []
         for job in running:
             with engine.begin() as conn:
-                handed_back = jobs.requeue_job(conn, job)
-            if handed_back:
-                dispatcher.dispatch(str(job.id), job.queue)
-                log.warning("job %s handed back to queue %s: worker stops", job.id, job.queue)
+                if jobs.requeue_job(conn, job):
+                    handed_back.append(job)
+        resend(engine, dispatcher, handed_back, why="handed back (worker stops)")

@@ -110,6 +110,15 @@ def last_step(conn: Connection, job_id: uuid.UUID, name: str) -> int | None:
     return None if last is None else int(last)
 
 
+def last_steps(conn: Connection, job_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """The last step stored of each job, any series (jobs without points: -1)."""
+    c = chunks.c
+    query = (select(c.job_id, func.max(c.last_step)).where(c.job_id.in_(list(job_ids)))
+             .group_by(c.job_id))
+    found = {job_id: int(last) for job_id, last in conn.execute(query)}
+    return {job_id: found.get(job_id, -1) for job_id in job_ids}
+
+
 def series_names(conn: Connection, job_id: uuid.UUID) -> list[str]:
     query = select(chunks.c.name).where(chunks.c.job_id == job_id).distinct()
     return sorted(conn.scalars(query))

@@ -30,6 +30,20 @@ def get_sweep(conn: Connection, sweep_id: uuid.UUID) -> Sweep | None:
     return None if row is None else Sweep(**row._mapping)
 
 
+def fused_tasks(conn: Connection, job_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[str]]:
+    """The fused task (its job ids, in the order they were sent) each of these jobs was
+    sent in, read off their sweeps' fusion plans; a job sent alone is left out."""
+    query = (select(Job.id, Sweep.fusion).join(Sweep, Sweep.id == Job.sweep_id)
+             .where(Job.id.in_(job_ids)))
+    tasks: dict[uuid.UUID, list[str]] = {}
+    for job_id, fusion in conn.execute(query):
+        for task in (fusion or {}).get("tasks", []):
+            if str(job_id) in task:
+                tasks[job_id] = [str(member) for member in task]
+                break
+    return tasks
+
+
 def status_counts(conn: Connection, sweep_ids: list[uuid.UUID]) -> dict[uuid.UUID,
                                                                         dict[str, int]]:
     query = (select(Job.sweep_id, Job.status, func.count())

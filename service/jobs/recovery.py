@@ -5,13 +5,14 @@ flushed)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Protocol
 
 from sqlalchemy import Engine
 
-from optimlab.service.db import jobs
-from optimlab.service.db.models import utcnow
+from optimlab.service.db import jobs, sweeps
+from optimlab.service.db.models import Job, utcnow
 from optimlab.service.jobs.dispatch import Dispatcher
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ def requeue_orphans(engine: Engine, dispatcher: Dispatcher, *, stale_after: time
     alive_before = None if outage_grace is None else utcnow() - outage_grace
     with engine.begin() as conn:
         orphans = jobs.orphaned_jobs(conn, stale_after=stale_after, include_queued=include_queued)
-    count = 0
+    requeued = []
     for job in orphans:
         if job.status == jobs.RUNNING and not jobs.abandoned(
                 job, stale_before=stale_before, alive_before=alive_before):
@@ -50,10 +51,31 @@ def requeue_orphans(engine: Engine, dispatcher: Dispatcher, *, stale_after: time
         with engine.begin() as conn:
             if job.status == jobs.RUNNING and not jobs.requeue_job(conn, job):
                 continue
-        dispatcher.dispatch(str(job.id), job.queue)
-        log.warning("job %s (%s) sent back to queue %s", job.id, job.status, job.queue)
-        count += 1
-    return count
+        requeued.append(job)
+    resend(engine, dispatcher, requeued, why="sent back")
+    return len(requeued)
+
+
+def resend(engine: Engine, dispatcher: Dispatcher, requeued: Sequence[Job], *, why: str) -> None:
+    """Send requeued jobs to their queues: the jobs of one fused task together, as one
+    fused task again (its new attempt resumes the group's checkpoint: one job at a time,
+    each would start from step 0), the others one by one."""
+    with engine.connect() as conn:
+        tasks = sweeps.fused_tasks(conn, [job.id for job in requeued]) if requeued else {}
+    groups: dict[tuple[str, str], list[Job]] = {}
+    for job in requeued:
+        task = tasks.get(job.id)
+        if task is None:
+            dispatcher.dispatch(str(job.id), job.queue)
+            log.warning("job %s (%s) %s to queue %s", job.id, job.status, why, job.queue)
+        else:
+            groups.setdefault((task[0], job.queue), []).append(job)
+    for (_, queue), members in groups.items():
+        order = {job_id: k for k, job_id in enumerate(tasks[members[0].id])}
+        ids = sorted((str(job.id) for job in members), key=order.__getitem__)
+        dispatcher.dispatch_fused(ids, queue)
+        log.warning("jobs %s of a fused task %s to queue %s together", ", ".join(ids), why,
+                    queue)
 
 
 def resend_lost(engine: Engine, dispatcher: Dispatcher, broker: BrokerContents, *,

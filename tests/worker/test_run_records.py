@@ -100,13 +100,13 @@ def test_a_fused_tasks_jobs_beat_while_the_probe_decides(engine: Engine, stack: 
     plan = fused_execution._fusion_plan
     beaten: list[bool] = []
 
-    def slow_plan(claims: list[jobs.Claim], engine: Engine) -> Any:
+    def slow_plan(claims: list[jobs.Claim], engine: Engine, **options: Any) -> Any:
         claimed_at = [job(engine, c.job_id).heartbeat_at for c in claims]
         beaten.append(bool(wait_for(lambda: all(
             (beat := job(engine, c.job_id).heartbeat_at) is not None and beat > at
             for c, at in zip(claims, claimed_at, strict=True) if at is not None),
             timeout=20, what="heartbeats during the plan")))
-        return plan(claims, engine)
+        return plan(claims, engine, **options)
 
     monkeypatch.setattr(fused_execution, "_fusion_plan", slow_plan)
     execute_fused([str(i) for i in ids], engine=engine, settings=stack.settings, worker="w")

@@ -25,11 +25,20 @@ from typing import Protocol
 
 import torch
 
+from optimlab.worker.engine.checkpoint import Checkpointer, RunState
 from optimlab.worker.engine.data import DatasetSource
 from optimlab.worker.engine.devices import resolve_device
 from optimlab.worker.engine.fused.norms import HeldSteps
 from optimlab.worker.engine.fused.optimizers import FusedOptimizer, fused_optimizer
-from optimlab.worker.engine.fused.rows import job_rows
+from optimlab.worker.engine.fused.resume import (
+    FORMAT,
+    Checkpoints,
+    Saved,
+    restore,
+    rng_state,
+    set_rng_state,
+)
+from optimlab.worker.engine.fused.rows import JobRows, job_rows
 from optimlab.worker.engine.fused.schedule import ScheduleTrack, schedule_tracks
 from optimlab.worker.engine.fused.stacked import Mode, StackedProblem, build_stacked
 from optimlab.worker.engine.loop import plan_length
@@ -72,6 +81,7 @@ class _Buffer:
 @dataclass
 class FusedJob:
     index: int
+    origin: int  # its position in the specs of the run first checkpointed (resume.py)
     spec: JobSpec
     track: ScheduleTrack
     recorder: Recorder
@@ -101,12 +111,25 @@ class _Rows:
 def run_fused(specs: list[JobSpec], sink: FusedSink, *, flush_seconds: float = 0.5,
               clock: Callable[[], float] = time.perf_counter,
               source: DatasetSource | None = None, mode: Mode | None = None,
-              built: StackedProblem | None = None) -> list[TrainingSummary]:
+              built: StackedProblem | None = None, checkpointer: Checkpointer | None = None,
+              resume: RunState | None = None,
+              origins: Sequence[int] | None = None) -> list[TrainingSummary]:
     """Train every spec (they must share all but optimizer options, schedule and seed; see
     plan.fusion_key) as one run; return each job's summary, in the specs' order. ``mode``:
     how the model runs fused (stacked.modes; default the fastest). ``built``: these specs'
-    ``build_stacked``, when the caller has it (the run starts from a fresh copy)."""
+    ``build_stacked``, when the caller has it (the run starts from a fresh copy).
+
+    ``checkpointer``: hand the run's state over (resume.py) right after a flush that
+    stored every job's points up to the step, when its policy is due. ``resume``: go on
+    from such a state (in ``mode``, else the mode it was taken in); ``origins[k]`` is spec
+    k's position in the checkpointed run's specs (default: the same position). A job of the
+    state that is not among the specs is left out; one that had ended keeps the summary it
+    ended with."""
+    origins = list(range(len(specs))) if origins is None else list(origins)
     device = resolve_device(specs[0].device)
+    first = specs[0]
+    if resume is not None and mode is None:
+        mode = resume["mode"]  # the mode its numbers came from (any exact one would do)
     if built is None:
         problem = build_stacked(specs, device=device, source=source, mode=mode)
     elif built.params[0].shape[0] != len(specs):
@@ -114,26 +137,35 @@ def run_fused(specs: list[JobSpec], sink: FusedSink, *, flush_seconds: float = 0
                          f"{len(specs)} specs")
     else:
         problem = built.fresh(mode or built.mode)
-    first = specs[0]
     steps, per_epoch = plan_length(first, problem.train.rows)
+    saved = None if resume is None else restore(resume, origins, steps=steps)
     optimizer = fused_optimizer(first.optimizer.name,
                                 [spec.optimizer.kwargs for spec in specs], problem.params)
     tracks = schedule_tracks(specs, steps=steps)
     row_names = ["grad_norm", "update_norm", "param_norm", *_recorded_names(problem)]
-    jobs = [_job(i, spec, track, problem, steps, str(device), flush_seconds, clock,
+    jobs = [_job(i, origin, spec, track, problem, steps, str(device), flush_seconds, clock,
                  len(row_names))
-            for i, (spec, track) in enumerate(zip(specs, tracks, strict=True))]
-    run = _Run(problem, optimizer, jobs, sink, steps, per_epoch, row_names)
+            for i, (origin, spec, track) in enumerate(zip(origins, specs, tracks, strict=True))]
     rows = job_rows(problem.train.rows, first.batch_size, [s.seed for s in specs],
                     drop_last=first.drop_last, device=device)
+    run = _Run(problem, optimizer, jobs, sink, steps, per_epoch, row_names,
+               ordered=saved is None)
+    start = 0
+    if saved is not None:
+        run.restore(saved, rows)
+        start = saved.step + 1
+    checkpoints = None if checkpointer is None else Checkpoints(checkpointer, clock,
+                                                                after=start - 1)
     with collector_paused():
-        for step in range(steps):
-            batch = next(rows)
-            run.step(step, None if batch is None else batch[run.alive], last=step == steps - 1)
-            run.flush_if_due()
-            run.drop_ended(step)
+        for step in range(start, steps):
             if not run.active:
                 break
+            batch = next(rows)
+            run.step(step, None if batch is None else batch[run.alive], last=step == steps - 1)
+            flushed = run.flush_if_due()
+            run.drop_ended(step)
+            if flushed and run.active and checkpoints is not None and checkpoints.due(step):
+                checkpoints.save(step, run.state(step, rows))
         run.finish()
     return [job.summary for job in jobs]
 
@@ -153,7 +185,7 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _job(index: int, spec: JobSpec, track: ScheduleTrack, problem: StackedProblem,
+def _job(index: int, origin: int, spec: JobSpec, track: ScheduleTrack, problem: StackedProblem,
          steps: int, device: str, flush_seconds: float, clock: Callable[[], float],
          norms: int) -> FusedJob:
     summary = TrainingSummary(device=device, parameter_count=problem.parameter_count,
@@ -162,12 +194,13 @@ def _job(index: int, spec: JobSpec, track: ScheduleTrack, problem: StackedProble
     recorder = Recorder(buffer, summary, flush_seconds=flush_seconds, clock=clock,
                         thresholds=spec.summary.thresholds)
     width = 2 + (track.momentum_key is not None) + norms  # lr, loss, momentum, norms
-    return FusedJob(index, spec, track, recorder, buffer, StopRules(spec), width)
+    return FusedJob(index, origin, spec, track, recorder, buffer, StopRules(spec), width)
 
 
 class _Run:
     def __init__(self, problem: StackedProblem, optimizer: FusedOptimizer, jobs: list[FusedJob],
-                 sink: FusedSink, steps: int, per_epoch: int, row_names: list[str]) -> None:
+                 sink: FusedSink, steps: int, per_epoch: int, row_names: list[str], *,
+                 ordered: bool = True) -> None:
         self.problem = problem
         self.optimizer = optimizer
         self.active = list(jobs)
@@ -184,8 +217,55 @@ class _Run:
         self.unflushed = 0  # steps recorded since the last flush (by every live job)
         self.ending = False  # whether some active job has an ending, to drop
         self.held = HeldSteps(problem.params, record_params=self.recorded)
-        self._order_by_update_group()
+        if ordered:  # a resumed run takes the order of the run it resumes
+            self._order_by_update_group()
         self._active_changed()
+
+    def state(self, step: int, rows: JobRows) -> RunState:
+        """The run's state after ``step``, taken right after a flush (resume.py)."""
+        if self.rows.losses or len(self.held):
+            raise RuntimeError("a fused run's state is taken right after a flush")
+        problem = self.problem
+        return {
+            "format": FORMAT, "step": step, "stored_step": step, "steps": self.steps,
+            "mode": problem.mode,
+            "jobs": [{"origin": job.origin, "recorder": job.recorder.state_dict(),
+                      "stops": job.stops.state_dict(), "ended_at_loss": job.ended_at_loss,
+                      "ending": None if job.ending is None else list(job.ending)}
+                     for job in [*self.active, *self.ended]],
+            "active": [job.origin for job in self.active],
+            "params": [p.detach().clone() for p in problem.params],
+            "optimizer": self.optimizer.state_dict(),
+            "rows": rows.state_dict([int(k) for k in self.alive.tolist()]),
+            "rng": rng_state(),
+        }
+
+    def restore(self, saved: Saved, rows: JobRows) -> None:
+        """Go on from a checkpoint: its jobs' bookkeeping, then its stacks, kept to the
+        jobs of this run that were still active in it (in its order)."""
+        for job, entry in zip(self.active, saved.entries, strict=True):
+            job.recorder.load_state_dict(entry["recorder"])
+            job.stops.load_state_dict(entry["stops"])
+            job.ended_at_loss = bool(entry["ended_at_loss"])
+            ending = entry["ending"]
+            job.ending = None if ending is None else (str(ending[0]), ending[1])
+        going = set(saved.active)
+        self.ended = [job for k, job in enumerate(self.active) if k not in going]
+        self._keep(saved.active)  # the loop's own way of dropping jobs
+        state = saved.state
+        if self.active:
+            picked = torch.tensor(saved.rows, dtype=torch.long)
+            with torch.no_grad():
+                for mine, theirs in zip(self.problem.params, state["params"], strict=True):
+                    mine.copy_(theirs.index_select(0, picked).to(mine.device))
+            self.optimizer.load_state_dict(state["optimizer"], saved.rows)
+            self.held = HeldSteps(self.problem.params, record_params=self.recorded)
+            rows.load_state_dict(state["rows"], dict(zip(saved.active, saved.rows,
+                                                         strict=True)))
+            self._active_changed()
+        set_rng_state(state["rng"])
+        self.last_step = saved.step
+        self.rows = _Rows(first=saved.step + 1)
 
     def _order_by_update_group(self) -> None:
         """Put the jobs that the optimizer updates with the same branches next to each
@@ -300,16 +380,18 @@ class _Run:
                 results.append((f"{prefix}_accuracy", [h / part.rows for h in hits.tolist()]))
         return results
 
-    def flush_if_due(self) -> None:
+    def flush_if_due(self) -> bool:
+        """Write the live jobs' points when due; whether it wrote."""
         first = next((job for job in self.active if job.ending is None), None)
         if first is None or not first.recorder.due(self.unflushed * first.width):
-            return
+            return False
         live = [job for job in self.active if job.ending is None]
         self.unflushed = 0
         for job, keep_going in zip(live, self._write(live), strict=True):
             if not keep_going:
                 job.ending = ("cancelled", None)
                 self.ending = True
+        return True
 
     def _write(self, jobs: list[FusedJob]) -> list[bool]:
         self._collect()

@@ -240,6 +240,43 @@ class FusedOptimizer:
         self._views.clear()
         self._last_keys = None
 
+    def state_dict(self) -> dict[str, Any]:
+        """What the jobs' torch.optim instances would hand over, for every job at once, as
+        plain data: the step counts, the stacked state tensors (copies), and the per-job
+        values that torch.optim keeps in scalar tensors or as a buffer's existence (the
+        options themselves are the specs', read again on loading)."""
+        return {"steps": list(self.steps), "lr": list(self.lr), "cycled": list(self.cycled),
+                "state": [{name: t.detach().clone() for name, t in state.items()}
+                          for state in self.state],
+                "param_values": [{name: list(v) for name, v in values.items()}
+                                 for values in self.param_values]}
+
+    def load_state_dict(self, state: dict[str, Any], jobs: list[int]) -> None:
+        """Go on from ``state``: this optimizer's job k is the state's job ``jobs[k]`` (so
+        a resumed run may hold some of the jobs only, in any order)."""
+        if len(jobs) != self.jobs:
+            raise ValueError(f"expected {self.jobs} jobs to load, got {len(jobs)}")
+        if len(state["state"]) != len(self.params):
+            raise ValueError(f"a state of {len(state['state'])} parameters for "
+                             f"{len(self.params)}")
+        rows = torch.tensor(jobs, dtype=torch.long)
+        self.steps = [int(step) for step in state["steps"]]
+        self.lr = [float(state["lr"][j]) for j in jobs] if state["lr"] else []
+        self.cycled = [float(state["cycled"][j]) for j in jobs] if state["cycled"] else []
+        for mine, theirs in zip(self.state, state["state"], strict=True):
+            for name, tensor in mine.items():
+                tensor.copy_(theirs[name].index_select(0, rows))
+        self.param_values = [{name: [v[j] for j in jobs] for name, v in values.items()}
+                             for values in state["param_values"]]
+        self.loaded()
+
+    def loaded(self) -> None:
+        """Forget what is cached from the values before a load (subclasses cache more)."""
+        self._columns.clear()
+        self._groups.clear()
+        self._views.clear()
+        self._last_keys = None
+
     # ------------------------------------------------------------------ helpers
 
     def scalar(self, name: str, fn: Callable[..., float], *inputs: Sequence[float],

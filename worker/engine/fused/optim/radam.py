@@ -46,11 +46,16 @@ class FusedRAdam(FusedOptimizer):
         v["key"] = [common_flags(g) for g in groups]
         self._rectified: tuple[int, list[float], list[int]] | None = None
 
+    def loaded(self) -> None:
+        super().loaded()
+        self._rectified = None
+
     def new_state(self, param: Tensor) -> State:
         return {"exp_avg": torch.zeros_like(param), "exp_avg_sq": torch.zeros_like(param)}
 
     def keys(self, index: int) -> list[int]:
-        step = self.steps[index]
+        # before the first step (group_order), the keys of the first: rho at t = 0 is 0/0
+        step = max(1, self.steps[index])
         beta2 = self.values["beta2"]
         cached = self._rectified
         if cached is None or cached[0] != step or cached[1] is not beta2:

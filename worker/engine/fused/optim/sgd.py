@@ -65,6 +65,11 @@ class FusedSGD(FusedOptimizer):
         super().keep(rows, params)
         self._settled.clear()
 
+    def loaded(self) -> None:
+        super().loaded()
+        self._keys.clear()
+        self._settled.clear()
+
     def scalars(self, index: int, step: int) -> dict[str, Scalar]:
         v = self.values
         return {

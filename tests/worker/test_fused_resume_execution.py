@@ -1,0 +1,190 @@
+"""A fused task that dies after checkpointing, run again against the real databases: the new
+attempt resumes from the group's checkpoint, replaces what the dead one stored after it,
+and every job's history is the uninterrupted fused run's, bit for bit (the worker's
+wall_time aside); the orphans go back as one fused task, even when some jobs are gone."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+from sqlalchemy import Engine, update
+
+from optimlab.service.db import jobs, metrics
+from optimlab.service.db.models import Job, utcnow
+from optimlab.service.jobs.callers import LOCAL
+from optimlab.service.jobs.cancel import cancel_job
+from optimlab.service.jobs.recovery import requeue_orphans
+from optimlab.service.jobs.sweep_spec import SweepSpec
+from optimlab.service.jobs.sweeps import submit_sweep
+from optimlab.service.settings import Settings
+from optimlab.worker.checkpoints import CheckpointStore
+from optimlab.worker.engine.fused.loop import run_fused
+from optimlab.worker.execution import WALL_TIME
+from optimlab.worker.fused_checkpoints import StoreCheckpointer, fused_group
+from optimlab.worker.fused_execution import SqlFusedSink, execute_fused
+from optimlab.worker.spec import JobSpec
+from tests.conftest import Stack
+from tests.seed_table import SEED_SPEC
+from tests.worker.engine.fused.fusing import CollectingSink
+
+SWEEP: dict[str, Any] = {
+    "name": "resumed", "base": {**SEED_SPEC, "steps": 240}, "seeds": None,
+    "axes": {"optimizer.lr": [0.001, 0.01], "optimizer.momentum": [0.0, 0.9]}}
+
+
+class Killed(BaseException):
+    """The process died: nothing of the task's own handling runs (no fallback, no finish)."""
+
+
+class Messages:
+    """A dispatcher that keeps what it was asked to send."""
+
+    def __init__(self) -> None:
+        self.fused: list[list[str]] = []
+        self.alone: list[str] = []
+
+    def dispatch(self, job_id: str, queue: str) -> None:
+        self.alone.append(job_id)
+
+    def dispatch_fused(self, job_ids: list[str], queue: str) -> None:
+        self.fused.append(list(job_ids))
+
+    def ping(self, timeout: float = 2.0) -> None:
+        pass
+
+
+def settings_of(stack: Stack) -> Settings:
+    # a flush every step or so, a checkpoint every 30 steps, all of them kept
+    return stack.settings.model_copy(update={"flush_seconds": 0.001, "checkpoint_every": 30,
+                                             "checkpoint_seconds": None,
+                                             "checkpoint_keep": 100})
+
+
+def die_after_checkpoints(monkeypatch: pytest.MonkeyPatch, count: int, writes: int) -> None:
+    """The run dies ``writes`` flushes after its ``count``-th checkpoint, once those are
+    stored (a killed process's last transactions are committed or not at all)."""
+    saved = 0
+    after = 0
+    save, write = StoreCheckpointer.save, SqlFusedSink.write
+
+    def counting_save(self: StoreCheckpointer, step: int, state: Any) -> None:
+        nonlocal saved
+        save(self, step, state)
+        saved += 1
+
+    def dying_write(self: SqlFusedSink, updates: Any) -> list[bool]:
+        nonlocal after
+        answer = write(self, updates)
+        if saved >= count:
+            after += 1
+            if after > writes:
+                self.drain()
+                raise Killed
+        return answer
+
+    monkeypatch.setattr(StoreCheckpointer, "save", counting_save)
+    monkeypatch.setattr(SqlFusedSink, "write", dying_write)
+
+
+def stored(engine: Engine, job_id: uuid.UUID) -> dict[str, list[float]]:
+    with engine.connect() as conn:
+        names = [n for n in metrics.series_names(conn, job_id) if n != WALL_TIME]
+        loaded = metrics.load(conn, job_id, names)
+    for name, (steps, _) in loaded.items():  # one value per step: no gap, no duplicate
+        assert np.array_equal(steps, np.arange(steps.size)), name
+    return {name: values.tolist() for name, (_, values) in loaded.items()}
+
+
+def uninterrupted(specs: list[dict[str, Any]]) -> list[dict[str, list[float]]]:
+    sink = CollectingSink(len(specs))
+    run_fused([JobSpec.model_validate(spec) for spec in specs], sink)
+    return [sink.history(index) for index in range(len(specs))]
+
+
+def get(engine: Engine, job_id: uuid.UUID) -> Job:
+    with engine.connect() as conn:
+        found = jobs.get_job(conn, job_id)
+    assert found is not None
+    return found
+
+
+def test_a_killed_fused_task_resumes_from_its_checkpoint_with_every_history_exact(
+        engine: Engine, stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = settings_of(stack)
+    sent = Messages()
+    submit_sweep(engine=engine, dispatcher=sent, settings=settings, caller=LOCAL,
+                         request=SweepSpec.model_validate(SWEEP))
+    (task,) = sent.fused
+    ids = [uuid.UUID(job_id) for job_id in task]
+    with monkeypatch.context() as patch:
+        die_after_checkpoints(patch, count=2, writes=5)
+        with pytest.raises(Killed):
+            execute_fused(task, engine=engine, settings=settings, worker="first")
+    group = fused_group(engine, task)
+    store = CheckpointStore(settings.checkpoints)
+    checkpoint = store.steps(group.key)[-1]
+    with engine.connect() as conn:
+        left = metrics.last_steps(conn, ids)
+    assert all(last > checkpoint for last in left.values())  # points past the checkpoint
+    assert all(get(engine, i).status == jobs.RUNNING for i in ids)
+
+    # one job is cancelled meanwhile; the others' heartbeats go stale; the monitor sends
+    # them back as one fused task, in the task's order
+    cancel_job(engine=engine, caller=LOCAL, job_id=ids[1])
+    with engine.begin() as conn:
+        conn.execute(update(Job).where(Job.id.in_(ids))
+                     .values(heartbeat_at=utcnow() - timedelta(hours=1)))
+    again = Messages()
+    assert requeue_orphans(engine, again, stale_after=timedelta(seconds=60)) == 3
+    assert again.alone == []
+    assert again.fused == [[task[0], task[2], task[3]]]
+    execute_fused(again.fused[0], engine=engine, settings=settings, worker="second")
+
+    specs = [get(engine, i).spec for i in ids]
+    expected = uninterrupted(specs)
+    for index, job_id in enumerate(ids):
+        done = get(engine, job_id)
+        if index == 1:
+            assert done.status == jobs.CANCELLED
+            continue
+        assert done.status == jobs.SUCCEEDED, done.error
+        assert done.attempt == 2
+        assert done.summary is not None
+        assert done.summary["resume"] == {
+            "attempts": 2, "started_at_step": checkpoint + 1,
+            "steps_recomputed": left[job_id] - checkpoint}
+        assert done.summary["steps_done"] == SWEEP["base"]["steps"]
+        assert stored(engine, job_id) == expected[index]
+    assert store.steps(group.key) == []  # every job of the group finished: nothing kept
+
+
+def test_a_task_without_a_checkpoint_starts_again_from_step_zero(
+        engine: Engine, stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = settings_of(stack).model_copy(update={"checkpoint_every": None})
+    sent = Messages()
+    submit_sweep(engine=engine, dispatcher=sent, settings=settings, caller=LOCAL,
+                 request=SweepSpec.model_validate(SWEEP))
+    (task,) = sent.fused
+    ids = [uuid.UUID(job_id) for job_id in task]
+    with monkeypatch.context() as patch:
+        die_after_checkpoints(patch, count=0, writes=20)
+        with pytest.raises(Killed):
+            execute_fused(task, engine=engine, settings=settings, worker="first")
+    with engine.begin() as conn:
+        conn.execute(update(Job).where(Job.id.in_(ids))
+                     .values(heartbeat_at=utcnow() - timedelta(hours=1)))
+        left = metrics.last_steps(conn, ids)
+    execute_fused(task, engine=engine, settings=settings, worker="second")
+
+    expected = uninterrupted([get(engine, i).spec for i in ids])
+    for index, job_id in enumerate(ids):
+        done = get(engine, job_id)
+        assert done.status == jobs.SUCCEEDED, done.error
+        assert done.summary is not None
+        assert done.summary["resume"] == {"attempts": 2, "started_at_step": 0,
+                                          "steps_recomputed": left[job_id] + 1}
+        assert stored(engine, job_id) == expected[index]
