@@ -29,10 +29,11 @@ from tests.stacks import wait_for
 from tests.worker.engine.fused.fusing import CollectingSink
 
 STEPS = 10_000
-SWEEP: dict[str, Any] = {
-    "name": "killed fused sweep", "base": {**SEED_SPEC, "steps": STEPS}, "seeds": None,
-    "axes": {"optimizer.lr": [0.0001, 0.0002], "optimizer.momentum": [0.0, 0.5]}}
 CHECKPOINT_EVERY = 1_500
+SWEEP: dict[str, Any] = {
+    "name": "killed fused sweep",
+    "base": {**SEED_SPEC, "steps": STEPS, "checkpoint_every": CHECKPOINT_EVERY},
+    "seeds": None, "axes": {"optimizer.lr": [0.0001, 0.0002], "optimizer.momentum": [0.0, 0.5]}}
 
 
 def _stored_past(engine: Engine, task: list[str], store: CheckpointStore, key: str) -> bool:
@@ -69,8 +70,8 @@ def _uninterrupted(specs: list[dict[str, Any]]) -> list[dict[str, list[float]]]:
 def test_a_killed_fused_task_resumes_from_its_checkpoint_to_the_same_numbers(
         stack: Stack, engine: Engine, client: TestClient, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch, victim: str) -> None:
-    monkeypatch.setenv("OPTIMLAB_CHECKPOINT_EVERY", str(CHECKPOINT_EVERY))
     monkeypatch.setenv("OPTIMLAB_CHECKPOINT_SECONDS", "3600")
+    monkeypatch.setenv("OPTIMLAB_CHECKPOINT_MIN_SECONDS", "0")
     first = start_worker(stack, engine, tmp_path / "first.log")
     second = None
     try:

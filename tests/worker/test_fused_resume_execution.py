@@ -32,8 +32,15 @@ from tests.seed_table import SEED_SPEC
 from tests.worker.engine.fused.fusing import CollectingSink
 
 SWEEP: dict[str, Any] = {
-    "name": "resumed", "base": {**SEED_SPEC, "steps": 240}, "seeds": None,
-    "axes": {"optimizer.lr": [0.001, 0.01], "optimizer.momentum": [0.0, 0.9]}}
+    "name": "resumed", "base": {**SEED_SPEC, "steps": 240, "checkpoint_every": 30},
+    "seeds": None, "axes": {"optimizer.lr": [0.001, 0.01], "optimizer.momentum": [0.0, 0.9]}}
+# The same without a checkpoint before its end (the service's default: every hour here).
+UNCHECKPOINTED: dict[str, Any] = {**SWEEP, "base": {**SEED_SPEC, "steps": 240}}
+
+
+# The killed run's process lives in this test: its jobs name a holder on another host, so
+# that their stale heartbeats alone tell they are lost (as for a worker that died there).
+DEAD_HOST = "a-host-that-died"
 
 
 class Killed(BaseException):
@@ -58,9 +65,9 @@ class Messages:
 
 
 def settings_of(stack: Stack) -> Settings:
-    # a flush every step or so, a checkpoint every 30 steps, all of them kept
-    return stack.settings.model_copy(update={"flush_seconds": 0.001, "checkpoint_every": 30,
-                                             "checkpoint_seconds": None,
+    # a flush every step or so, checkpoints as often as the specs say, all of them kept
+    return stack.settings.model_copy(update={"flush_seconds": 0.001, "checkpoint_seconds": 3600,
+                                             "checkpoint_min_seconds": 0.0,
                                              "checkpoint_keep": 100})
 
 
@@ -137,7 +144,8 @@ def test_a_killed_fused_task_resumes_from_its_checkpoint_with_every_history_exac
     cancel_job(engine=engine, caller=LOCAL, job_id=ids[1])
     with engine.begin() as conn:
         conn.execute(update(Job).where(Job.id.in_(ids))
-                     .values(heartbeat_at=utcnow() - timedelta(hours=1)))
+                     .values(heartbeat_at=utcnow() - timedelta(hours=1),
+                             holder_host=DEAD_HOST))
     again = Messages()
     assert requeue_orphans(engine, again, stale_after=timedelta(seconds=60)) == 3
     assert again.alone == []
@@ -164,10 +172,10 @@ def test_a_killed_fused_task_resumes_from_its_checkpoint_with_every_history_exac
 
 def test_a_task_without_a_checkpoint_starts_again_from_step_zero(
         engine: Engine, stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = settings_of(stack).model_copy(update={"checkpoint_every": None})
+    settings = settings_of(stack)
     sent = Messages()
     submit_sweep(engine=engine, dispatcher=sent, settings=settings, caller=LOCAL,
-                 request=SweepSpec.model_validate(SWEEP))
+                 request=SweepSpec.model_validate(UNCHECKPOINTED))
     (task,) = sent.fused
     ids = [uuid.UUID(job_id) for job_id in task]
     with monkeypatch.context() as patch:
@@ -176,7 +184,8 @@ def test_a_task_without_a_checkpoint_starts_again_from_step_zero(
             execute_fused(task, engine=engine, settings=settings, worker="first")
     with engine.begin() as conn:
         conn.execute(update(Job).where(Job.id.in_(ids))
-                     .values(heartbeat_at=utcnow() - timedelta(hours=1)))
+                     .values(heartbeat_at=utcnow() - timedelta(hours=1),
+                             holder_host=DEAD_HOST))
         left = metrics.last_steps(conn, ids)
     execute_fused(task, engine=engine, settings=settings, worker="second")
 
