@@ -28,6 +28,7 @@ from optimlab.service.jobs.datasets import SqlDatasetSource
 from optimlab.service.settings import Settings
 from optimlab.worker.checkpoints import CheckpointStore
 from optimlab.worker.db_retry import Outbox
+from optimlab.worker.engine import TrainingSummary
 from optimlab.worker.engine.devices import DeviceUnavailable, resolve_device
 from optimlab.worker.engine.fused.loop import JobUpdate, run_fused
 from optimlab.worker.engine.fused.plan import fusion_key
@@ -37,12 +38,14 @@ from optimlab.worker.engine.sink import SeriesColumns
 from optimlab.worker.execution import (
     WALL_TIME,
     Heartbeat,
+    Outcome,
     backoff_of,
     claim_jobs,
     finish_all,
     finite_json,
     run_claimed,
     store_lines,
+    wall_time_exceeded,
 )
 from optimlab.worker.fused_checkpoints import (
     StoreCheckpointer,
@@ -103,7 +106,8 @@ def _fused_run(sent: Sequence[str], claims: list[jobs.Claim], *, engine: Engine,
     notes = [{"resume": describe(begin, index, claim.attempt)}
              for index, claim in enumerate(claims)]
     sink = SqlFusedSink(engine, claims, run_log, settings=settings,
-                        replace_after=begin.step, notes=notes)
+                        replace_after=begin.step, notes=notes,
+                        max_seconds=settings.max_job_seconds)
     checkpointer = StoreCheckpointer(store, group, policy(specs[0], settings), sink.drain,
                                      keep=settings.checkpoint_keep,
                                      recomputed=begin.recomputed)
@@ -122,13 +126,21 @@ def _fused_run(sent: Sequence[str], claims: list[jobs.Claim], *, engine: Engine,
         return _left(claims, sink), f"the fused run failed: {detail}"
     extra = {"fusion": {"fused_with": len(claims) - 1, "mode": mode, "reason": None},
              "process": meter.figures(shared_by=len(claims))}
-    done = [(claim, jobs.SUCCEEDED,
-             {**finite_json(summary.as_dict()), **extra, **notes[index]}, None)
+    done = [_outcome(claim, summary, {**extra, **notes[index]}, sink.timed_out.get(index))
             for index, (claim, summary) in enumerate(zip(claims, results, strict=True))
             if index not in sink.superseded]
     finish_all(engine, done, run_log=run_log, backoff=backoff_of(settings))
     forget_if_done(engine, store, group)
     return [], ""
+
+
+def _outcome(claim: jobs.Claim, summary: TrainingSummary, extra: dict[str, Any],
+             timed_out: str | None) -> Outcome:
+    """A fused job's outcome: succeeded, or failed past its wall time (points kept)."""
+    if timed_out is None:
+        return claim, jobs.SUCCEEDED, {**finite_json(summary.as_dict()), **extra}, None
+    summary.outcome, summary.stop_reason = "stopped", "wall-time limit"
+    return claim, jobs.FAILED, {**finite_json(summary.as_dict()), **extra}, timed_out
 
 
 def _left(claims: list[jobs.Claim], sink: SqlFusedSink) -> list[jobs.Claim]:
@@ -205,7 +217,8 @@ class SqlFusedSink:
     def __init__(self, engine: Engine, claims: list[jobs.Claim],
                  run_log: RunLog | None = None, *, settings: Settings | None = None,
                  replace_after: int = -1,
-                 notes: Sequence[dict[str, Any]] | None = None) -> None:
+                 notes: Sequence[dict[str, Any]] | None = None,
+                 max_seconds: float | None = None) -> None:
         settings = settings or Settings()
         self.outbox: Outbox[tuple[list[_Stored], list[Pending]], None] = Outbox(
             self._store_retried, size=_points, limit=settings.unstored_points_limit,
@@ -218,6 +231,8 @@ class SqlFusedSink:
         self.wall_steps = [-1] * len(claims)  # the step of each job's last wall_time point
         self.superseded: set[int] = set()
         self.going_on = [True] * len(claims)
+        self.max_seconds = max_seconds  # each job's wall-time limit, checked at each write
+        self.timed_out: dict[int, str] = {}  # why a job was stopped for its wall time
         self.failure: BaseException | None = None
         self.batches: queue.Queue[list[_Stored] | None] = queue.Queue(maxsize=2)
         self.thread = threading.Thread(target=self._run, name="fused-writer", daemon=True)
@@ -228,7 +243,13 @@ class SqlFusedSink:
         # The summaries are taken now: the run keeps changing them while the batch waits.
         self.batches.put([(i, points, {**summary.as_dict(), **self.notes[i]})
                           for i, points, summary in updates])
-        return [self.going_on[index] for index, _, _ in updates]
+        if self.max_seconds is not None:
+            for index, _, summary in updates:
+                if summary.wall_seconds > self.max_seconds and index not in self.timed_out:
+                    self.timed_out[index] = wall_time_exceeded(self.max_seconds, summary)
+        # a job past its wall time stops as for a cancel; it fails, its points kept
+        return [self.going_on[index] and index not in self.timed_out
+                for index, _, _ in updates]
 
     def drain(self) -> None:
         """Wait until every batch written so far is stored; raise what a write raised."""

@@ -1,5 +1,6 @@
 """The worker keeps the service's limits: it checks a stored spec against the same settings
-as the API, and stops a run past its wall time, failing the job but keeping its points."""
+as the API, and stops a run past its wall time (alone or fused), failing the job but
+keeping its points."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy import Engine
 from optimlab.service.db import jobs, metrics
 from optimlab.service.db.models import Job
 from optimlab.worker.execution import execute_job
+from optimlab.worker.fused_execution import execute_fused
 from tests.conftest import Stack
 from tests.seed_table import SEED_SPEC
 
@@ -75,3 +77,28 @@ def test_without_a_wall_time_limit_a_job_runs_to_its_end(engine: Engine,
     execute_job(str(job_id), engine=engine, settings=stack.settings, worker="test-worker")
 
     assert _job(engine, job_id).status == jobs.SUCCEEDED
+
+
+def test_a_fused_run_past_its_wall_time_fails_each_job_and_keeps_their_metrics(
+        engine: Engine, stack: Stack) -> None:
+    specs = [{**LONG_SPEC, "optimizer": {"name": "SGD", "lr": lr}} for lr in (0.001, 0.002)]
+    ids = [_insert(engine, spec) for spec in specs]
+    settings = stack.settings.model_copy(update={"max_job_seconds": 0.5,
+                                                 "flush_seconds": 0.1})
+
+    execute_fused([str(job_id) for job_id in ids], engine=engine, settings=settings,
+                  worker="test-worker")
+
+    for job_id in ids:
+        failed = _job(engine, job_id)
+        assert failed.status == jobs.FAILED
+        assert failed.error is not None
+        assert "wall-time limit of 0.5 s" in failed.error
+        assert failed.summary is not None
+        assert failed.summary["outcome"] == "stopped"
+        assert failed.summary["fusion"]["fused_with"] == 1  # it stopped fused, not alone
+        steps_done = failed.summary["steps_done"]
+        assert 0 < steps_done < LONG_SPEC["steps"]
+        with engine.connect() as conn:
+            (losses,) = metrics.read_series(conn, job_id, ["loss"])
+        assert losses.steps == list(range(steps_done))
