@@ -21,7 +21,14 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from playwright.sync_api import BrowserContext, Error, Page, Playwright, sync_playwright
+from playwright.sync_api import (
+    BrowserContext,
+    Error,
+    Page,
+    Playwright,
+    Route,
+    sync_playwright,
+)
 
 from tests.processes import free_port, optimlab, running, wait_ready
 from tests.seed_table import SEED_SPEC
@@ -142,6 +149,27 @@ def test_the_seed_preset_runs_and_its_chart_holds_the_apis_history(stack: Stack,
     page.goto(f"{stack.url}/jobs")
     page.get_by_role("link", name="seed: SGD, fixed lr").first.wait_for()
     screenshot(page, "jobs")
+
+
+def test_a_history_fetch_answered_503_is_asked_again_until_the_chart_draws(
+        stack: Stack, page: Page) -> None:
+    job_id = stack.finished_job(SEED_SPEC)
+    answered: list[int] = []
+
+    def database_away_once(route: Route) -> None:
+        if not answered:  # as the API answers while its database is away
+            answered.append(503)
+            route.fulfill(status=503, headers={"Retry-After": "1"}, json={
+                "detail": "the database is unavailable", "code": "DATABASE_AWAY"})
+        else:
+            answered.append(200)
+            route.continue_()
+
+    page.route(f"**/v1/jobs/{job_id}/metrics*", database_away_once)
+    page.goto(f"{stack.url}/jobs/{job_id}")
+    steps, _ = chart_data(page, "job:loss")
+    assert steps == list(range(20))
+    assert answered[:2] == [503, 200]
 
 
 def test_dragging_across_a_chart_refetches_that_range_and_a_double_click_resets(
@@ -364,7 +392,12 @@ def test_with_auth_the_dashboard_asks_for_the_key_once_and_streams_with_it(
     page.get_by_role("heading", name="keyed").wait_for()
     assert page.evaluate("localStorage.getItem('optimlab.apiKey')") == key
     page.locator(".page-head .badge.status-running").wait_for(timeout=60_000)
-    wait_for(lambda: streams, timeout=30, what="the job's event stream to open")
+    try:
+        wait_for(lambda: streams, timeout=60, what="the job's event stream to open")
+    except AssertionError as exc:  # say what the page showed instead
+        shown = page.evaluate("""() => [...document.querySelectorAll('.live-note, [role=alert]')]
+            .map(e => e.textContent)""")
+        raise AssertionError(f"{exc}; the page showed {shown}") from None
     assert streams[0]["authorization"] == f"Bearer {key}"
     assert key not in "".join(r for r in streams[0].values() if r != streams[0]["authorization"])
     # the stream's status event, not a reload, shows the cancel

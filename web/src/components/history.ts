@@ -3,12 +3,20 @@
 // downsampled when the appended points grow past LIVE_REFETCH.
 
 import { useEffect, useRef, useState } from "preact/hooks";
-import { api } from "../api";
+import { api, ApiError } from "../api";
 import { appendPoints, emaAfter, type Ema, emptyTrace, lastStep, resumeCursor, type Trace } from "../lib/live";
 import { AuthedEventSource } from "../lib/sse";
 import type { Downsampling, Job, Metrics } from "../types";
 
 export const LIVE_REFETCH = 3000;
+export const RETRY_MS = 2000;
+
+/** Worth asking again: the server or the network failed (a 503 while its database is
+ * away, a restart), not the request itself. */
+export function retryable(error: unknown): boolean {
+  if (error instanceof ApiError) return error.status >= 500 || error.status === 429;
+  return !(error instanceof DOMException && error.name === "AbortError");
+}
 export const WALL = "wall_time";
 
 export interface StatusEvent {
@@ -67,6 +75,7 @@ export function useJobHistory(o: Options): History {
   useEffect(() => {
     if (!id) return;
     const controller = new AbortController();
+    let retry: ReturnType<typeof setTimeout> | undefined;
     setState((s) => ({ ...s, loading: true }));
     api.metrics(id, { names: wanted, max_points: o.width, from_step: o.range?.[0] ?? null,
                       to_step: o.range?.[1] ?? null, smoothing: weight }, controller.signal)
@@ -78,9 +87,15 @@ export function useJobHistory(o: Options): History {
         setState((s) => ({ ...s, traces: out, downsampled, loading: false, error: null,
                            generation: s.generation + 1, fetched: rangeKey }));
       }, (error: unknown) => {
-        if (!controller.signal.aborted) setState((s) => ({ ...s, loading: false, error }));
+        if (controller.signal.aborted) return;
+        setState((s) => ({ ...s, loading: false, error }));
+        // shown meanwhile; the page recovers by itself once the server answers again
+        if (retryable(error)) retry = setTimeout(() => setRefetch((n) => n + 1), RETRY_MS);
       });
-    return () => controller.abort();
+    return () => {
+      controller.abort();
+      clearTimeout(retry);
+    };
   }, [id, namesKey, o.range?.[0], o.range?.[1], weight, o.width, refetch]);
 
   // Only on top of the whole history, once it is there (not a zoomed range's, nor while a
