@@ -1,5 +1,6 @@
 """A fused sweep task SIGKILLed mid-run on Redis + PostgreSQL, the pool child running it or
-the worker's main process (or the worker stopped, handing its jobs back): the next attempt
+the worker's main process (or the worker stopped, handing its jobs back), and on the
+embedded stack (the whole of `optimlab up` SIGKILLed and started again): the next attempt
 resumes from the group's checkpoint (its first step > 0), and every job's stored history
 is the uninterrupted fused run's, bit for bit (the worker's wall_time aside)."""
 
@@ -10,26 +11,32 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from optimlab.service.db import metrics
+from optimlab.service.db.connection import make_engine
 from optimlab.worker.checkpoints import CheckpointStore
 from optimlab.worker.engine.fused.loop import run_fused
 from optimlab.worker.fused_checkpoints import fused_group
 from optimlab.worker.spec import JobSpec
 from tests.conftest import Stack
+from tests.e2e.test_embedded_up import Embedded, embedded
 from tests.e2e.test_fused_sweep_worker import engine_series, finished_sweep, sweep_jobs
+from tests.e2e.test_resume_worker import up_env
 from tests.e2e.test_worker_stack import start_worker
-from tests.processes import stop
+from tests.processes import running, stop
 from tests.seed_table import SEED_SPEC
 from tests.stacks import wait_for
 from tests.worker.engine.fused.fusing import CollectingSink
 
 STEPS = 10_000
 CHECKPOINT_EVERY = 1_500
+__all__ = ["embedded", "up_env"]  # the fixtures, imported for the `optimlab up` test
+
 SWEEP: dict[str, Any] = {
     "name": "killed fused sweep",
     "base": {**SEED_SPEC, "steps": STEPS, "checkpoint_every": CHECKPOINT_EVERY},
@@ -111,3 +118,45 @@ def test_a_killed_fused_task_resumes_from_its_checkpoint_to_the_same_numbers(
         assert engine_series(stored) == history
     assert resumer is not None
     assert store.steps(group.key) == []
+
+
+def _assert_resumed(client: httpx.Client, sweep_id: str, task: list[str]) -> None:
+    """Every job of the task resumed once, fused, past step 0, to the uninterrupted run."""
+    jobs = {job["id"]: job for job in sweep_jobs(client, sweep_id)}
+    expected = _uninterrupted([jobs[job_id]["spec"] for job_id in task])
+    for job_id, history in zip(task, expected, strict=True):
+        job = jobs[job_id]
+        assert job["status"] == "succeeded", job["error"]
+        assert job["attempt"] == 2
+        resumed = job["summary"]["resume"]
+        assert resumed["attempts"] == 2
+        assert resumed["started_at_step"] >= CHECKPOINT_EVERY  # from the checkpoint
+        assert job["summary"]["fusion"]["fused_with"] == len(task) - 1
+        stored = client.get(f"/v1/jobs/{job_id}/metrics").json()["series"]
+        assert engine_series(stored) == history
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.usefixtures("up_env")
+def test_optimlab_up_killed_mid_fused_sweep_resumes_it_from_its_checkpoint(
+        embedded: Embedded, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPTIMLAB_CHECKPOINT_SECONDS", "3600")
+    store = CheckpointStore(str(embedded.data_dir / "checkpoints"))
+    engine = make_engine(f"sqlite:///{embedded.data_dir / 'optimlab.db'}")
+    try:
+        with httpx.Client(base_url=embedded.url, timeout=30) as client:
+            with running(embedded.start()) as up:
+                created = client.post("/v1/sweeps", json=SWEEP)
+                assert created.status_code == 201, created.text
+                sweep_id = created.json()["id"]
+                (task,) = created.json()["fusion"]["tasks"]
+                key = fused_group(engine, task).key
+                wait_for(lambda: _stored_past(engine, task, store, key), timeout=120,
+                         interval=0.05, what="a checkpoint and points past it")
+                stop(up, signal.SIGKILL)
+            with running(embedded.start()):
+                finished_sweep(client, sweep_id, timeout=150)
+                _assert_resumed(client, sweep_id, task)
+    finally:
+        engine.dispose()
+    assert store.steps(key) == []  # the group's checkpoints go once every job is done

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 import torch
@@ -36,7 +37,7 @@ def engine_series(stored: list[dict[str, Any]]) -> dict[str, list[float | None]]
     return {s["name"]: s["values"] for s in stored if s["name"] != WALL_TIME}
 
 
-def finished_sweep(client: TestClient, sweep_id: str, timeout: float) -> dict[str, Any]:
+def finished_sweep(client: httpx.Client, sweep_id: str, timeout: float) -> dict[str, Any]:
     def finished() -> dict[str, Any] | None:
         body: dict[str, Any] = client.get(f"/v1/sweeps/{sweep_id}").json()
         return body if body["status"] == "finished" else None
@@ -44,7 +45,7 @@ def finished_sweep(client: TestClient, sweep_id: str, timeout: float) -> dict[st
     return wait_for(finished, timeout=timeout, interval=0.2, what="the sweep to finish")
 
 
-def sweep_jobs(client: TestClient, sweep_id: str) -> list[dict[str, Any]]:
+def sweep_jobs(client: httpx.Client, sweep_id: str) -> list[dict[str, Any]]:
     jobs: list[dict[str, Any]] = client.get(
         "/v1/jobs", params={"sweep": sweep_id, "limit": 100}).json()["data"]
     return jobs
