@@ -26,10 +26,10 @@ from optimlab.client import (
 )
 from optimlab.worker.spec import JobSpec
 from tests.client.conftest import Server
-from tests.client.proxy import proxy
 from tests.processes import free_port
 from tests.seed_table import SEED_SPEC
 from tests.stacks import wait_for
+from tests.tcp_proxy import tcp_proxy
 
 
 def test_submit_takes_a_dict_a_jobspec_and_json_and_yaml_files(
@@ -73,7 +73,7 @@ def test_a_spec_file_that_is_not_a_spec_is_refused_before_sending(
 
 def test_wait_follows_the_event_stream_and_reports_progress(server: Server) -> None:
     seen: list[Progress] = []
-    with proxy(server.url) as watched, Client(watched.url) as client:
+    with tcp_proxy(server.url) as watched, Client(watched.url) as client:
         job = client.submit({**SEED_SPEC, "steps": 1000})
         done = client.wait(job["id"], progress=seen.append)
         requests = sorted((r.method, r.path) for r in watched.requests())
@@ -225,7 +225,7 @@ def test_events_resume_after_dropped_connections_with_each_point_once(
     # The first connection is cut inside the first metrics event (no id received yet),
     # the next two after at least one whole event each: they resume with Last-Event-ID.
     cuts = [size // 10, size * 45 // 100, size * 30 // 100]
-    with proxy(server.url, cuts=cuts) as cutting, Client(cutting.url) as flaky:
+    with tcp_proxy(server.url, cuts=cuts) as cutting, Client(cutting.url) as flaky:
         events = list(flaky.events(job["id"]))
         asked = [r for r in cutting.requests() if r.path.endswith("/events")]
 
@@ -301,7 +301,7 @@ def test_an_unreachable_server_raises_server_unavailable() -> None:
 
 
 def test_the_api_key_goes_as_a_bearer_token(server: Server, seed_job: dict[str, Any]) -> None:
-    with proxy(server.url) as watched, Client(watched.url, api_key="k-123") as client:
+    with tcp_proxy(server.url) as watched, Client(watched.url, api_key="k-123") as client:
         client.job(seed_job["id"])
         list(client.events(seed_job["id"]))
         headers = [r.headers for r in watched.requests()]

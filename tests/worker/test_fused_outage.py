@@ -27,9 +27,8 @@ SPECS = [{**SEED_SPEC, "steps": 10_000,
 
 
 @pytest.mark.timeout(240)
+@pytest.mark.parametrize("stack", ["postgres"], indirect=True)  # a TCP proxy in front of it
 def test_a_fused_run_rides_out_a_database_cut(engine: Engine, stack: Stack) -> None:
-    if stack.kind != "postgres":
-        pytest.skip("the cut is a TCP proxy in front of PostgreSQL")
     with engine.begin() as conn:
         ids = [jobs.insert_job(conn, name=f"f{i}", spec=spec, queue="cpu").id
                for i, spec in enumerate(SPECS)]

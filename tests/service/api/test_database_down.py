@@ -23,7 +23,7 @@ from optimlab.service.api.main import create_app
 from optimlab.service.settings import Settings
 from tests.conftest import Stack
 from tests.seed_table import SEED_SPEC
-from tests.tcp_cut import TcpCut, tcp_cut
+from tests.tcp_proxy import TcpProxy, tcp_proxy
 
 # Routes whose answer needs the database: each must say 503 while it is away.
 NEEDS_DATABASE = [
@@ -88,11 +88,11 @@ def check_recovery(client: TestClient, job_id: str) -> None:
 
 
 @pytest.fixture
-def postgres_cut(stack: Stack) -> Iterator[tuple[Settings, TcpCut]]:
+def postgres_cut(stack: Stack) -> Iterator[tuple[Settings, TcpProxy]]:
     if stack.kind != "postgres":
         pytest.skip("the proxied database is PostgreSQL")  # the SQLite case is below
     url = make_url(stack.settings.database)
-    with tcp_cut(url.host or "127.0.0.1", url.port or 5432) as proxy:
+    with tcp_proxy((url.host or "127.0.0.1", url.port or 5432)) as proxy:
         through = url.set(host="127.0.0.1", port=proxy.port)
         yield stack.settings.model_copy(
             update={"database_url": through.render_as_string(hide_password=False)}), proxy
@@ -101,7 +101,7 @@ def postgres_cut(stack: Stack) -> Iterator[tuple[Settings, TcpCut]]:
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("stack", ["postgres"], indirect=True)
 def test_postgresql_cut_answers_json_503_everywhere_and_recovers(
-        postgres_cut: tuple[Settings, TcpCut]) -> None:
+        postgres_cut: tuple[Settings, TcpProxy]) -> None:
     settings, proxy = postgres_cut
     with TestClient(create_app(settings)) as client:
         posted = client.post("/v1/jobs", json=SEED_SPEC)
