@@ -10,7 +10,6 @@ and the same summary. Timing figures (``wall_seconds``, ``steps_per_second``; th
 
 from __future__ import annotations
 
-import io
 import math
 import struct
 from typing import Any
@@ -23,6 +22,7 @@ from optimlab.worker.engine.checkpoint import CheckpointPolicy, RunState
 from optimlab.worker.engine.errors import SpecError
 from optimlab.worker.engine.resume import ResumeError
 from optimlab.worker.spec import JobSpec
+from tests.worker.engine.memory_checkpointer import MemoryCheckpointer
 
 TIMING = {"wall_seconds", "steps_per_second", "checkpoint_step", "resumed_from"}
 DIGITS_MLP: dict[str, Any] = {
@@ -73,23 +73,6 @@ CASES: dict[str, dict[str, Any]] = {
         "schedule": {"name": "LambdaLR", "lr_lambda": "0.99**step"},
         "steps": 25, "device": "cpu"},
 }
-
-
-class MemoryCheckpointer:
-    """Keeps every state as the worker's store would: serialised, read back plainly."""
-
-    def __init__(self, every: int = 1) -> None:
-        self.policy = CheckpointPolicy(every_steps=every)
-        self.saved: dict[int, bytes] = {}
-
-    def save(self, step: int, state: RunState) -> None:
-        buffer = io.BytesIO()
-        torch.save(state, buffer)
-        self.saved[step] = buffer.getvalue()
-
-    def load(self, step: int) -> RunState:
-        state: RunState = torch.load(io.BytesIO(self.saved[step]), weights_only=True)
-        return state
 
 
 def bits(points: list[MetricPoint]) -> list[tuple[int, str, bytes]]:

@@ -6,39 +6,21 @@ run that holds only some of the jobs. (The engine records no timing series: the 
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Sequence
 from typing import Any
 
 import pytest
-import torch
 
-from optimlab.worker.engine.checkpoint import CheckpointPolicy, RunState
+from optimlab.worker.engine.checkpoint import RunState
 from optimlab.worker.engine.fused.loop import run_fused
 from optimlab.worker.engine.fused.probe import choose_mode
 from optimlab.worker.engine.sink import MetricPoint, TrainingSummary
 from optimlab.worker.spec import JobSpec
 from tests.worker.engine.fused.fusing import LR_SCALE, PROBLEMS, CollectingSink, grid
+from tests.worker.engine.memory_checkpointer import MemoryCheckpointer
 
 TIMING = ("wall_seconds", "steps_per_second")
-
-
-class MemoryCheckpointer:
-    """Keeps each checkpoint as the bytes a store would hold."""
-
-    def __init__(self, every: int) -> None:
-        self.policy = CheckpointPolicy(every_steps=every)
-        self.saved: dict[int, bytes] = {}
-
-    def save(self, step: int, state: RunState) -> None:
-        buffer = io.BytesIO()
-        torch.save(state, buffer)
-        self.saved[step] = buffer.getvalue()
-
-    def load(self, step: int) -> RunState:
-        state: RunState = torch.load(io.BytesIO(self.saved[step]), weights_only=True)
-        return state
 
 
 def fused(raw: list[dict[str, Any]], *, every: int | None = None, resume: RunState | None = None,
