@@ -97,6 +97,33 @@ def die_after_checkpoints(monkeypatch: pytest.MonkeyPatch, count: int, writes: i
     monkeypatch.setattr(SqlFusedSink, "write", dying_write)
 
 
+def submitted(engine: Engine, settings: Settings, sweep: dict[str, Any]
+              ) -> tuple[list[str], list[uuid.UUID]]:
+    """The sweep's one fused task, as sent, and its jobs' ids."""
+    sent = Messages()
+    submit_sweep(engine=engine, dispatcher=sent, settings=settings, caller=LOCAL,
+                 request=SweepSpec.model_validate(sweep))
+    (task,) = sent.fused
+    return task, [uuid.UUID(job_id) for job_id in task]
+
+
+def killed(task: list[str], engine: Engine, settings: Settings,
+           monkeypatch: pytest.MonkeyPatch, *, count: int, writes: int) -> None:
+    """Run the task until it dies (die_after_checkpoints), leaving its jobs running."""
+    with monkeypatch.context() as patch:
+        die_after_checkpoints(patch, count=count, writes=writes)
+        with pytest.raises(Killed):
+            execute_fused(task, engine=engine, settings=settings, worker="first")
+
+
+def orphaned(engine: Engine, ids: list[uuid.UUID]) -> None:
+    """The jobs' heartbeats stale, their holder on a host that died: they are lost."""
+    with engine.begin() as conn:
+        conn.execute(update(Job).where(Job.id.in_(ids))
+                     .values(heartbeat_at=utcnow() - timedelta(hours=1),
+                             holder_host=DEAD_HOST))
+
+
 def stored(engine: Engine, job_id: uuid.UUID) -> dict[str, list[float]]:
     with engine.connect() as conn:
         names = [n for n in metrics.series_names(conn, job_id) if n != WALL_TIME]
@@ -122,15 +149,8 @@ def get(engine: Engine, job_id: uuid.UUID) -> Job:
 def test_a_killed_fused_task_resumes_from_its_checkpoint_with_every_history_exact(
         engine: Engine, stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = settings_of(stack)
-    sent = Messages()
-    submit_sweep(engine=engine, dispatcher=sent, settings=settings, caller=LOCAL,
-                         request=SweepSpec.model_validate(SWEEP))
-    (task,) = sent.fused
-    ids = [uuid.UUID(job_id) for job_id in task]
-    with monkeypatch.context() as patch:
-        die_after_checkpoints(patch, count=2, writes=5)
-        with pytest.raises(Killed):
-            execute_fused(task, engine=engine, settings=settings, worker="first")
+    task, ids = submitted(engine, settings, SWEEP)
+    killed(task, engine, settings, monkeypatch, count=2, writes=5)
     group = fused_group(engine, task)
     store = CheckpointStore(settings.checkpoints)
     checkpoint = store.steps(group.key)[-1]
@@ -142,10 +162,7 @@ def test_a_killed_fused_task_resumes_from_its_checkpoint_with_every_history_exac
     # one job is cancelled meanwhile; the others' heartbeats go stale; the monitor sends
     # them back as one fused task, in the task's order
     cancel_job(engine=engine, caller=LOCAL, job_id=ids[1])
-    with engine.begin() as conn:
-        conn.execute(update(Job).where(Job.id.in_(ids))
-                     .values(heartbeat_at=utcnow() - timedelta(hours=1),
-                             holder_host=DEAD_HOST))
+    orphaned(engine, ids)
     again = Messages()
     assert requeue_orphans(engine, again, stale_after=timedelta(seconds=60)) == 3
     assert again.alone == []
@@ -173,19 +190,10 @@ def test_a_killed_fused_task_resumes_from_its_checkpoint_with_every_history_exac
 def test_a_task_without_a_checkpoint_starts_again_from_step_zero(
         engine: Engine, stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = settings_of(stack)
-    sent = Messages()
-    submit_sweep(engine=engine, dispatcher=sent, settings=settings, caller=LOCAL,
-                 request=SweepSpec.model_validate(UNCHECKPOINTED))
-    (task,) = sent.fused
-    ids = [uuid.UUID(job_id) for job_id in task]
-    with monkeypatch.context() as patch:
-        die_after_checkpoints(patch, count=0, writes=20)
-        with pytest.raises(Killed):
-            execute_fused(task, engine=engine, settings=settings, worker="first")
-    with engine.begin() as conn:
-        conn.execute(update(Job).where(Job.id.in_(ids))
-                     .values(heartbeat_at=utcnow() - timedelta(hours=1),
-                             holder_host=DEAD_HOST))
+    task, ids = submitted(engine, settings, UNCHECKPOINTED)
+    killed(task, engine, settings, monkeypatch, count=0, writes=20)
+    orphaned(engine, ids)
+    with engine.connect() as conn:
         left = metrics.last_steps(conn, ids)
     execute_fused(task, engine=engine, settings=settings, worker="second")
 
