@@ -9,10 +9,10 @@ from typing import IO
 
 from optimlab.migrations import upgrade
 from optimlab.service.db.connection import make_engine
-from optimlab.service.jobs.recovery import requeue_orphans
 from optimlab.service.settings import Settings
 from optimlab.worker.broker import purge_messages
 from optimlab.worker.celery_app import CeleryDispatcher, create_celery
+from optimlab.worker.recovery import requeue_orphans
 
 
 class DataDirInUse(RuntimeError):

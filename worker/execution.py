@@ -22,9 +22,9 @@ from pydantic import ValidationError
 from sqlalchemy import Connection, Engine
 
 from optimlab.service.db import job_logs, jobs, metrics, summaries
+from optimlab.service.db.dataset_source import SqlDatasetSource
+from optimlab.service.db.holders import this_process
 from optimlab.service.db.models import utcnow
-from optimlab.service.jobs.datasets import SqlDatasetSource
-from optimlab.service.liveness import this_process
 from optimlab.service.settings import Settings
 from optimlab.worker.checkpoints import CheckpointStore
 from optimlab.worker.db_retry import Backoff, Outbox, retrying
@@ -32,6 +32,7 @@ from optimlab.worker.engine import MetricPoint, SpecError, TrainingSummary, run_
 from optimlab.worker.engine.devices import resolve_device
 from optimlab.worker.engine.resume import ResumeError
 from optimlab.worker.limits import use_limits
+from optimlab.worker.outcomes import Outcome
 from optimlab.worker.resumption import (
     StoreCheckpointer,
     checkpoint_policy,
@@ -134,14 +135,14 @@ def _cuda_device(spec: dict[str, Any]) -> torch.device | None:
 
 
 # (the run, its status, its summary, its error)
-Outcome = tuple[jobs.Claim, str, dict[str, Any] | None, str | None]
+JobResult = tuple[jobs.Claim, str, dict[str, Any] | None, str | None]
 
 
 def backoff_of(settings: Settings) -> Backoff:
     return Backoff(first=settings.db_retry_first_seconds, cap=settings.db_retry_max_seconds)
 
 
-def finish_all(engine: Engine, outcomes: Sequence[Outcome], *,
+def finish_all(engine: Engine, outcomes: Sequence[JobResult], *,
                run_log: RunLog | None = None, backoff: Backoff | None = None) -> None:
     """Store runs' outcomes in one transaction, with ``converged_at`` read off their stored
     loss histories (in one query). The end line of each run, and the lines of ``run_log`` no
@@ -163,7 +164,7 @@ def finish_all(engine: Engine, outcomes: Sequence[Outcome], *,
                  what=f"jobs {[str(claim.job_id) for claim, _, _, _ in outcomes]}: outcome")
 
 
-def _store_outcomes(engine: Engine, outcomes: Sequence[Outcome], lines: list[Pending]) -> None:
+def _store_outcomes(engine: Engine, outcomes: Sequence[JobResult], lines: list[Pending]) -> None:
     # Safe to try again after a commit whose acknowledgement was lost: the updates are
     # conditional on the job still running under this attempt, and so are the lines.
     with engine.begin() as conn:
@@ -189,7 +190,7 @@ def _ending(status: str, summary: dict[str, Any] | None, error: str | None) -> s
     if summary is None:
         return status
     outcome, steps = summary.get("outcome"), summary.get("steps_done")
-    if outcome == "cancelled":  # the run stopped for a cancel: the job stays cancelled
+    if outcome == Outcome.CANCELLED:  # the run stopped for a cancel: the job stays cancelled
         return f"cancelled (after {steps} steps)"
     return f"{status} ({outcome} after {steps} steps)"
 
@@ -226,7 +227,7 @@ def _train(claim: jobs.Claim, sink: SqlMetricSink,
         detail = "".join(traceback.format_exception_only(exc)).strip()
         return jobs.FAILED, sink.last_summary, detail
     if sink.timed_out is not None:
-        summary.outcome, summary.stop_reason = "stopped", "wall-time limit"
+        summary.outcome, summary.stop_reason = Outcome.STOPPED, "wall-time limit"
         return jobs.FAILED, finite_json({**summary.as_dict(), **sink.extra}), sink.timed_out
     return jobs.SUCCEEDED, finite_json({**summary.as_dict(), **sink.extra}), None
 

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from sqlalchemy import Connection, Engine
 
 from optimlab.service.db import job_logs, jobs, metrics
-from optimlab.service.jobs.datasets import SqlDatasetSource
+from optimlab.service.db.dataset_source import SqlDatasetSource
 from optimlab.service.settings import Settings
 from optimlab.worker.checkpoints import CheckpointStore
 from optimlab.worker.db_retry import Outbox
@@ -38,7 +38,7 @@ from optimlab.worker.engine.sink import SeriesColumns
 from optimlab.worker.execution import (
     WALL_TIME,
     Heartbeat,
-    Outcome,
+    JobResult,
     backoff_of,
     claim_jobs,
     finish_all,
@@ -55,6 +55,7 @@ from optimlab.worker.fused_checkpoints import (
     policy,
     start,
 )
+from optimlab.worker.outcomes import Outcome
 from optimlab.worker.run_log import Pending, RunLog, capturing, rows_for
 from optimlab.worker.spec import JobSpec
 from optimlab.worker.usage import ProcessMeter
@@ -135,11 +136,11 @@ def _fused_run(sent: Sequence[str], claims: list[jobs.Claim], *, engine: Engine,
 
 
 def _outcome(claim: jobs.Claim, summary: TrainingSummary, extra: dict[str, Any],
-             timed_out: str | None) -> Outcome:
+             timed_out: str | None) -> JobResult:
     """A fused job's outcome: succeeded, or failed past its wall time (points kept)."""
     if timed_out is None:
         return claim, jobs.SUCCEEDED, {**finite_json(summary.as_dict()), **extra}, None
-    summary.outcome, summary.stop_reason = "stopped", "wall-time limit"
+    summary.outcome, summary.stop_reason = Outcome.STOPPED, "wall-time limit"
     return claim, jobs.FAILED, {**finite_json(summary.as_dict()), **extra}, timed_out
 
 

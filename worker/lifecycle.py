@@ -31,11 +31,11 @@ from celery.signals import (
 )
 
 from optimlab.service.db import jobs, workers
-from optimlab.service.jobs.recovery import requeue_orphans, resend, resend_lost
 from optimlab.service.settings import Settings
 from optimlab.worker.celery_app import CeleryDispatcher
 from optimlab.worker.process import forget_inherited_engines, process_engine
 from optimlab.worker.queue_contents import CeleryQueueContents
+from optimlab.worker.recovery import requeue_orphans, resend, resend_lost
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """What the broker holds: the job ids its waiting (and unacknowledged) messages name.
 
-The reconciler (service/jobs/recovery.resend_lost) compares them with the job table to
+The reconciler (worker/recovery.resend_lost) compares them with the job table to
 find queued jobs whose message was lost. Read straight from the broker's storage: Redis
 lists and the ``unacked`` hash, or the embedded broker's message files.
 """

@@ -18,8 +18,8 @@ from typing import Any
 from optimlab.service.settings import Settings
 from optimlab.worker.checkpoints import CheckpointStore
 from optimlab.worker.engine.checkpoint import CheckpointPolicy, RunState
-from optimlab.worker.engine.errors import SpecError
 from optimlab.worker.spec import JobSpec
+from optimlab.worker.spec_errors import SpecError
 
 log = logging.getLogger(__name__)
 

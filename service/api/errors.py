@@ -31,7 +31,7 @@ from optimlab.service.jobs.errors import (
     SweepNotFound,
 )
 from optimlab.service.jobs.listing import InvalidSort
-from optimlab.worker.engine import SpecError
+from optimlab.worker.spec_errors import SpecError
 
 log = logging.getLogger(__name__)
 

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.config import JsonDict
 
 from optimlab.service.api.schemas import UtcDatetime
-from optimlab.service.db.metrics import SeriesExtent
-from optimlab.service.db.models import JobLog
 from optimlab.service.jobs.logs import level_name
 from optimlab.worker.spec import JobName, Tags
+
+if TYPE_CHECKING:  # the rows the use cases return, read by attribute
+    from optimlab.service.db.metrics import SeriesExtent
+    from optimlab.service.db.models import JobLog
 
 
 def _without_null(schema: JsonDict) -> None:

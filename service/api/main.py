@@ -29,9 +29,9 @@ from optimlab.service.api.routes import (
 from optimlab.service.api.schemas import ErrorPublic
 from optimlab.service.db.connection import make_engine
 from optimlab.service.jobs import unserved
-from optimlab.service.jobs.dispatch import Dispatcher
+from optimlab.service.jobs.dispatch import Dispatcher, celery_dispatcher
+from optimlab.service.jobs.submit import warm_up
 from optimlab.service.settings import Settings, get_settings
-from optimlab.worker.engine.warmup import warm_up
 
 UNAUTHORIZED: dict[int | str, dict[str, Any]] = {401: {
     "model": ErrorPublic, "description": "No API key, or an unknown or revoked one (with "
@@ -45,8 +45,8 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
         app.state.engine = make_engine(settings.database)
-        app.state.dispatcher = dispatcher or _celery_dispatcher(settings)
-        warm_up()  # so that the first POST does not pay torch's lazy imports
+        app.state.dispatcher = dispatcher or celery_dispatcher(settings)
+        warm_up()
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(unserved.watch, app.state.engine, app.state.dispatcher, settings)
             yield
@@ -71,9 +71,3 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
     dashboard.install(app)
     openapi.install(app)
     return app
-
-
-def _celery_dispatcher(settings: Settings) -> Dispatcher:
-    from optimlab.worker.celery_app import CeleryDispatcher, create_celery
-
-    return CeleryDispatcher(create_celery(settings))

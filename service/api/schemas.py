@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, PlainSerializer
 
-from optimlab.service.db.models import Job, StoredDataset
 from optimlab.worker.spec import JobSpec
+
+if TYPE_CHECKING:  # the rows the use cases return, read by attribute
+    from optimlab.service.db.models import Job, StoredDataset
 
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 

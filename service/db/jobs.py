@@ -28,8 +28,8 @@ from sqlalchemy import (
 )
 
 from optimlab.service.db import job_logs, metrics
+from optimlab.service.db.holders import Holder, holder_gone
 from optimlab.service.db.models import Job, JobTag, utcnow
-from optimlab.service.liveness import Holder, holder_gone
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
     "queued", "running", "succeeded", "failed", "cancelled")

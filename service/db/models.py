@@ -56,7 +56,7 @@ class Job(Base):
     # Each run of the job increments it; writes of an older run are refused (fencing).
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     worker: Mapped[str | None] = mapped_column(String(255))
-    # The process that holds the running attempt (service/liveness.py): a task redelivered
+    # The process that holds the running attempt (service/db/holders.py): a task redelivered
     # for a job whose holder died on this host takes it over without waiting for staleness.
     holder_host: Mapped[str | None] = mapped_column(String(255))
     holder_pid: Mapped[int | None] = mapped_column(Integer)

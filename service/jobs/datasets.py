@@ -1,5 +1,5 @@
-"""Uploaded data sets: upload (checked before anything is stored), list, get, delete, and
-the :class:`DatasetSource` through which the engine reads them."""
+"""Uploaded data sets: upload (checked before anything is stored), list, get, delete. (The
+engine reads them through service/db/dataset_source.py.)"""
 
 from __future__ import annotations
 
@@ -15,9 +15,7 @@ from optimlab.service.db.models import StoredDataset
 from optimlab.service.jobs.callers import Caller
 from optimlab.service.jobs.ownership import dataset_for
 from optimlab.service.settings import Settings
-from optimlab.worker.engine.data.dataset import Dataset
-from optimlab.worker.engine.data.uploads import UploadError, load_upload, parse_upload
-from optimlab.worker.engine.errors import SpecError
+from optimlab.worker.engine.data.uploads import UploadError, parse_upload
 
 
 class PayloadTooLarge(ValueError):
@@ -112,29 +110,3 @@ def _counted(users: list[tuple[uuid.UUID, str]]) -> str:
 def _listed(users: list[tuple[uuid.UUID, str]]) -> str:
     shown = ", ".join(str(job_id) for job_id, _ in users[:5])
     return shown + (f", and {len(users) - 5} more" if len(users) > 5 else "")
-
-
-class SqlDatasetSource:
-    """The engine's :class:`DatasetSource` for uploads stored in the database.
-
-    With a ``caller`` (a spec being submitted), another owner's data set is unknown, as an
-    id that names none; without (a worker running a job checked at submit), any is read."""
-
-    def __init__(self, engine: Engine, caller: Caller | None = None) -> None:
-        self.engine = engine
-        self.caller = caller
-
-    def load(self, dataset_id: str) -> Dataset:
-        with self.engine.connect() as conn:
-            stored = datasets.get_dataset(conn, dataset_id)
-            if stored is not None and self.caller and not self.caller.sees(stored.owner):
-                stored = None
-            content = None if stored is None else datasets.get_content(conn, dataset_id)
-        if stored is None or content is None:
-            raise SpecError(("data", "dataset_id"), f"no uploaded data set {dataset_id}")
-        try:
-            return load_upload(content, stored.format, stored.target)
-        except UploadError as exc:
-            raise SpecError(("data", "dataset_id"),
-                            f"uploaded data set {dataset_id} cannot be read: {exc.message}"
-                            ) from None

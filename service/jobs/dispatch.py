@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from optimlab.service.settings import Settings
 
 
 class Dispatcher(Protocol):
@@ -14,3 +17,11 @@ class Dispatcher(Protocol):
 
     def ping(self, timeout: float = 2.0) -> None:
         """Raise when the broker cannot be reached."""
+
+
+def celery_dispatcher(settings: Settings) -> Dispatcher:
+    """The dispatcher of a deployment: Celery on the configured broker."""
+    # imported here: Celery takes a while to import, and tests pass their own dispatcher
+    from optimlab.worker.celery_app import CeleryDispatcher, create_celery
+
+    return CeleryDispatcher(create_celery(settings))

@@ -12,7 +12,8 @@ import orjson
 from sqlalchemy import Engine
 
 from optimlab.service.db import listing
-from optimlab.service.db.listing import JobFilter, SummaryOrder
+from optimlab.service.db.listing import JobFilter as JobFilter  # the filter list_jobs takes
+from optimlab.service.db.listing import SummaryOrder
 from optimlab.service.db.models import Job
 from optimlab.service.jobs.callers import Caller
 from optimlab.service.jobs.errors import InvalidCursor, InvalidQuery

@@ -8,25 +8,31 @@ from datetime import timedelta
 from sqlalchemy import Connection, Engine
 
 from optimlab.service.db import jobs, workers
+from optimlab.service.db.dataset_source import SqlDatasetSource
 from optimlab.service.db.models import Job
 from optimlab.service.jobs import checkpoints, quotas
 from optimlab.service.jobs.callers import Caller
-from optimlab.service.jobs.datasets import SqlDatasetSource
 from optimlab.service.jobs.dispatch import Dispatcher
 from optimlab.service.jobs.errors import BrokerUnavailable
 from optimlab.service.settings import Settings
 from optimlab.worker.engine import SpecError
 from optimlab.worker.engine.validation import validate_spec
+from optimlab.worker.engine.warmup import warm_up as _warm_up_engine
 from optimlab.worker.spec import JobSpec
 
 log = logging.getLogger(__name__)
+
+
+def warm_up() -> None:
+    """Pay torch's lazy imports and first calls now, so that the first POST does not."""
+    _warm_up_engine()
 
 
 def submit_job(*, engine: Engine, dispatcher: Dispatcher, settings: Settings, caller: Caller,
                spec: JobSpec) -> Job:
     """Raise SpecError for a spec the engine cannot run, QuotaExceeded past the owner's
     quotas; nothing is stored or queued then. The job belongs to the caller's owner."""
-    validate_spec(spec, source=SqlDatasetSource(engine, caller))
+    validate_spec(spec, source=SqlDatasetSource(engine, caller.sees))
     checkpoints.check_spec(spec, engine=engine, settings=settings, caller=caller)
     with engine.begin() as conn:
         quotas.check_submit(conn, settings, caller, new_jobs=1)

@@ -17,12 +17,12 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 
 from optimlab.service.db import job_batches, jobs, listing, sweeps
+from optimlab.service.db.dataset_source import SqlDatasetSource
 from optimlab.service.db.job_batches import NewJob
 from optimlab.service.db.listing import JobFilter
 from optimlab.service.db.models import Job, Sweep
 from optimlab.service.jobs import checkpoints, queries, quotas
 from optimlab.service.jobs.callers import Caller
-from optimlab.service.jobs.datasets import SqlDatasetSource
 from optimlab.service.jobs.dispatch import Dispatcher
 from optimlab.service.jobs.errors import BrokerUnavailable, InvalidQuery
 from optimlab.service.jobs.fusion import FusionPlan, plan_fusion
@@ -63,7 +63,7 @@ def submit_sweep(*, engine: Engine, dispatcher: Dispatcher, settings: Settings,
                                    f"{settings.max_sweep_jobs} are allowed "
                                    "(OPTIMLAB_MAX_SWEEP_JOBS)")
     # One validator for the whole sweep: its points share the problems they have in common.
-    validator = SpecValidator(source=SqlDatasetSource(engine, caller))
+    validator = SpecValidator(source=SqlDatasetSource(engine, caller.sees))
     specs = [(point, _checked(point, request, validator)) for point in _points(request)]
     if not specs:
         raise SpecError(("axes",), "the sweep makes no jobs")

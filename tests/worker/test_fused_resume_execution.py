@@ -17,7 +17,6 @@ from optimlab.service.db import jobs, metrics
 from optimlab.service.db.models import Job, utcnow
 from optimlab.service.jobs.callers import LOCAL
 from optimlab.service.jobs.cancel import cancel_job
-from optimlab.service.jobs.recovery import requeue_orphans
 from optimlab.service.jobs.sweep_spec import SweepSpec
 from optimlab.service.jobs.sweeps import submit_sweep
 from optimlab.service.settings import Settings
@@ -26,6 +25,7 @@ from optimlab.worker.engine.fused.loop import run_fused
 from optimlab.worker.execution import WALL_TIME
 from optimlab.worker.fused_checkpoints import StoreCheckpointer, fused_group
 from optimlab.worker.fused_execution import SqlFusedSink, execute_fused
+from optimlab.worker.recovery import requeue_orphans
 from optimlab.worker.spec import JobSpec
 from tests.conftest import Stack
 from tests.seed_table import SEED_SPEC

@@ -10,11 +10,11 @@ from datetime import timedelta
 from sqlalchemy import Engine, update
 
 from optimlab.service.db import jobs
+from optimlab.service.db.holders import this_process
 from optimlab.service.db.models import Job, utcnow
-from optimlab.service.jobs.recovery import requeue_orphans, resend_lost
-from optimlab.service.liveness import this_process
 from optimlab.worker.celery_app import CeleryDispatcher, create_celery
 from optimlab.worker.queue_contents import CeleryQueueContents
+from optimlab.worker.recovery import requeue_orphans, resend_lost
 from tests.conftest import Stack
 from tests.seed_table import SEED_SPEC
 from tests.stacks import queued_messages

@@ -4,10 +4,10 @@ Nothing here imports the database or Celery, so the engine can be tested and
 benchmarked on its own.
 """
 
-from optimlab.worker.engine.errors import SpecError
 from optimlab.worker.engine.loop import run_training
 from optimlab.worker.engine.sink import ListSink, MetricPoint, MetricSink, TrainingSummary
 from optimlab.worker.engine.validation import validate_spec
+from optimlab.worker.spec_errors import SpecError
 
 __all__ = [
     "ListSink",

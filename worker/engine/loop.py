@@ -29,7 +29,6 @@ from optimlab.worker.engine.batches import batches
 from optimlab.worker.engine.checkpoint import Checkpointer, RunState
 from optimlab.worker.engine.data import DatasetSource
 from optimlab.worker.engine.devices import resolve_device
-from optimlab.worker.engine.errors import SpecError
 from optimlab.worker.engine.problem import build_problem
 from optimlab.worker.engine.recorder import Recorder
 from optimlab.worker.engine.resume import capture, restore
@@ -37,7 +36,9 @@ from optimlab.worker.engine.sink import MetricSink, TrainingSummary
 from optimlab.worker.engine.stopping import Ending
 from optimlab.worker.engine.training import build_training
 from optimlab.worker.limits import active_limits, over_limit
+from optimlab.worker.outcomes import Outcome
 from optimlab.worker.spec import JobSpec
+from optimlab.worker.spec_errors import SpecError
 
 
 def run_training(spec: JobSpec, sink: MetricSink, *, flush_seconds: float = 0.5,
@@ -78,7 +79,7 @@ def run_training(spec: JobSpec, sink: MetricSink, *, flush_seconds: float = 0.5,
         summary.epochs_done = (step + 1) / per_epoch
         checkpoint = ending is None and step < steps - 1 and saves.due(step)
         if ending is None and (recorder.due() or checkpoint) and not recorder.flush():
-            ending = ("cancelled", None)
+            ending = (Outcome.CANCELLED, None)
         elif checkpoint:  # every point up to this step is stored: the state can go
             saves.save(step, capture(step, spec, training, recorder, rows, device))
             summary.checkpoint_step = step
@@ -86,7 +87,7 @@ def run_training(spec: JobSpec, sink: MetricSink, *, flush_seconds: float = 0.5,
             summary.conclude(*ending, step)
             break
     if ending is None:
-        ending = ("completed", None)
+        ending = (Outcome.COMPLETED, None)
         summary.conclude(*ending, steps - 1)
     if recorder.flush() and checkpointer is not None and summary.steps_done > first:
         # The model as the run left it, for GET /v1/jobs/{id}/checkpoint and init_from; a

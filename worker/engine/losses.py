@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from optimlab.worker.engine.data import Dataset
-from optimlab.worker.engine.errors import SpecError
 from optimlab.worker.spec import ExpressionModel, JobSpec, LogisticModel
+from optimlab.worker.spec_errors import SpecError
 
 LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 

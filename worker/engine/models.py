@@ -11,9 +11,9 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from optimlab.worker.engine.errors import SpecError
 from optimlab.worker.engine.expression import Expression, parse_expression
 from optimlab.worker.spec import CNNModel, ExpressionModel, LinearModel, LogisticModel, MLPModel
+from optimlab.worker.spec_errors import SpecError
 
 # Model inputs: named columns for expressions, a feature matrix for built-in networks.
 Inputs = dict[str, torch.Tensor] | torch.Tensor

@@ -8,7 +8,6 @@ import torch
 from torch import nn
 
 from optimlab.worker.engine.data import Dataset, DatasetSource, load_dataset, prepare_split
-from optimlab.worker.engine.errors import Loc, SpecError
 from optimlab.worker.engine.losses import (
     REGRESSION,
     LossPlan,
@@ -26,6 +25,7 @@ from optimlab.worker.engine.models import (
 )
 from optimlab.worker.limits import active_limits, over_limit
 from optimlab.worker.spec import ExpressionModel, JobSpec, NumberArray
+from optimlab.worker.spec_errors import Loc, SpecError
 
 Batch = torch.Tensor | None  # row indices of the batch; None is the whole training split
 

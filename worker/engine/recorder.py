@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from optimlab.worker.engine.sink import MetricPoint, MetricSink, TrainingSummary
+from optimlab.worker.outcomes import Outcome
 
 FLUSH_POINTS = 20_000
 
@@ -147,14 +148,16 @@ class Recorder:
         right after a flush (no buffered points)."""
         if self.points:
             raise RuntimeError("a recorder's state is taken right after a flush")
-        return {"summary": self.summary.as_dict(), "thresholds": self.thresholds,
+        # the outcome as its plain string: a checkpoint holds no class of ours (weights_only)
+        summary = {**self.summary.as_dict(), "outcome": str(self.summary.outcome)}
+        return {"summary": summary, "thresholds": self.thresholds,
                 "pending": [[t, i] for t, i in self.pending], "last_log": self.last_log,
                 "elapsed": self.elapsed()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Go on from ``state`` (see ``state_dict``): the clock counts on from its elapsed."""
         for name, value in state["summary"].items():
-            setattr(self.summary, name, value)
+            setattr(self.summary, name, Outcome(value) if name == "outcome" else value)
         self.thresholds = state["thresholds"]
         self.pending = [(float(t), int(i)) for t, i in state["pending"]]
         self.pending_max = max((t for t, _ in self.pending), default=-math.inf)

@@ -16,9 +16,9 @@ import torch
 from torch.optim import Optimizer, lr_scheduler
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
-from optimlab.worker.engine.errors import Loc, SpecError
 from optimlab.worker.engine.expression import ExpressionError, parse_expression
 from optimlab.worker.spec import OptimizerSpec, ScheduleSpec
+from optimlab.worker.spec_errors import Loc, SpecError
 
 Scheduler = LRScheduler | ReduceLROnPlateau
 

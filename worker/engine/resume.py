@@ -20,7 +20,9 @@ import torch
 from optimlab.worker.engine.batches import BatchStream
 from optimlab.worker.engine.checkpoint import RunState
 from optimlab.worker.engine.recorder import Recorder
+from optimlab.worker.engine.stopping import Ending
 from optimlab.worker.engine.training import Training
+from optimlab.worker.outcomes import Outcome
 from optimlab.worker.spec import JobSpec
 
 VERSION = 1
@@ -39,14 +41,14 @@ def fingerprint(spec: JobSpec) -> str:
 
 def capture(step: int, spec: JobSpec, training: Training, recorder: Recorder,
             rows: BatchStream, device: torch.device, *,
-            ending: tuple[str, str | None] | None = None) -> RunState:
+            ending: Ending | None = None) -> RunState:
     """The run's state after ``step``, taken right after a flush stored every point up to
     it (``ending``: how the run ended there, for its final state). Tensors are the live
     ones: a checkpointer serialises them before the next step."""
     scheduler = training.scheduler
     return {
         "version": VERSION,
-        "ending": None if ending is None else list(ending),
+        "ending": None if ending is None else [str(ending[0]), ending[1]],  # plain: weights_only
         "spec": fingerprint(spec),
         "step": step,
         "stored_through": step,
@@ -61,7 +63,7 @@ def capture(step: int, spec: JobSpec, training: Training, recorder: Recorder,
 
 
 def restore(state: RunState, spec: JobSpec, training: Training, recorder: Recorder,
-            rows: BatchStream, device: torch.device) -> tuple[int, tuple[str, str | None] | None]:
+            rows: BatchStream, device: torch.device) -> tuple[int, Ending | None]:
     """Put a freshly built run into ``state``; return the step it ended (the run goes on
     with the next) and, for a final state, how the run ended. Raises ResumeError, the run
     left unusable, when it does not fit."""
@@ -77,7 +79,7 @@ def restore(state: RunState, spec: JobSpec, training: Training, recorder: Record
         recorder.load_state_dict(state["recorder"])
         _set_rng_state(state["rng"], device)
         ending = state.get("ending")
-        return int(state["step"]), None if ending is None else (str(ending[0]), ending[1])
+        return int(state["step"]), None if ending is None else (Outcome(ending[0]), ending[1])
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
         raise ResumeError(f"the checkpoint does not fit this run: {exc}") from exc
 

@@ -8,6 +8,8 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from optimlab.worker.outcomes import Outcome
+
 # (step, name, value): one point of one series.
 MetricPoint = tuple[int, str, float]
 # The same points by series: name -> (steps, values), steps increasing. A fused run hands
@@ -45,7 +47,7 @@ class TrainingSummary:
     wall_seconds: float = 0.0
     steps_per_second: float | None = None
     # completed | converged | reached_target | stopped | diverged | cancelled
-    outcome: str = "running"
+    outcome: Outcome = Outcome.RUNNING
     stop_reason: str | None = None
     diverged_at: int | None = None
     reached_at: int | None = None
@@ -63,11 +65,11 @@ class TrainingSummary:
     checkpoint_step: int | None = None  # the step of the run's latest checkpoint
     resumed_from: int | None = None  # the checkpoint's step a resumed run went on from
 
-    def conclude(self, outcome: str, reason: str | None, step: int) -> None:
+    def conclude(self, outcome: Outcome, reason: str | None, step: int) -> None:
         """Record how the run ended, and at which step where the outcome has one."""
-        if outcome == "diverged":
+        if outcome is Outcome.DIVERGED:
             self.diverged_at = step
-        elif outcome == "reached_target":
+        elif outcome is Outcome.REACHED_TARGET:
             self.reached_at = step
         self.outcome, self.stop_reason = outcome, reason
 

@@ -7,9 +7,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from optimlab.worker.outcomes import Outcome
 from optimlab.worker.spec import JobSpec
 
-Ending = tuple[str, str | None]  # (outcome, reason)
+Ending = tuple[Outcome, str | None]  # (outcome, reason)
 
 
 @dataclass
@@ -52,11 +53,11 @@ class StopRules:
         if not math.isfinite(value) or (
                 factor is not None and self.initial_loss is not None and self.initial_loss > 0
                 and value > factor * self.initial_loss):
-            return ("diverged", "non-finite loss" if not math.isfinite(value)
+            return (Outcome.DIVERGED, "non-finite loss" if not math.isfinite(value)
                     else f"loss above {factor} x the initial loss")
         stop = self.spec.stop
         if stop is not None and stop.loss_below is not None and value < stop.loss_below:
-            return ("reached_target", f"loss below {stop.loss_below}")
+            return (Outcome.REACHED_TARGET, f"loss below {stop.loss_below}")
         return None
 
     def loss_bounds(self) -> tuple[float, float]:
@@ -85,7 +86,7 @@ class StopRules:
             return None
         self.bad_evaluations += 1
         if self.bad_evaluations >= stop.patience:
-            return ("stopped", f"val_loss did not improve in {stop.patience} evaluations")
+            return (Outcome.STOPPED, f"val_loss did not improve in {stop.patience} evaluations")
         return None
 
     def _converged(self, update_norm: float) -> Ending | None:
@@ -94,12 +95,12 @@ class StopRules:
             return None
         self.calm_steps = self.calm_steps + 1 if update_norm <= stop.converge_tol else 0
         if self.calm_steps >= stop.converge_steps:
-            return ("converged", f"update_norm at most {stop.converge_tol} for "
+            return (Outcome.CONVERGED, f"update_norm at most {stop.converge_tol} for "
                                  f"{stop.converge_steps} steps")
         return None
 
     def _timed_out(self, elapsed: float) -> Ending | None:
         stop = self.spec.stop
         if stop is not None and stop.max_seconds is not None and elapsed > stop.max_seconds:
-            return ("stopped", f"max_seconds ({stop.max_seconds}) reached")
+            return (Outcome.STOPPED, f"max_seconds ({stop.max_seconds}) reached")
         return None

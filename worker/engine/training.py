@@ -12,7 +12,6 @@ from torch.nn.utils import clip_grad_norm_
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
-from optimlab.worker.engine.errors import SpecError
 from optimlab.worker.engine.problem import Batch, Problem
 from optimlab.worker.engine.recorder import Recorder
 from optimlab.worker.engine.registry import (
@@ -25,6 +24,7 @@ from optimlab.worker.engine.registry import (
 )
 from optimlab.worker.engine.stopping import Ending, StopRules
 from optimlab.worker.spec import JobSpec, ParameterGroup
+from optimlab.worker.spec_errors import SpecError
 
 # Parameters are recorded every step only for models this small (the seed's table).
 MAX_RECORDED_PARAMETERS = 16

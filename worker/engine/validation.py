@@ -20,7 +20,6 @@ import warnings
 import torch
 
 from optimlab.worker.engine.data import DatasetSource
-from optimlab.worker.engine.errors import SpecError
 from optimlab.worker.engine.loop import plan_length
 from optimlab.worker.engine.problem import Problem, build_problem
 from optimlab.worker.engine.recorder import Recorder
@@ -34,6 +33,7 @@ from optimlab.worker.engine.shared_problems import (
 from optimlab.worker.engine.sink import ListSink, TrainingSummary
 from optimlab.worker.engine.training import Training, build_training
 from optimlab.worker.spec import ExpressionModel, JobSpec
+from optimlab.worker.spec_errors import SpecError
 
 # Scheduler steps simulated at submit time (later failures fail the job instead).
 SIMULATED_SCHEDULER_STEPS = 2_000

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel
 
 from optimlab.service.api.responses import OrjsonResponse
-from optimlab.worker.engine.catalog import catalog
-from optimlab.worker.limits import Limits, active_limits
+from optimlab.service.jobs.catalog import describe_catalog
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
 
@@ -27,14 +25,9 @@ class CatalogPublic(BaseModel):
     schedulers: list[dict[str, Any]]
 
 
-@functools.cache
-def _catalog(limits: Limits) -> dict[str, Any]:
-    return catalog()  # its models' schemas state the active limits
-
-
 @router.get("/catalog", response_class=OrjsonResponse, response_model=None,
             responses={200: {"model": CatalogPublic}})
 def get_catalog() -> OrjsonResponse:
     """Models, data kinds and the bundled scikit-learn sets, losses, and every optimizer and
     scheduler of torch with its keywords, defaults and a one-line description."""
-    return OrjsonResponse(_catalog(active_limits()))
+    return OrjsonResponse(describe_catalog())

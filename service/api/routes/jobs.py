@@ -17,8 +17,8 @@ from optimlab.service.api.schemas import (
     Status,
     ValidationErrorPublic,
 )
-from optimlab.service.db.listing import JobFilter
 from optimlab.service.jobs import cancel, listing, queries, submit
+from optimlab.service.jobs.listing import JobFilter
 from optimlab.worker.spec import JobSpec
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"],

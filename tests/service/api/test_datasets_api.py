@@ -17,10 +17,10 @@ from sqlalchemy import Engine, delete, func, select, update
 
 from optimlab.service.api.main import create_app
 from optimlab.service.db import jobs
+from optimlab.service.db.dataset_source import SqlDatasetSource
 from optimlab.service.db.models import Job, StoredDataset
-from optimlab.service.jobs.datasets import SqlDatasetSource
 from optimlab.worker.engine.data.uploads import load_upload
-from optimlab.worker.engine.errors import SpecError
+from optimlab.worker.spec_errors import SpecError
 from tests.conftest import Stack
 
 CSV = b"height,weight,label\n1.5,60,0\n1.8,80.5,1\n1.6,70,1\n1.7,75,2\n"

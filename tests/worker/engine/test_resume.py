@@ -19,9 +19,9 @@ import torch
 
 from optimlab.worker.engine import ListSink, MetricPoint, TrainingSummary, run_training
 from optimlab.worker.engine.checkpoint import CheckpointPolicy, RunState
-from optimlab.worker.engine.errors import SpecError
 from optimlab.worker.engine.resume import ResumeError
 from optimlab.worker.spec import JobSpec
+from optimlab.worker.spec_errors import SpecError
 from tests.worker.engine.memory_checkpointer import MemoryCheckpointer
 
 TIMING = {"wall_seconds", "steps_per_second", "checkpoint_step", "resumed_from"}

@@ -37,7 +37,6 @@ import numpy.typing as npt
 import torch
 
 from optimlab.worker.engine.data.dataset import Dataset, DatasetSource
-from optimlab.worker.engine.errors import Loc, SpecError
 from optimlab.worker.spec import (
     Data,
     InlineData,
@@ -47,6 +46,7 @@ from optimlab.worker.spec import (
     SyntheticData,
     UploadData,
 )
+from optimlab.worker.spec_errors import Loc, SpecError
 
 # samples * features a synthetic data set may have (80 MB of float32).
 MAX_SYNTHETIC_VALUES = 20_000_000

@@ -45,8 +45,8 @@ from dataclasses import dataclass, replace
 import torch
 
 from optimlab.worker.engine.data.dataset import Dataset
-from optimlab.worker.engine.errors import SpecError
 from optimlab.worker.spec import DataOptions
+from optimlab.worker.spec_errors import SpecError
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ from optimlab.worker.engine.sink import (
 )
 from optimlab.worker.engine.stopping import Ending, StopRules
 from optimlab.worker.engine.training import MAX_RECORDED_PARAMETERS
+from optimlab.worker.outcomes import Outcome
 from optimlab.worker.spec import JobSpec
 
 # (job index in the specs, its new points by series, its summary so far). Each list in the
@@ -231,7 +232,8 @@ class _Run:
             "mode": problem.mode,
             "jobs": [{"origin": job.origin, "recorder": job.recorder.state_dict(),
                       "stops": job.stops.state_dict(), "ended_at_loss": job.ended_at_loss,
-                      "ending": None if job.ending is None else list(job.ending)}
+                      "ending": None if job.ending is None  # plain strings: weights_only
+                      else [str(job.ending[0]), job.ending[1]]}
                      for job in [*self.active, *self.ended]],
             "active": [job.origin for job in self.active],
             "params": [p.detach().clone() for p in problem.params],
@@ -248,7 +250,7 @@ class _Run:
             job.stops.load_state_dict(entry["stops"])
             job.ended_at_loss = bool(entry["ended_at_loss"])
             ending = entry["ending"]
-            job.ending = None if ending is None else (str(ending[0]), ending[1])
+            job.ending = None if ending is None else (Outcome(ending[0]), ending[1])
         going = set(saved.active)
         self.ended = [job for k, job in enumerate(self.active) if k not in going]
         self._keep(saved.active)  # the loop's own way of dropping jobs
@@ -389,7 +391,7 @@ class _Run:
         self.unflushed = 0
         for job, keep_going in zip(live, self._write(live), strict=True):
             if not keep_going:
-                job.ending = ("cancelled", None)
+                job.ending = (Outcome.CANCELLED, None)
                 self.ending = True
         return True
 
@@ -467,7 +469,7 @@ class _Run:
 
     def finish(self) -> None:
         for job in self.active:
-            job.summary.conclude("completed", None, self.steps - 1)
+            job.summary.conclude(Outcome.COMPLETED, None, self.steps - 1)
         if self.active:
             self._write(self.active)
 

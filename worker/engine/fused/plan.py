@@ -14,11 +14,11 @@ from typing import Any
 import orjson
 import torch
 
-from optimlab.worker.engine.errors import SpecError
 from optimlab.worker.engine.fused.optimizers import NotFusable, fused_optimizer
 from optimlab.worker.engine.fused.schedule import cycled_key
 from optimlab.worker.engine.registry import needs_closure, optimizer_classes
 from optimlab.worker.spec import CNNModel, JobSpec
+from optimlab.worker.spec_errors import SpecError
 
 # Per job in a fused run: everything else must be equal.
 PER_JOB = ("optimizer", "schedule", "seed", "name", "tags", "stop", "diverge_factor",

@@ -15,10 +15,10 @@ from typing import Any
 import orjson
 import torch
 
-from optimlab.worker.engine.errors import SpecError
 from optimlab.worker.engine.registry import Scheduler, build_optimizer, build_scheduler
 from optimlab.worker.engine.training import cycles_momentum
 from optimlab.worker.spec import JobSpec
+from optimlab.worker.spec_errors import SpecError
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from sklearn import datasets as sk
 
 from optimlab.worker.engine.data import Dataset, load_dataset
 from optimlab.worker.engine.data.loading import MAX_SYNTHETIC_VALUES
-from optimlab.worker.engine.errors import SpecError
 from optimlab.worker.spec import InlineData, SklearnData, SyntheticData, UploadData
+from optimlab.worker.spec_errors import SpecError
 
 GENERATORS = ["linear", "nonlinear", "blobs", "moons", "circles", "spirals"]
 SKLEARN = ["digits", "iris", "wine", "breast_cancer", "diabetes"]

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from optimlab.worker.engine.data import Dataset, Split, prepare_split
-from optimlab.worker.engine.errors import SpecError
 from optimlab.worker.spec import DataOptions
+from optimlab.worker.spec_errors import SpecError
 
 
 def options(val_fraction: float = 0.0, standardize: bool = False,

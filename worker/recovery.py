@@ -13,9 +13,16 @@ from sqlalchemy import Engine
 
 from optimlab.service.db import jobs, sweeps
 from optimlab.service.db.models import Job, utcnow
-from optimlab.service.jobs.dispatch import Dispatcher
 
 log = logging.getLogger(__name__)
+
+
+class Dispatcher(Protocol):
+    """What recovery sends through (the service's Dispatcher, CeleryDispatcher, has it)."""
+
+    def dispatch(self, job_id: str, queue: str) -> None: ...
+
+    def dispatch_fused(self, job_ids: list[str], queue: str) -> None: ...
 
 
 class BrokerContents(Protocol):

@@ -1,4 +1,5 @@
-"""The one error type for specs the engine cannot run, with the field it blames."""
+"""The one error type for specs the engine cannot run, with the field it blames: beside the
+spec (spec.py), for the engine that raises it and the API that answers it with a 422."""
 
 from __future__ import annotations
 

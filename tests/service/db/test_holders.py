@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from optimlab.service.liveness import holder_gone, host_key, this_process
+from optimlab.service.db.holders import holder_gone, host_key, this_process
 
 
 def test_this_process_is_alive() -> None:
