@@ -35,14 +35,13 @@ test: lint typecheck webcheck chromium pytest
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 
-# mypy cannot follow setuptools' editable-install finder, so it reads the code
-# through a tree of links that spells the installed names (optimlab.service, ...).
+# mypy (and editors) read the code through optimlab/, committed links that spell the
+# installed names (optimlab.service -> service/, ...): no set-up needed.
 typecheck: $(VENV)/.installed-dev
-	rm -rf .mypy_tree && mkdir -p .mypy_tree/optimlab
-	for d in service worker migrations client; do ln -s ../../$$d .mypy_tree/optimlab/$$d; done
-	MYPYPATH=.mypy_tree $(BIN)/mypy -p optimlab.service -p optimlab.worker -p optimlab.migrations -p optimlab.client
-	MYPYPATH=.mypy_tree $(BIN)/mypy tests bench examples
+	$(BIN)/mypy -p optimlab.service -p optimlab.worker -p optimlab.migrations -p optimlab.client
+	$(BIN)/mypy tests bench examples
 
 pytest: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest
@@ -80,4 +79,4 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/engine_overhead.py
 
 clean:
-	rm -rf $(VENV) .mypy_tree .mypy_cache .pytest_cache .ruff_cache build *.egg-info web/node_modules
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info web/node_modules
