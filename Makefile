@@ -43,8 +43,9 @@ typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy -p optimlab.service -p optimlab.worker -p optimlab.migrations -p optimlab.client
 	$(BIN)/mypy tests bench examples
 
+# The slowest tests are listed at the end, to see where the suite's time goes.
 pytest: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=25
 
 # The dashboard (web/): its packages, installed again whenever the lock file is newer.
 web/node_modules/.installed: web/package.json web/package-lock.json

@@ -66,6 +66,19 @@ def pytest_configure(config: pytest.Config) -> None:
     reproducible_products()
 
 
+# Whole folders and modules of tests that start processes (workers, `optimlab up`, a
+# browser) or build the wheel: `make test` runs them; `pytest -m "not slow"` leaves them out.
+SLOW_PATHS = ("tests/e2e/", "tests/browser/", "tests/test_packaging.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = Path(str(config.rootpath))
+    for item in items:
+        where = Path(str(item.path)).relative_to(root).as_posix()
+        if where.startswith(SLOW_PATHS):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> str:
     try:
