@@ -10,6 +10,7 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
+from optimlab.worker.engine import metric_names as names
 from optimlab.worker.engine.sink import MetricPoint, MetricSink, TrainingSummary
 from optimlab.worker.outcomes import Outcome
 
@@ -37,7 +38,7 @@ class Recorder:
         self.points: list[MetricPoint] = []
 
     def loss(self, step: int, value: float) -> None:
-        self.points.append((step, "loss", value))
+        self.points.append((step, names.LOSS, value))
         self._summarise(step, value)
 
     def losses(self, first_step: int, values: list[float]) -> None:
@@ -137,7 +138,7 @@ class Recorder:
         self.points.extend((step, name, value) for name, value in values.items())
         summary = self.summary
         summary.evaluation = dict(values)
-        val_loss = values.get("val_loss")
+        val_loss = values.get(names.VAL_LOSS)
         if val_loss is not None and math.isfinite(val_loss) and (
                 summary.best_val_loss is None or val_loss < summary.best_val_loss):
             summary.best_val_loss, summary.best_val_step = val_loss, step

@@ -12,6 +12,7 @@ from torch.nn.utils import clip_grad_norm_
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
+from optimlab.worker.engine import metric_names as names
 from optimlab.worker.engine.problem import Batch, Problem
 from optimlab.worker.engine.recorder import Recorder
 from optimlab.worker.engine.registry import (
@@ -27,7 +28,6 @@ from optimlab.worker.spec import JobSpec, ParameterGroup
 from optimlab.worker.spec_errors import SpecError
 
 # Parameters are recorded every step only for models this small (the seed's table).
-MAX_RECORDED_PARAMETERS = 16
 
 
 @dataclass
@@ -63,8 +63,8 @@ class Training:
             self._grad_norm = [self._clip_or_measure()]
             self.optimizer.step()
         update_norm = self._record_norms(i, rec, before)
-        for tensor, names in self.recorded:
-            _record_parameter(tensor, names, i, rec)
+        for tensor, series in self.recorded:
+            _record_parameter(tensor, series, i, rec)
         if ending is not None:
             return ending
         val_loss = self._evaluate(i, rec, last=last)
@@ -77,11 +77,11 @@ class Training:
 
     def _record_schedule(self, i: int, rec: Recorder) -> None:
         group = self.optimizer.param_groups[0]
-        rec.add(i, "lr", float(group["lr"]))
-        if self.momentum_key == "momentum":
-            rec.add(i, "momentum", float(group["momentum"]))
-        elif self.momentum_key == "beta1":
-            rec.add(i, "beta1", float(group["betas"][0]))
+        rec.add(i, names.LR, float(group["lr"]))
+        if self.momentum_key == names.MOMENTUM:
+            rec.add(i, names.MOMENTUM, float(group["momentum"]))
+        elif self.momentum_key == names.BETA1:
+            rec.add(i, names.BETA1, float(group["betas"][0]))
 
     def _closure_update(self, batch: Batch) -> float:
         self._grad_norm = []
@@ -111,9 +111,9 @@ class Training:
         # One host-device synchronisation for the three numbers.
         grad_norm, update_norm, param_norm = torch.stack(
             [self._grad_norm[0].to(update.device), update, size]).tolist()
-        rec.add(i, "grad_norm", grad_norm)
-        rec.add(i, "update_norm", update_norm)
-        rec.add(i, "param_norm", param_norm)
+        rec.add(i, names.GRAD_NORM, grad_norm)
+        rec.add(i, names.UPDATE_NORM, update_norm)
+        rec.add(i, names.PARAM_NORM, param_norm)
         return float(update_norm)
 
     def _evaluate(self, i: int, rec: Recorder, *, last: bool) -> float | None:
@@ -125,11 +125,11 @@ class Training:
             if part is None:
                 continue
             loss, accuracy = self.problem.evaluate(part)
-            values["train_loss_full" if prefix == "train" else "val_loss"] = loss
+            values[names.evaluation_loss(prefix)] = loss
             if accuracy is not None:
-                values[f"{prefix}_accuracy"] = accuracy
+                values[names.accuracy(prefix)] = accuracy
         rec.evaluation(i, values)
-        return values.get("val_loss")
+        return values.get(names.VAL_LOSS)
 
     def _schedule(self, loss: float, val_loss: float | None) -> None:
         scheduler = self.scheduler
@@ -179,9 +179,9 @@ def _groups(named: list[tuple[str, torch.nn.Parameter]],
     for i, group in enumerate(groups):
         params = [p for name, p in named if id(p) not in taken and _matches(name, group.match)]
         if not params:
-            names = ", ".join(name for name, _ in named)
+            listed = ", ".join(name for name, _ in named)
             raise SpecError(("parameter_groups", i, "match"),
-                            f"{group.match!r} matches no parameter left; the model has: {names}")
+                            f"{group.match!r} matches no parameter left; the model has: {listed}")
         taken.update(id(p) for p in params)
         chosen.append({**{k: as_argument(v) for k, v in group.options.items()},
                        "params": params})
@@ -197,18 +197,17 @@ def _matches(name: str, pattern: str) -> bool:
 
 def _recorded(problem: Problem) -> list[tuple[torch.Tensor, list[str]]]:
     """Each parameter with the names of its series; none for models too big to record."""
-    if problem.parameter_count > MAX_RECORDED_PARAMETERS:
+    if problem.parameter_count > names.MAX_RECORDED_PARAMETERS:
         return []
-    return [(tensor, [f"param.{name}"] if tensor.numel() == 1 else
-             [f"param.{name}.{k}" for k in range(tensor.numel())])
+    return [(tensor, names.parameter_series(name, tensor.numel()))
             for name, tensor in problem.parameters]
 
 
-def _record_parameter(tensor: torch.Tensor, names: list[str], step: int, rec: Recorder) -> None:
-    if len(names) == 1:
-        rec.add(step, names[0], tensor.item())
+def _record_parameter(tensor: torch.Tensor, series: list[str], step: int, rec: Recorder) -> None:
+    if len(series) == 1:
+        rec.add(step, series[0], tensor.item())
     else:
-        rec.points.extend(zip([step] * len(names), names, tensor.detach().reshape(-1).tolist(),
+        rec.points.extend(zip([step] * len(series), series, tensor.detach().reshape(-1).tolist(),
                               strict=True))
 
 
@@ -217,7 +216,7 @@ def _momentum_key(optimizer: Optimizer, scheduler: Scheduler | None) -> str | No
     if scheduler is None or not cycles_momentum(scheduler):
         return None
     group = optimizer.param_groups[0]
-    return "beta1" if "betas" in group else "momentum" if "momentum" in group else None
+    return names.BETA1 if "betas" in group else names.MOMENTUM if "momentum" in group else None
 
 
 def cycles_momentum(scheduler: Any) -> bool:

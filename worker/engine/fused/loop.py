@@ -25,6 +25,7 @@ from typing import Protocol
 
 import torch
 
+from optimlab.worker.engine import metric_names as names
 from optimlab.worker.engine.checkpoint import Checkpointer, RunState
 from optimlab.worker.engine.data import DatasetSource
 from optimlab.worker.engine.devices import resolve_device
@@ -52,7 +53,6 @@ from optimlab.worker.engine.sink import (
     as_floats,
 )
 from optimlab.worker.engine.stopping import Ending, StopRules
-from optimlab.worker.engine.training import MAX_RECORDED_PARAMETERS
 from optimlab.worker.outcomes import Outcome
 from optimlab.worker.spec import JobSpec
 
@@ -143,7 +143,7 @@ def run_fused(specs: list[JobSpec], sink: FusedSink, *, flush_seconds: float = 0
     optimizer = fused_optimizer(first.optimizer.name,
                                 [spec.optimizer.kwargs for spec in specs], problem.params)
     tracks = schedule_tracks(specs, steps=steps)
-    row_names = ["grad_norm", "update_norm", "param_norm", *_recorded_names(problem)]
+    row_names = [*names.NORMS, *_recorded_names(problem)]
     jobs = [_job(i, origin, spec, track, problem, steps, str(device), flush_seconds, clock,
                  len(row_names))
             for i, (origin, spec, track) in enumerate(zip(origins, specs, tracks, strict=True))]
@@ -365,7 +365,7 @@ class _Run:
             if due:
                 job.recorder.evaluation(i, values)
             if job.stops.watches_steps:
-                job.ending = job.stops.after_step(values.get("val_loss"), update_norms[k],
+                job.ending = job.stops.after_step(values.get(names.VAL_LOSS), update_norms[k],
                                                   job.recorder.elapsed())
                 self.ending = self.ending or job.ending is not None
 
@@ -376,10 +376,9 @@ class _Run:
             if part is None:
                 continue
             loss, hits = self.problem.evaluate(part)
-            results.append(("train_loss_full" if prefix == "train" else "val_loss",
-                            loss.tolist()))
+            results.append((names.evaluation_loss(prefix), loss.tolist()))
             if hits is not None:
-                results.append((f"{prefix}_accuracy", [h / part.rows for h in hits.tolist()]))
+                results.append((names.accuracy(prefix), [h / part.rows for h in hits.tolist()]))
         return results
 
     def flush_if_due(self) -> bool:
@@ -416,7 +415,7 @@ class _Run:
             job.recorder.losses(first, losses[k])
             columns, track, end = job.columns, job.track, first + count
             _extend(columns, "loss", first, losses[k])
-            _extend(columns, "lr", first, track.lr[first:end])
+            _extend(columns, names.LR, first, track.lr[first:end])
             if track.momentum_key is not None and track.momentum is not None:
                 _extend(columns, track.momentum_key, first, track.momentum[first:end])
             if table is None:
@@ -489,10 +488,7 @@ def _add(columns: SeriesColumns, name: str, steps: ColumnSteps, values: ColumnVa
 
 
 def _recorded_names(problem: StackedProblem) -> list[str]:
-    if problem.parameter_count > MAX_RECORDED_PARAMETERS:
+    if problem.parameter_count > names.MAX_RECORDED_PARAMETERS:
         return []
-    names = []
-    for name, tensor in zip(problem.user_names, problem.params, strict=True):
-        count = tensor[0].numel()
-        names += [f"param.{name}"] if count == 1 else [f"param.{name}.{k}" for k in range(count)]
-    return names
+    return [series for name, tensor in zip(problem.user_names, problem.params, strict=True)
+            for series in names.parameter_series(name, tensor[0].numel())]
