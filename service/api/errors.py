@@ -13,7 +13,7 @@ from sqlalchemy import exc as sa
 from starlette.responses import JSONResponse
 
 from optimlab.service.api.deps import Unauthorized
-from optimlab.service.api.schemas import ErrorPublic
+from optimlab.service.api.schemas.common import ErrorPublic
 from optimlab.service.jobs.checkpoints import CheckpointNotFound
 from optimlab.service.jobs.datasets import (
     DatasetConflict,

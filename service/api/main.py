@@ -26,7 +26,7 @@ from optimlab.service.api.routes import (
     plots,
     sweeps,
 )
-from optimlab.service.api.schemas import ErrorPublic
+from optimlab.service.api.schemas.common import ErrorPublic
 from optimlab.service.db.connection import make_engine
 from optimlab.service.jobs import unserved
 from optimlab.service.jobs.dispatch import Dispatcher, celery_dispatcher

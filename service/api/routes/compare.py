@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from optimlab.service.api.comparison_schemas import ComparisonPublic
 from optimlab.service.api.deps import CallerDep, EngineDep
 from optimlab.service.api.responses import OrjsonResponse
-from optimlab.service.api.schemas import ErrorPublic, ValidationErrorPublic
+from optimlab.service.api.schemas.common import ErrorPublic, ValidationErrorPublic
 from optimlab.service.jobs import compare
 from optimlab.service.jobs.listing import SORT_KEYS
 

@@ -7,12 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Response, UploadFile
 
 from optimlab.service.api.deps import CallerDep, EngineDep, SettingsDep
-from optimlab.service.api.schemas import (
-    DatasetPublic,
-    DatasetsPublic,
-    ErrorPublic,
-    ValidationErrorPublic,
-)
+from optimlab.service.api.schemas.common import ErrorPublic, ValidationErrorPublic
+from optimlab.service.api.schemas.datasets import DatasetPublic, DatasetsPublic
 from optimlab.service.jobs import datasets
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"],

@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 
 from optimlab.service.api.deps import CallerDep, EngineDep, SettingsDep
 from optimlab.service.api.errors import unprocessable
-from optimlab.service.api.schemas import ErrorPublic, ValidationErrorPublic
+from optimlab.service.api.schemas.common import ErrorPublic, ValidationErrorPublic
 from optimlab.service.jobs import events
 from optimlab.service.jobs.events import EventStream, InvalidEventId
 

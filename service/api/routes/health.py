@@ -7,7 +7,7 @@ from starlette.responses import JSONResponse
 
 from optimlab.service.api.deps import DispatcherDep, EngineDep, SettingsDep
 from optimlab.service.api.errors import DATABASE_RETRY_SECONDS
-from optimlab.service.api.schemas import Readiness
+from optimlab.service.api.schemas.health import Readiness
 from optimlab.service.jobs.readiness import check_readiness
 
 router = APIRouter(tags=["health"])

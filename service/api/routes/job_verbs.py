@@ -8,14 +8,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 
 from optimlab.service.api.deps import CallerDep, DispatcherDep, EngineDep, SettingsDep
-from optimlab.service.api.job_schemas import (
+from optimlab.service.api.schemas.common import QUOTA, ErrorPublic, ValidationErrorPublic
+from optimlab.service.api.schemas.jobs import (
     JobLogsPublic,
     JobPatch,
+    JobPublic,
     JobSeriesPublic,
     LogLinePublic,
     SeriesExtentPublic,
 )
-from optimlab.service.api.schemas import QUOTA, ErrorPublic, JobPublic, ValidationErrorPublic
 from optimlab.service.jobs import checkpoints, deletion, logs, queries, relabel, rerun
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"],

@@ -9,14 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 
 from optimlab.service.api.deps import CallerDep, DispatcherDep, EngineDep, SettingsDep
-from optimlab.service.api.schemas import (
-    QUOTA,
-    ErrorPublic,
-    JobPublic,
-    JobsPublic,
-    Status,
-    ValidationErrorPublic,
-)
+from optimlab.service.api.schemas.common import QUOTA, ErrorPublic, ValidationErrorPublic
+from optimlab.service.api.schemas.jobs import JobPublic, JobsPublic, Status
 from optimlab.service.jobs import cancel, listing, queries, submit
 from optimlab.service.jobs.listing import JobFilter
 from optimlab.worker.spec import JobSpec

@@ -18,7 +18,8 @@ from starlette.responses import Response, StreamingResponse
 from optimlab.service.api import csv_export
 from optimlab.service.api.deps import CallerDep, EngineDep
 from optimlab.service.api.responses import OrjsonResponse
-from optimlab.service.api.schemas import ErrorPublic, MetricsPublic, ValidationErrorPublic
+from optimlab.service.api.schemas.common import ErrorPublic, ValidationErrorPublic
+from optimlab.service.api.schemas.metrics import MetricsPublic
 from optimlab.service.jobs import history, queries
 
 router = APIRouter(prefix="/v1/jobs", tags=["metrics"],

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from starlette.responses import Response
 
 from optimlab.service.api.deps import CallerDep, EngineDep
-from optimlab.service.api.schemas import ErrorPublic, ValidationErrorPublic
+from optimlab.service.api.schemas.common import ErrorPublic, ValidationErrorPublic
 from optimlab.service.jobs import compare, landscape, plots, sweep_plots
 from optimlab.service.jobs.errors import InvalidQuery
 from optimlab.service.plots.comparison import draw_comparison

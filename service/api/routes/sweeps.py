@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 
 from optimlab.service.api.deps import CallerDep, DispatcherDep, EngineDep, SettingsDep
-from optimlab.service.api.schemas import QUOTA, ErrorPublic, ValidationErrorPublic
-from optimlab.service.api.sweep_schemas import SweepPublic, SweepsPublic
+from optimlab.service.api.schemas.common import QUOTA, ErrorPublic, ValidationErrorPublic
+from optimlab.service.api.schemas.sweeps import SweepPublic, SweepsPublic
 from optimlab.service.jobs import sweeps
 from optimlab.service.jobs.listing import SORT_KEYS
 from optimlab.service.jobs.sweep_spec import SweepSpec

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from optimlab.service.api.schemas import UtcDatetime
+from optimlab.service.api.schemas.common import UtcDatetime
 from optimlab.service.jobs.sweeps import SweepView
 
 

@@ -1,20 +1,52 @@
-"""Bodies of the job verbs beyond submit and cancel: PATCH's request, series and log lines."""
+"""Bodies of /v1/jobs: a job, a page of them, PATCH's request, series and log lines."""
 
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.config import JsonDict
 
-from optimlab.service.api.schemas import UtcDatetime
+from optimlab.service.api.schemas.common import UtcDatetime
 from optimlab.service.jobs.logs import level_name
-from optimlab.worker.spec import JobName, Tags
+from optimlab.worker.spec import JobName, JobSpec, Tags
 
 if TYPE_CHECKING:  # the rows the use cases return, read by attribute
     from optimlab.service.db.metrics import SeriesExtent
-    from optimlab.service.db.models import JobLog
+    from optimlab.service.db.models import Job, JobLog
+
+Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+
+class JobPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    status: Status
+    spec: JobSpec
+    queue: str
+    attempt: int
+    created_at: UtcDatetime
+    started_at: UtcDatetime | None
+    finished_at: UtcDatetime | None
+    error: str | None
+    summary: dict[str, Any] | None
+    tags: list[str]
+    sweep_id: uuid.UUID | None
+    sweep_point: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, job: Job) -> JobPublic:
+        return cls.model_validate({**{c: getattr(job, c) for c in cls.model_fields
+                                      if c != "tags"},
+                                   "tags": job.spec.get("tags") or []})
+
+
+class JobsPublic(BaseModel):
+    data: list[JobPublic]
+    next_cursor: str | None
 
 
 def _without_null(schema: JsonDict) -> None:
