@@ -29,6 +29,16 @@ from optimlab.worker.engine.numerics import reproducible_products
 POSTGRES_SERVER = os.environ.get("OPTIMLAB_TEST_POSTGRES_URL",
                                  "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("OPTIMLAB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def _redis_for_this_process(url: str) -> str:
+    """Under pytest-xdist, worker gwN uses Redis database N + 1 of the same server: a test
+    that flushes its database (tests/e2e/test_outages.py) touches no other worker's."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return url
+    return url.rsplit("/", 1)[0] + f"/{int(worker[2:]) + 1}"
+
 TABLES = ("metric_chunks", "job_logs", "job_tags", "jobs", "sweeps", "workers", "datasets",
           "api_keys")
 # Short intervals so that tests of heartbeats and recovery take seconds, not minutes.
@@ -92,12 +102,12 @@ def postgres_server() -> str:
 
 @pytest.fixture(scope="session")
 def redis_url() -> str:
+    url = _redis_for_this_process(REDIS_URL)
     try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
+        redis.Redis.from_url(url, socket_connect_timeout=3).ping()
     except redis.RedisError as exc:
-        pytest.fail(f"Redis is required at {REDIS_URL} and is unreachable: {exc}",
-                    pytrace=False)
-    return REDIS_URL
+        pytest.fail(f"Redis is required at {url} and is unreachable: {exc}", pytrace=False)
+    return url
 
 
 @pytest.fixture(scope="session")
