@@ -71,6 +71,23 @@ def _uninterrupted(specs: list[dict[str, Any]]) -> list[dict[str, list[float]]]:
     return histories
 
 
+def _assert_resumed(client: httpx.Client, sweep_id: str, task: list[str]) -> None:
+    """Every job of the task resumed once, fused, past step 0, to the uninterrupted run."""
+    jobs = {job["id"]: job for job in sweep_jobs(client, sweep_id)}
+    expected = _uninterrupted([jobs[job_id]["spec"] for job_id in task])
+    for job_id, history in zip(task, expected, strict=True):
+        job = jobs[job_id]
+        assert job["status"] == "succeeded", job["error"]
+        assert job["attempt"] == 2
+        resumed = job["summary"]["resume"]
+        assert resumed["attempts"] == 2
+        # from the checkpoint, not from step 0: one follows the first flush past each interval
+        assert resumed["started_at_step"] >= CHECKPOINT_EVERY
+        assert job["summary"]["fusion"]["fused_with"] == len(task) - 1
+        stored = client.get(f"/v1/jobs/{job_id}/metrics").json()["series"]
+        assert engine_series(stored) == history
+
+
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("stack", ["postgres"], indirect=True)
 @pytest.mark.parametrize("victim", ["pool child", "main process", "stopped"])
@@ -102,38 +119,9 @@ def test_a_killed_fused_task_resumes_from_its_checkpoint_to_the_same_numbers(
             if process is not None:
                 stop(process)
 
-    jobs = {job["id"]: job for job in sweep_jobs(client, sweep_id)}
-    expected = _uninterrupted([jobs[job_id]["spec"] for job_id in task])
-    for job_id, history in zip(task, expected, strict=True):
-        job = jobs[job_id]
-        assert job["status"] == "succeeded", job["error"]
-        assert job["attempt"] == 2
-        resumed = job["summary"]["resume"]
-        assert resumed["attempts"] == 2
-        assert resumed["started_at_step"] > 0  # from the checkpoint, not from step 0
-        # a checkpoint follows the first flush past each interval
-        assert resumed["started_at_step"] >= CHECKPOINT_EVERY
-        assert job["summary"]["fusion"]["fused_with"] == len(task) - 1
-        stored = client.get(f"/v1/jobs/{job_id}/metrics").json()["series"]
-        assert engine_series(stored) == history
+    _assert_resumed(client, sweep_id, task)
     assert resumer is not None
     assert store.steps(group.key) == []
-
-
-def _assert_resumed(client: httpx.Client, sweep_id: str, task: list[str]) -> None:
-    """Every job of the task resumed once, fused, past step 0, to the uninterrupted run."""
-    jobs = {job["id"]: job for job in sweep_jobs(client, sweep_id)}
-    expected = _uninterrupted([jobs[job_id]["spec"] for job_id in task])
-    for job_id, history in zip(task, expected, strict=True):
-        job = jobs[job_id]
-        assert job["status"] == "succeeded", job["error"]
-        assert job["attempt"] == 2
-        resumed = job["summary"]["resume"]
-        assert resumed["attempts"] == 2
-        assert resumed["started_at_step"] >= CHECKPOINT_EVERY  # from the checkpoint
-        assert job["summary"]["fusion"]["fused_with"] == len(task) - 1
-        stored = client.get(f"/v1/jobs/{job_id}/metrics").json()["series"]
-        assert engine_series(stored) == history
 
 
 @pytest.mark.timeout(300)
