@@ -227,7 +227,7 @@ def _train(claim: jobs.Claim, sink: SqlMetricSink,
         detail = "".join(traceback.format_exception_only(exc)).strip()
         return jobs.FAILED, sink.last_summary, detail
     if sink.timed_out is not None:
-        summary.outcome, summary.stop_reason = Outcome.STOPPED, "wall-time limit"
+        stopped_for_wall_time(summary)
         return jobs.FAILED, finite_json({**summary.as_dict(), **sink.extra}), sink.timed_out
     return jobs.SUCCEEDED, finite_json({**summary.as_dict(), **sink.extra}), None
 
@@ -314,8 +314,8 @@ class SqlMetricSink:
         status = self.outbox.put((points, self.last_summary, lines))
         if self.superseded:
             return False
-        if self.max_seconds is not None and summary.wall_seconds > self.max_seconds:
-            self.timed_out = wall_time_exceeded(self.max_seconds, summary)
+        if (why := over_wall_time(self.max_seconds, summary)) is not None:
+            self.timed_out = why
             return False  # the engine stops as for a cancel; the job fails, points kept
         return status is None or status == jobs.RUNNING  # None: not stored yet, train on
 
@@ -346,10 +346,19 @@ class SqlMetricSink:
         self.replace_after = None
 
 
-def wall_time_exceeded(limit: float, summary: TrainingSummary) -> str:
+def over_wall_time(limit: float | None, summary: TrainingSummary) -> str | None:
+    """Why the run must stop for the service's wall-time limit (OPTIMLAB_MAX_JOB_SECONDS),
+    or None."""
+    if limit is None or summary.wall_seconds <= limit:
+        return None
     return (f"stopped after {summary.wall_seconds:.1f} s at step {summary.steps_done}: over "
             f"the wall-time limit of {limit:g} s per run (OPTIMLAB_MAX_JOB_SECONDS); the "
             "metrics stored so far are kept")
+
+
+def stopped_for_wall_time(summary: TrainingSummary) -> None:
+    """The ended run's summary says why: the engine saw only its sink asking it to stop."""
+    summary.outcome, summary.stop_reason = Outcome.STOPPED, "wall-time limit"
 
 
 def store_batch(conn: Connection, claim: jobs.Claim, points: list[MetricPoint],

@@ -43,9 +43,10 @@ from optimlab.worker.execution import (
     claim_jobs,
     finish_all,
     finite_json,
+    over_wall_time,
     run_claimed,
+    stopped_for_wall_time,
     store_lines,
-    wall_time_exceeded,
 )
 from optimlab.worker.fused_checkpoints import (
     StoreCheckpointer,
@@ -55,7 +56,6 @@ from optimlab.worker.fused_checkpoints import (
     policy,
     start,
 )
-from optimlab.worker.outcomes import Outcome
 from optimlab.worker.run_log import Pending, RunLog, capturing, rows_for
 from optimlab.worker.spec import JobSpec
 from optimlab.worker.usage import ProcessMeter
@@ -140,7 +140,7 @@ def _outcome(claim: jobs.Claim, summary: TrainingSummary, extra: dict[str, Any],
     """A fused job's outcome: succeeded, or failed past its wall time (points kept)."""
     if timed_out is None:
         return claim, jobs.SUCCEEDED, {**finite_json(summary.as_dict()), **extra}, None
-    summary.outcome, summary.stop_reason = Outcome.STOPPED, "wall-time limit"
+    stopped_for_wall_time(summary)
     return claim, jobs.FAILED, {**finite_json(summary.as_dict()), **extra}, timed_out
 
 
@@ -244,10 +244,10 @@ class SqlFusedSink:
         # The summaries are taken now: the run keeps changing them while the batch waits.
         self.batches.put([(i, points, {**summary.as_dict(), **self.notes[i]})
                           for i, points, summary in updates])
-        if self.max_seconds is not None:
-            for index, _, summary in updates:
-                if summary.wall_seconds > self.max_seconds and index not in self.timed_out:
-                    self.timed_out[index] = wall_time_exceeded(self.max_seconds, summary)
+        for index, _, summary in updates:
+            if index not in self.timed_out and (
+                    why := over_wall_time(self.max_seconds, summary)) is not None:
+                self.timed_out[index] = why
         # a job past its wall time stops as for a cancel; it fails, its points kept
         return [self.going_on[index] and index not in self.timed_out
                 for index, _, _ in updates]
