@@ -67,9 +67,9 @@ class TrainingSummary:
 
     def conclude(self, outcome: Outcome, reason: str | None, step: int) -> None:
         """Record how the run ended, and at which step where the outcome has one."""
-        if outcome is Outcome.DIVERGED:
+        if outcome == Outcome.DIVERGED:
             self.diverged_at = step
-        elif outcome is Outcome.REACHED_TARGET:
+        elif outcome == Outcome.REACHED_TARGET:
             self.reached_at = step
         self.outcome, self.stop_reason = outcome, reason
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from optimlab.worker.engine.sink import TrainingSummary
+from optimlab.worker.outcomes import Outcome
 
 
 def _summary() -> TrainingSummary:
@@ -12,7 +13,7 @@ def _summary() -> TrainingSummary:
                               initial_loss=2.0, final_loss=float("nan"), best_loss=0.5,
                               evaluation={"val_loss": 0.25})
     summary.steps_to = [{"threshold": 0.2, "step": 3}, {"threshold": 0.02, "step": None}]
-    summary.conclude("diverged", "loss is nan", 4)
+    summary.conclude(Outcome.DIVERGED, "loss is nan", 4)
     return summary
 
 
