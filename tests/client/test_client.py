@@ -73,18 +73,21 @@ def test_a_spec_file_that_is_not_a_spec_is_refused_before_sending(
 
 def test_wait_follows_the_event_stream_and_reports_progress(server: Server) -> None:
     seen: list[Progress] = []
+    # Long enough to span several of the worker's 0.2 s flushes: the stream sees it running
+    # (a job that runs between two of the stream's polls is seen queued, then finished).
+    steps = 30_000
     with tcp_proxy(server.url) as watched, Client(watched.url) as client:
-        job = client.submit({**SEED_SPEC, "steps": 1000})
+        job = client.submit({**SEED_SPEC, "steps": steps})
         done = client.wait(job["id"], progress=seen.append)
         requests = sorted((r.method, r.path) for r in watched.requests())
 
     assert done["status"] == "succeeded"
     last = seen[-1]
-    assert (last.job_id, last.step, last.steps, last.status) == (job["id"], 1000, 1000,
+    assert (last.job_id, last.step, last.steps, last.status) == (job["id"], steps, steps,
                                                                   "succeeded")
     assert last.loss == done["summary"]["final_loss"]
-    steps = [p.step for p in seen]
-    assert steps == sorted(steps)
+    reported = [p.step for p in seen]
+    assert reported == sorted(reported)
     assert {p.status for p in seen} >= {"running", "succeeded"}
     # driven by the stream: one request for the events, one for the finished job, no polling
     path = f"/v1/jobs/{job['id']}"
