@@ -392,8 +392,15 @@ def test_with_auth_the_dashboard_asks_for_the_key_once_and_streams_with_it(
     page.get_by_role("heading", name="keyed").wait_for()
     assert page.evaluate("localStorage.getItem('optimlab.apiKey')") == key
     page.locator(".page-head .badge.status-running").wait_for(timeout=60_000)
+
+    def stream_seen() -> list[dict[str, str]]:
+        # Playwright's sync API hands over page events only during its own calls: a bare
+        # sleep here would never see a request the page made after the last call.
+        page.wait_for_timeout(100)
+        return streams
+
     try:
-        wait_for(lambda: streams, timeout=60, what="the job's event stream to open")
+        wait_for(stream_seen, timeout=60, what="the job's event stream to open")
     except AssertionError as exc:  # say what the page showed instead
         shown = page.evaluate("""() => [...document.querySelectorAll('.live-note, [role=alert]')]
             .map(e => e.textContent)""")
