@@ -23,8 +23,7 @@ def healthz() -> dict[str, str]:
 def readyz(engine: EngineDep, dispatcher: DispatcherDep, settings: SettingsDep) -> JSONResponse:
     """Database and broker reachable (and, where configured, a worker consuming); else 503."""
     found = check_readiness(engine=engine, dispatcher=dispatcher, settings=settings)
-    body = Readiness(ready=found.ready, database=found.database, broker=found.broker,
-                     workers=found.workers)
+    body = Readiness.model_validate(found, from_attributes=True)
     headers = {} if found.ready else {"Retry-After": str(DATABASE_RETRY_SECONDS)}
     return JSONResponse(status_code=200 if found.ready else 503, content=body.model_dump(),
                         headers=headers)
