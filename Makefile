@@ -43,10 +43,11 @@ typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy -p optimlab.service -p optimlab.worker -p optimlab.migrations -p optimlab.client
 	$(BIN)/mypy tests bench examples
 
-# Two test processes (pytest-xdist): most of the e2e tests' time is waiting on workers, so
-# two overlap well on two cores (15 min against 24 here). TEST_WORKERS=0 runs them in one.
-# The slowest tests are listed at the end, to see where the suite's time goes.
-TEST_WORKERS ?= 2
+# TEST_WORKERS=2 runs the suite in two processes (pytest-xdist: 15 min against 24 here).
+# Not the default yet: under that load a fused MLP run can differ from an identical one
+# (tests/worker/engine/fused/test_fused_training.py, seen with 3 processes), a bug of the
+# fused engine to fix first. The slowest tests are listed at the end.
+TEST_WORKERS ?= 0
 pytest: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --durations=25
 
