@@ -20,9 +20,8 @@ import torch
 from optimlab.worker.engine.batches import BatchStream
 from optimlab.worker.engine.checkpoint import RunState
 from optimlab.worker.engine.recorder import Recorder
-from optimlab.worker.engine.stopping import Ending
+from optimlab.worker.engine.stopping import Ending, ending_from_state, ending_state
 from optimlab.worker.engine.training import Training
-from optimlab.worker.outcomes import Outcome
 from optimlab.worker.spec import JobSpec
 
 VERSION = 1
@@ -48,7 +47,7 @@ def capture(step: int, spec: JobSpec, training: Training, recorder: Recorder,
     scheduler = training.scheduler
     return {
         "version": VERSION,
-        "ending": None if ending is None else [str(ending[0]), ending[1]],  # plain: weights_only
+        "ending": ending_state(ending),
         "spec": fingerprint(spec),
         "step": step,
         "stored_through": step,
@@ -78,8 +77,7 @@ def restore(state: RunState, spec: JobSpec, training: Training, recorder: Record
         training.stops.load_state_dict(state["stops"])
         recorder.load_state_dict(state["recorder"])
         _set_rng_state(state["rng"], device)
-        ending = state.get("ending")
-        return int(state["step"]), None if ending is None else (Outcome(ending[0]), ending[1])
+        return int(state["step"]), ending_from_state(state.get("ending"))
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
         raise ResumeError(f"the checkpoint does not fit this run: {exc}") from exc
 

@@ -46,7 +46,6 @@ class TrainingSummary:
     best_step: int | None = None
     wall_seconds: float = 0.0
     steps_per_second: float | None = None
-    # completed | converged | reached_target | stopped | diverged | cancelled
     outcome: Outcome = Outcome.RUNNING
     stop_reason: str | None = None
     diverged_at: int | None = None

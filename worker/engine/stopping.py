@@ -13,6 +13,16 @@ from optimlab.worker.spec import JobSpec
 Ending = tuple[Outcome, str | None]  # (outcome, reason)
 
 
+def ending_state(ending: Ending | None) -> list[str | None] | None:
+    """An ending as a checkpoint keeps it: plain strings (``weights_only`` loads no class
+    of ours)."""
+    return None if ending is None else [str(ending[0]), ending[1]]
+
+
+def ending_from_state(saved: list[Any] | None) -> Ending | None:
+    return None if saved is None else (Outcome(saved[0]), saved[1])
+
+
 @dataclass
 class StopRules:
     spec: JobSpec

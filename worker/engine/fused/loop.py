@@ -52,7 +52,7 @@ from optimlab.worker.engine.sink import (
     TrainingSummary,
     as_floats,
 )
-from optimlab.worker.engine.stopping import Ending, StopRules
+from optimlab.worker.engine.stopping import Ending, StopRules, ending_from_state, ending_state
 from optimlab.worker.outcomes import Outcome
 from optimlab.worker.spec import JobSpec
 
@@ -232,8 +232,7 @@ class _Run:
             "mode": problem.mode,
             "jobs": [{"origin": job.origin, "recorder": job.recorder.state_dict(),
                       "stops": job.stops.state_dict(), "ended_at_loss": job.ended_at_loss,
-                      "ending": None if job.ending is None  # plain strings: weights_only
-                      else [str(job.ending[0]), job.ending[1]]}
+                      "ending": ending_state(job.ending)}
                      for job in [*self.active, *self.ended]],
             "active": [job.origin for job in self.active],
             "params": [p.detach().clone() for p in problem.params],
@@ -249,8 +248,7 @@ class _Run:
             job.recorder.load_state_dict(entry["recorder"])
             job.stops.load_state_dict(entry["stops"])
             job.ended_at_loss = bool(entry["ended_at_loss"])
-            ending = entry["ending"]
-            job.ending = None if ending is None else (Outcome(ending[0]), ending[1])
+            job.ending = ending_from_state(entry["ending"])
         going = set(saved.active)
         self.ended = [job for k, job in enumerate(self.active) if k not in going]
         self._keep(saved.active)  # the loop's own way of dropping jobs
@@ -414,7 +412,7 @@ class _Run:
         for k, job in enumerate(self.active):
             job.recorder.losses(first, losses[k])
             columns, track, end = job.columns, job.track, first + count
-            _extend(columns, "loss", first, losses[k])
+            _extend(columns, names.LOSS, first, losses[k])
             _extend(columns, names.LR, first, track.lr[first:end])
             if track.momentum_key is not None and track.momentum is not None:
                 _extend(columns, track.momentum_key, first, track.momentum[first:end])
