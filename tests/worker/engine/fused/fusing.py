@@ -54,6 +54,11 @@ class CollectingSink:
             self.summaries[index] = summary
         return [index not in self.stop for index, _, _ in updates]
 
+    def in_step_order(self) -> list[list[MetricPoint]]:
+        """Every job's points by step and name: the order they arrive in depends on when
+        the recorder flushed, which is a matter of wall time (seen under CPU load)."""
+        return [sorted(points) for points in self.points]
+
     def history(self, index: int) -> History:
         names = sorted({name for _, name, _ in self.points[index]})
         return {name: [v for _, n, v in sorted(self.points[index]) if n == name]
