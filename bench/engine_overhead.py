@@ -38,7 +38,7 @@ import pstats
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -48,7 +48,8 @@ import torch.nn.functional as F
 from support import load_line, positive
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from optimlab.worker.engine import ListSink, MetricPoint, TrainingSummary, run_training
+from optimlab.worker.engine import ListSink, run_training
+from optimlab.worker.engine.sink import JobUpdate
 from optimlab.worker.spec import JobSpec
 
 LINREG_ROWS = 1000
@@ -60,8 +61,8 @@ T = TypeVar("T")
 class NullSink:
     """Accepts every flush and keeps nothing: the engine's overhead alone."""
 
-    def write(self, points: list[MetricPoint], summary: TrainingSummary) -> bool:
-        return True
+    def write(self, updates: Sequence[JobUpdate]) -> list[bool]:
+        return [True] * len(updates)
 
 
 # --------------------------------------------------------------------------- problems

@@ -34,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,7 @@ from optimlab.worker.engine.fused.loop import run_fused
 from optimlab.worker.engine.fused.probe import choose_mode
 from optimlab.worker.engine.loop import run_training
 from optimlab.worker.engine.numerics import reproducible_products
+from optimlab.worker.engine.sink import JobUpdate
 from optimlab.worker.spec import JobSpec
 
 SEED_BASE: dict[str, Any] = {
@@ -136,9 +137,8 @@ def time_bare(problem: str, points: int, sample: int, steps: int) -> tuple[float
 
 
 class DropAll:
-    def write(self, *args: Any) -> Any:
-        updates = args[0]
-        return [True] * len(updates) if isinstance(updates, list) else True
+    def write(self, updates: Sequence[JobUpdate]) -> list[bool]:
+        return [True] * len(updates)
 
 
 def time_engine(problem: str, points: int, sample: int, steps: int) -> tuple[float, float]:

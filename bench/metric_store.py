@@ -79,6 +79,7 @@ from optimlab.service.db import jobs, metrics
 from optimlab.service.db.connection import make_engine
 from optimlab.service.db.models import utcnow
 from optimlab.worker.engine import MetricPoint, TrainingSummary
+from optimlab.worker.engine.sink import point_columns
 from optimlab.worker.execution import SqlMetricSink
 
 SERIES = ("loss", "lr", "param.x")
@@ -172,7 +173,7 @@ def write_points(store: Store, batch: list[MetricPoint]) -> None:
 def worker_sink(store: Store, batch: list[MetricPoint]) -> None:
     summary = TrainingSummary(device="cpu", parameter_count=1,
                               steps_done=batch[-1][0] + 1, final_loss=batch[-1][2])
-    if not SqlMetricSink(store.engine, store.claim).write(batch, summary):
+    if not SqlMetricSink(store.engine, store.claim).write([(0, point_columns(batch), summary)])[0]:
         raise RuntimeError("the sink refused the write")
 
 

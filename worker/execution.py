@@ -28,9 +28,10 @@ from optimlab.service.db.models import utcnow
 from optimlab.service.settings import Settings
 from optimlab.worker.checkpoints import CheckpointStore
 from optimlab.worker.db_retry import Backoff, Outbox, retrying
-from optimlab.worker.engine import MetricPoint, SpecError, TrainingSummary, run_training
+from optimlab.worker.engine import SpecError, TrainingSummary, run_training
 from optimlab.worker.engine.devices import resolve_device
 from optimlab.worker.engine.resume import ResumeError
+from optimlab.worker.engine.sink import JobUpdate, SeriesColumns, point_count
 from optimlab.worker.limits import use_limits
 from optimlab.worker.outcomes import Outcome
 from optimlab.worker.resumption import (
@@ -269,7 +270,7 @@ def _resume_or_start(claim: jobs.Claim, spec: JobSpec, sink: SqlMetricSink,
 
 
 # A batch as the single-job sink stores it: points, progress, log lines.
-_Batch = tuple[list[MetricPoint], dict[str, Any], list[Pending]]
+_Batch = tuple[SeriesColumns, dict[str, Any], list[Pending]]
 
 
 class SqlMetricSink:
@@ -294,7 +295,7 @@ class SqlMetricSink:
         self.wall_step = -1  # the step of the last wall_time point
         settings = settings or Settings()
         self.outbox: Outbox[_Batch, str | None] = Outbox(
-            self._store, size=lambda batch: len(batch[0]),
+            self._store, size=lambda batch: point_count(batch[0]),
             limit=settings.unstored_points_limit, backoff=backoff_of(settings),
             what=f"job {claim.job_id}: metrics")
         self.replace_after: int | None = -1  # the first write deletes points past it
@@ -305,19 +306,21 @@ class SqlMetricSink:
         replaces every point stored past it (by a dead attempt)."""
         self.replace_after, self.wall_step, self.extra = after, after, dict(extra)
 
-    def write(self, points: list[MetricPoint], summary: TrainingSummary) -> bool:
+    def write(self, updates: Sequence[JobUpdate]) -> list[bool]:
+        (_, columns, summary), = updates  # a run of one job
         self.last_summary = finite_json({**summary.as_dict(), **self.extra})
-        if points and (last := max(step for step, _, _ in points)) > self.wall_step:
-            points = [*points, (last, WALL_TIME, summary.wall_seconds)]
+        last = max((int(steps[-1]) for steps, _ in columns.values() if len(steps)), default=-1)
+        if last > self.wall_step:
+            columns = {**columns, WALL_TIME: ([last], [summary.wall_seconds])}
             self.wall_step = last
         lines = self.run_log.take() if self.run_log is not None else []
-        status = self.outbox.put((points, self.last_summary, lines))
+        status = self.outbox.put((columns, self.last_summary, lines))
         if self.superseded:
-            return False
+            return [False]
         if (why := over_wall_time(self.max_seconds, summary)) is not None:
             self.timed_out = why
-            return False  # the engine stops as for a cancel; the job fails, points kept
-        return status is None or status == jobs.RUNNING  # None: not stored yet, train on
+            return [False]  # the engine stops as for a cancel; the job fails, points kept
+        return [status is None or status == jobs.RUNNING]  # None: not stored yet, train on
 
     def flush(self) -> None:
         """Store what waits in the outbox, waiting for the database if it is away."""
@@ -361,11 +364,11 @@ def stopped_for_wall_time(summary: TrainingSummary) -> None:
     summary.outcome, summary.stop_reason = Outcome.STOPPED, "wall-time limit"
 
 
-def store_batch(conn: Connection, claim: jobs.Claim, points: list[MetricPoint],
+def store_batch(conn: Connection, claim: jobs.Claim, columns: SeriesColumns,
                 progress: dict[str, Any], lines: Sequence[Pending] = (), *,
                 verify: bool = False, replace_after: int | None = None) -> str | None:
-    """Store a run's points, progress and log lines, fenced by its attempt; the job's
-    status, or None (nothing stored) when the run no longer holds the job.
+    """Store a run's points (by series), progress and log lines, fenced by its attempt; the
+    job's status, or None (nothing stored) when the run no longer holds the job.
 
     ``replace_after``: first delete the job's points past this step (the run's first write
     replaces what a dead attempt stored after the checkpoint it resumes from).
@@ -376,12 +379,19 @@ def store_batch(conn: Connection, claim: jobs.Claim, points: list[MetricPoint],
     status = jobs.lock_for_write(conn, claim)
     if status is not None and replace_after is not None:
         metrics.delete_after(conn, claim.job_id, replace_after)
-    if status is not None and not (verify and points and metrics.has_chunk(
-            conn, claim.job_id, points[0][1], points[0][0])):
-        metrics.write_points(conn, claim.job_id, points)
+    if status is not None and not (verify and stored_before(conn, claim.job_id, columns)):
+        metrics.write_columns(conn, claim.job_id, columns)
         jobs.save_progress(conn, claim, progress)
         job_logs.write_lines(conn, rows_for(lines, [(claim.job_id, claim.attempt)]))
     return status
+
+
+def stored_before(conn: Connection, job_id: uuid.UUID, columns: SeriesColumns) -> bool:
+    """Whether a batch's transaction went through: one of its chunks tells."""
+    for name, (steps, _) in columns.items():
+        if len(steps):
+            return metrics.has_chunk(conn, job_id, name, int(steps[0]))
+    return False
 
 
 class Heartbeat:

@@ -18,7 +18,7 @@ import queue
 import threading
 import traceback
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import Connection, Engine
@@ -29,12 +29,9 @@ from optimlab.service.settings import Settings
 from optimlab.worker.checkpoints import CheckpointStore
 from optimlab.worker.db_retry import Outbox
 from optimlab.worker.engine import TrainingSummary
-from optimlab.worker.engine.devices import DeviceUnavailable, resolve_device
-from optimlab.worker.engine.fused.loop import JobUpdate, run_fused
-from optimlab.worker.engine.fused.plan import fusion_key
-from optimlab.worker.engine.fused.probe import choose_mode
-from optimlab.worker.engine.fused.stacked import Mode, StackedProblem, build_stacked
-from optimlab.worker.engine.sink import SeriesColumns
+from optimlab.worker.engine.fused.loop import run_fused
+from optimlab.worker.engine.kernels import FusedKernel, choose_kernel
+from optimlab.worker.engine.sink import JobUpdate, SeriesColumns, point_count
 from optimlab.worker.execution import (
     WALL_TIME,
     Heartbeat,
@@ -47,6 +44,7 @@ from optimlab.worker.execution import (
     run_claimed,
     stopped_for_wall_time,
     store_lines,
+    stored_before,
 )
 from optimlab.worker.fused_checkpoints import (
     StoreCheckpointer,
@@ -99,7 +97,8 @@ def _fused_run(sent: Sequence[str], claims: list[jobs.Claim], *, engine: Engine,
     plan, reason = _fusion_plan(claims, engine, resuming=begin.state is not None)
     if plan is None:
         return claims, reason or "not fusable"
-    specs, mode, built = plan
+    specs, kernel = plan
+    mode = kernel.mode
     where = "" if begin.state is None else f" at step {begin.step + 1}"
     for claim in claims:
         run_log.note(log, claim.job_id, "job %s: run %d starts%s on %s, fused with %d other "
@@ -116,7 +115,7 @@ def _fused_run(sent: Sequence[str], claims: list[jobs.Claim], *, engine: Engine,
         with ProcessMeter() as meter:
             try:
                 results = run_fused(specs, sink, flush_seconds=settings.flush_seconds,
-                                    source=SqlDatasetSource(engine), mode=mode, built=built,
+                                    source=SqlDatasetSource(engine), mode=mode, built=kernel.built,
                                     checkpointer=checkpointer, resume=begin.state,
                                     origins=group.origins)
             finally:
@@ -149,40 +148,18 @@ def _left(claims: list[jobs.Claim], sink: SqlFusedSink) -> list[jobs.Claim]:
     return [claim for index, claim in enumerate(claims) if index not in sink.superseded]
 
 
-class _FusionPlan(NamedTuple):
-    specs: list[JobSpec]
-    mode: Mode
-    built: StackedProblem  # shared by the probe and the run
-
-
 def _fusion_plan(claims: list[jobs.Claim], engine: Engine, *, resuming: bool = False
-                 ) -> tuple[_FusionPlan | None, str | None]:
-    """How to run the jobs fused (probe.choose_mode), or why they run one by one. A single
-    job left of a group runs fused too when it resumes the group's checkpoint."""
+                 ) -> tuple[tuple[list[JobSpec], FusedKernel] | None, str | None]:
+    """The specs and how they run fused (kernels.choose_kernel), or why they run one by one.
+    A single job left of a group runs fused too when it resumes the group's checkpoint."""
     if len(claims) < 2 and not resuming:
         return None, "only one job of the task was left to run"
     try:
         specs = [JobSpec.model_validate(claim.spec) for claim in claims]
     except ValidationError:
         return None, "a spec no longer validates"
-    keys = {fusion_key(spec) for spec in specs}
-    if len(keys) != 1 or next(iter(keys))[0] is None:
-        return None, "the jobs do not share a fusion key"
-    try:
-        device = resolve_device(specs[0].device)
-    except DeviceUnavailable as exc:
-        return None, str(exc)
-    if device.type != "cpu":
-        # torch.optim's CUDA default is its foreach implementation, which the fused
-        # optimizers do not mirror (they reproduce the single-tensor one, bit for bit).
-        return None, "fused runs are CPU-only: on CUDA each job runs alone"
-    try:
-        source = SqlDatasetSource(engine)
-        built = build_stacked(specs, device=device, source=source)
-        mode, reason = choose_mode(specs, source=source, built=built)
-    except Exception as exc:
-        return None, f"the exactness probe failed: {exc}"
-    return (None, reason) if mode is None else (_FusionPlan(specs, mode, built), None)
+    kernel, reason = choose_kernel(specs, source=SqlDatasetSource(engine), resuming=resuming)
+    return (None, reason) if kernel is None else ((specs, kernel), None)
 
 
 def _run_alone(claims: list[jobs.Claim], *, engine: Engine, settings: Settings, worker: str,
@@ -328,14 +305,13 @@ class SqlFusedSink:
 
 
 def _points(batch: tuple[list[_Stored], list[Pending]]) -> int:
-    return sum(len(steps) for _, points, _ in batch[0] for steps, _ in points.values())
+    return sum(point_count(points) for _, points, _ in batch[0])
 
 
 def _stored_before(conn: Connection, held: list[tuple[jobs.Claim, SeriesColumns, dict[str, Any]]]
                    ) -> bool:
     """Whether the batch's one transaction went through: one of its chunks tells."""
     for claim, points, _ in held:
-        for name, (steps, _) in points.items():
-            if len(steps):
-                return metrics.has_chunk(conn, claim.job_id, name, int(steps[0]))
+        if point_count(points):
+            return stored_before(conn, claim.job_id, points)
     return False

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from optimlab.service.db import jobs
 from optimlab.service.db.models import MetricChunk
 from optimlab.worker.db_retry import Backoff, Outbox, retrying
+from optimlab.worker.engine.sink import point_columns, point_count
 from optimlab.worker.execution import store_batch
 from tests.seed_table import SEED_SPEC
 
@@ -100,8 +101,10 @@ def test_a_batch_retried_after_a_lost_acknowledgement_is_not_stored_twice(
     with engine.begin() as conn:
         job = jobs.insert_job(conn, name="t", spec=SEED_SPEC, queue="cpu")
         (claim,) = jobs.claim_queued(conn, [job.id], worker="w", max_attempts=3)
-    points = [(step, name, float(step)) for step in range(5) for name in ("loss", "lr")]
-    later = [(step, name, float(step)) for step in range(5, 8) for name in ("loss", "lr")]
+    points = point_columns([(step, name, float(step)) for step in range(5)
+                            for name in ("loss", "lr")])
+    later = point_columns([(step, name, float(step)) for step in range(5, 8)
+                           for name in ("loss", "lr")])
     with engine.begin() as conn:  # committed, but suppose the worker never heard
         store_batch(conn, claim, points, {"steps_done": 5})
 
@@ -109,7 +112,7 @@ def test_a_batch_retried_after_a_lost_acknowledgement_is_not_stored_twice(
         assert store_batch(conn, claim, points, {"steps_done": 5}, verify=True) == jobs.RUNNING
         assert store_batch(conn, claim, later, {"steps_done": 8}, verify=True) == jobs.RUNNING
 
-    assert stored_points(engine, claim.job_id) == len(points) + len(later)
+    assert stored_points(engine, claim.job_id) == point_count(points) + point_count(later)
 
 
 def stored_points(engine: Engine, job_id: uuid.UUID) -> int:

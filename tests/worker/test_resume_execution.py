@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import struct
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -18,7 +19,8 @@ from optimlab.service.jobs.callers import LOCAL
 from optimlab.service.jobs.deletion import delete_job
 from optimlab.service.settings import Settings
 from optimlab.worker.checkpoints import CheckpointStore
-from optimlab.worker.engine import MetricPoint, TrainingSummary, run_training
+from optimlab.worker.engine import run_training
+from optimlab.worker.engine.sink import JobUpdate
 from optimlab.worker.execution import WALL_TIME, SqlMetricSink, claim_job, execute_job
 from optimlab.worker.resumption import StoreCheckpointer, checkpoint_policy
 from optimlab.worker.spec import JobSpec
@@ -72,9 +74,9 @@ def die_after(engine: Engine, settings: Settings, job_id: uuid.UUID, step: int) 
     assert claim is not None
 
     class Dying(SqlMetricSink):
-        def write(self, points: list[MetricPoint], summary: TrainingSummary) -> bool:
-            going_on = super().write(points, summary)
-            if summary.steps_done - 1 >= step:
+        def write(self, updates: Sequence[JobUpdate]) -> list[bool]:
+            going_on = super().write(updates)
+            if any(summary.steps_done - 1 >= step for _, _, summary in updates):
                 raise Killed
             return going_on
 

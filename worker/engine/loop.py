@@ -45,13 +45,15 @@ def run_training(spec: JobSpec, sink: MetricSink, *, flush_seconds: float = 0.5,
                  clock: Callable[[], float] = time.perf_counter,
                  source: DatasetSource | None = None,
                  checkpointer: Checkpointer | None = None, resume: RunState | None = None,
-                 init_model: Mapping[str, torch.Tensor] | None = None) -> TrainingSummary:
+                 init_model: Mapping[str, torch.Tensor] | None = None,
+                 index: int = 0) -> TrainingSummary:
     """Train as ``spec`` says, writing every step's metrics to ``sink``; return the summary.
 
     ``checkpointer`` is handed the run's state right after a flush whenever its policy says
     a checkpoint is due; ``resume``, such a state, makes the run go on from the step after
     it, as the run that took it would have (ResumeError when it does not fit the spec);
-    ``init_model`` is a model ``state_dict`` to start from (``spec.init_from``)."""
+    ``init_model`` is a model ``state_dict`` to start from (``spec.init_from``); ``index``,
+    the job's in a run of many (its updates say so: kernels.train)."""
     device = resolve_device(spec.device)
     problem = build_problem(spec, device=device, source=source)
     steps, per_epoch = plan_length(spec, problem.train.rows)
@@ -59,7 +61,7 @@ def run_training(spec: JobSpec, sink: MetricSink, *, flush_seconds: float = 0.5,
     summary = TrainingSummary(device=str(device), parameter_count=problem.parameter_count,
                               loss=problem.plan.name, steps=steps)
     recorder = Recorder(sink, summary, flush_seconds=flush_seconds, clock=clock,
-                        thresholds=spec.summary.thresholds)
+                        thresholds=spec.summary.thresholds, index=index)
     rows = batches(problem.train.rows, spec.batch_size, seed=spec.seed, drop_last=spec.drop_last,
                    device=device)
     first, ending = 0, cast(Ending | None, None)

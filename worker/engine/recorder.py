@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from optimlab.worker.engine import metric_names as names
-from optimlab.worker.engine.sink import MetricPoint, MetricSink, TrainingSummary
+from optimlab.worker.engine.sink import MetricPoint, MetricSink, TrainingSummary, point_columns
 from optimlab.worker.outcomes import Outcome
 
 FLUSH_POINTS = 20_000
@@ -24,8 +24,10 @@ DEFAULT_FACTORS = (10, 100, 1000)
 
 class Recorder:
     def __init__(self, sink: MetricSink, summary: TrainingSummary, *, flush_seconds: float,
-                 clock: Callable[[], float], thresholds: list[float] | None = None) -> None:
+                 clock: Callable[[], float], thresholds: list[float] | None = None,
+                 index: int = 0) -> None:
         self.sink = sink
+        self.index = index  # the job's in the run's specs: its updates say so
         self.summary = summary
         self.thresholds = thresholds
         self.pending: list[tuple[float, int]] = []  # (threshold, its index in steps_to)
@@ -175,11 +177,11 @@ class Recorder:
         return len(self.points) + held >= FLUSH_POINTS or self.clock() >= self.next_flush
 
     def flush(self) -> bool:
-        """Hand the buffer to the sink; False when the sink asks the run to stop."""
+        """Hand the buffer to the sink, by series; False when the sink asks the run to stop."""
         now = self.clock()
         self.summary.wall_seconds = now - self.started
         if self.summary.wall_seconds > 0:
             self.summary.steps_per_second = self.summary.steps_done / self.summary.wall_seconds
         points, self.points = self.points, []
         self.next_flush = now + self.flush_seconds
-        return self.sink.write(points, self.summary)
+        return self.sink.write([(self.index, point_columns(points), self.summary)])[0]

@@ -1,7 +1,9 @@
-"""Where the engine's metrics go: a small interface the worker implements with SQL."""
+"""Where the engine's metrics go: one small interface for a run of one job or many, which
+the worker implements with SQL and tests with lists."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
@@ -20,10 +22,24 @@ ColumnValues = list[float] | npt.NDArray[np.floating[Any]]
 SeriesColumns = dict[str, tuple[ColumnSteps, ColumnValues]]
 
 
+def point_columns(points: list[MetricPoint]) -> SeriesColumns:
+    """``points`` by series, each in the order given (a run records a series step by step)."""
+    columns: dict[str, tuple[list[int], list[float]]] = {}
+    for step, name, value in points:
+        steps, values = columns.get(name) or columns.setdefault(name, ([], []))
+        steps.append(step)
+        values.append(value)
+    return dict(columns)
+
+
 def column_points(columns: SeriesColumns) -> list[MetricPoint]:
     """The points of ``columns`` one by one (Python ints and floats), series after series."""
     return [(step, name, value) for name, (steps, values) in columns.items()
             for step, value in zip(steps, as_floats(values), strict=True)]
+
+
+def point_count(columns: SeriesColumns) -> int:
+    return sum(len(steps) for steps, _ in columns.values())
 
 
 def as_floats(values: ColumnValues) -> list[float]:
@@ -85,23 +101,42 @@ class TrainingSummary:
 _SUMMARY_FIELDS = tuple(f.name for f in fields(TrainingSummary))
 
 
+# (the job's index in the run's specs, its new points by series, its summary so far). Each
+# list in the columns is the sink's to keep: none is shared with another job or used again.
+JobUpdate = tuple[int, SeriesColumns, TrainingSummary]
+
+
 class MetricSink(Protocol):
-    def write(self, points: list[MetricPoint], summary: TrainingSummary) -> bool:
-        """Store ``points`` (and the progress so far); return False to stop the run."""
+    def write(self, updates: Sequence[JobUpdate]) -> list[bool]:
+        """Store each job's new points and its progress; False for a job that must stop. A
+        run of one job writes one update at a time, its index 0."""
         ...
 
 
 class ListSink:
-    """Keeps everything in memory: for tests, benchmarks and notebooks."""
+    """Keeps everything in memory, each job's points apart: for tests, benchmarks and
+    notebooks. ``points``, ``summaries`` and ``series`` are those of job 0 (a run of one)."""
 
     def __init__(self) -> None:
-        self.points: list[MetricPoint] = []
-        self.summaries: list[TrainingSummary] = []
+        self.jobs: list[list[MetricPoint]] = []
+        self.job_summaries: list[list[TrainingSummary]] = []
 
-    def write(self, points: list[MetricPoint], summary: TrainingSummary) -> bool:
-        self.points.extend(points)
-        self.summaries.append(summary)
-        return True
+    def write(self, updates: Sequence[JobUpdate]) -> list[bool]:
+        for index, columns, summary in updates:
+            while len(self.jobs) <= index:
+                self.jobs.append([])
+                self.job_summaries.append([])
+            self.jobs[index].extend(column_points(columns))
+            self.job_summaries[index].append(summary)
+        return [True] * len(updates)
+
+    @property
+    def points(self) -> list[MetricPoint]:
+        return self.jobs[0] if self.jobs else []
+
+    @property
+    def summaries(self) -> list[TrainingSummary]:
+        return self.job_summaries[0] if self.job_summaries else []
 
     def series(self, name: str) -> list[float]:
         return [value for _, n, value in sorted(self.points) if n == name]

@@ -4,15 +4,11 @@ first job, so that neither the first POST nor the first run waits for them."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from optimlab.worker.engine.loop import run_training
-from optimlab.worker.engine.sink import ListSink
+from optimlab.worker.engine.sink import JobUpdate, ListSink
 from optimlab.worker.engine.validation import validate_spec
 from optimlab.worker.spec import JobSpec
-
-if TYPE_CHECKING:
-    from optimlab.worker.engine.fused.loop import JobUpdate
 
 _SPECS = [
     {"model": {"kind": "expression", "expression": "sum((w*u - 1)**2)",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ import torch
 from optimlab.worker.engine import ListSink, MetricPoint, TrainingSummary, run_training
 from optimlab.worker.engine.checkpoint import CheckpointPolicy, RunState
 from optimlab.worker.engine.resume import ResumeError
+from optimlab.worker.engine.sink import JobUpdate
 from optimlab.worker.spec import JobSpec
 from optimlab.worker.spec_errors import SpecError
 from tests.worker.engine.memory_checkpointer import MemoryCheckpointer
@@ -152,9 +154,9 @@ def test_checkpoints_come_every_so_many_steps_after_a_flush() -> None:
     flushed: list[int] = []
 
     class Sink(ListSink):
-        def write(self, points: list[MetricPoint], summary: TrainingSummary) -> bool:
-            flushed.append(summary.steps_done - 1)
-            return super().write(points, summary)
+        def write(self, updates: Sequence[JobUpdate]) -> list[bool]:
+            flushed.extend(summary.steps_done - 1 for _, _, summary in updates)
+            return super().write(updates)
 
     checkpointer = MemoryCheckpointer(every=7)
     summary = run_training(spec, Sink(), flush_seconds=3600, checkpointer=checkpointer)

@@ -14,6 +14,7 @@ import itertools
 import json
 import math
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from optimlab.worker.engine import (
     run_training,
     validate_spec,
 )
+from optimlab.worker.engine.sink import JobUpdate
 from optimlab.worker.spec import JobSpec
 from tests.seed_table import SEED_SPEC
 
@@ -319,10 +321,10 @@ class StoppingSink(ListSink):
         self.stop_at = stop_at
         self.writes = 0
 
-    def write(self, points: list[MetricPoint], summary: TrainingSummary) -> bool:
-        super().write(points, summary)
+    def write(self, updates: Sequence[JobUpdate]) -> list[bool]:
+        super().write(updates)
         self.writes += 1
-        return self.writes < self.stop_at
+        return [self.writes < self.stop_at] * len(updates)
 
 
 @pytest.mark.parametrize("stop_at", [1, 3])

@@ -21,7 +21,6 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import torch
 
@@ -47,7 +46,8 @@ from optimlab.worker.engine.recorder import Recorder
 from optimlab.worker.engine.sink import (
     ColumnSteps,
     ColumnValues,
-    MetricPoint,
+    JobUpdate,
+    MetricSink,
     SeriesColumns,
     TrainingSummary,
     as_floats,
@@ -56,27 +56,17 @@ from optimlab.worker.engine.stopping import Ending, StopRules, ending_from_state
 from optimlab.worker.outcomes import Outcome
 from optimlab.worker.spec import JobSpec
 
-# (job index in the specs, its new points by series, its summary so far). Each list in the
-# columns is the sink's to keep: none is shared with another job or used again.
-JobUpdate = tuple[int, SeriesColumns, TrainingSummary]
-
-
-class FusedSink(Protocol):
-    def write(self, updates: Sequence[JobUpdate]) -> list[bool]:
-        """Store each job's points and progress; False for a job that must stop."""
-        ...
-
 
 class _Buffer:
     """A Recorder's sink that keeps its batch (a fused job's evaluations, the only points
-    it records through its Recorder) for the fused sink to write with the others."""
+    it records through its Recorder) for the run's sink to write with the others."""
 
     def __init__(self) -> None:
-        self.points: list[MetricPoint] = []
+        self.columns: SeriesColumns = {}
 
-    def write(self, points: list[MetricPoint], summary: TrainingSummary) -> bool:
-        self.points = points
-        return True
+    def write(self, updates: Sequence[JobUpdate]) -> list[bool]:
+        (_, self.columns, _), = updates
+        return [True]
 
 
 @dataclass
@@ -109,7 +99,7 @@ class _Rows:
     tables: list[torch.Tensor] = field(default_factory=list)
 
 
-def run_fused(specs: list[JobSpec], sink: FusedSink, *, flush_seconds: float = 0.5,
+def run_fused(specs: list[JobSpec], sink: MetricSink, *, flush_seconds: float = 0.5,
               clock: Callable[[], float] = time.perf_counter,
               source: DatasetSource | None = None, mode: Mode | None = None,
               built: StackedProblem | None = None, checkpointer: Checkpointer | None = None,
@@ -200,7 +190,7 @@ def _job(index: int, origin: int, spec: JobSpec, track: ScheduleTrack, problem: 
 
 class _Run:
     def __init__(self, problem: StackedProblem, optimizer: FusedOptimizer, jobs: list[FusedJob],
-                 sink: FusedSink, steps: int, per_epoch: int, row_names: list[str], *,
+                 sink: MetricSink, steps: int, per_epoch: int, row_names: list[str], *,
                  ordered: bool = True) -> None:
         self.problem = problem
         self.optimizer = optimizer
@@ -429,12 +419,7 @@ class _Run:
             job.summary.epochs_done = (self.last_step + 1) / self.per_epoch
         job.recorder.flush()  # wall time and speed; its buffer gets the evaluations
         columns, job.columns = job.columns, {}
-        evaluations: dict[str, tuple[list[int], list[float]]] = {}
-        for step, name, value in job.buffer.points:
-            steps, values = evaluations.setdefault(name, ([], []))
-            steps.append(step)
-            values.append(value)
-        for name, (steps, values) in evaluations.items():
+        for name, (steps, values) in job.buffer.columns.items():
             _add(columns, name, steps, values)
         return job.index, columns, job.summary
 

@@ -15,10 +15,10 @@ import math
 from collections.abc import Sequence
 
 from optimlab.worker.engine.data import DatasetSource
-from optimlab.worker.engine.fused.loop import JobUpdate, run_fused
+from optimlab.worker.engine.fused.loop import run_fused
 from optimlab.worker.engine.fused.stacked import Mode, StackedProblem, modes
 from optimlab.worker.engine.loop import run_training
-from optimlab.worker.engine.sink import ListSink, MetricPoint, column_points
+from optimlab.worker.engine.sink import JobUpdate, ListSink, MetricPoint, column_points
 from optimlab.worker.spec import JobSpec
 
 PROBE_STEPS = 64

@@ -8,9 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from optimlab.worker.engine.fused.loop import JobUpdate, run_fused
+from optimlab.worker.engine.fused.loop import run_fused
 from optimlab.worker.engine.fused.probe import choose_mode
 from optimlab.worker.engine.sink import (
+    JobUpdate,
     MetricPoint,
     SeriesColumns,
     TrainingSummary,
@@ -40,7 +41,7 @@ LR_SCALE = {"seed": 1.0, "rosenbrock": 0.02, "linreg": 1.0, "mlp": 10.0}
 
 
 class CollectingSink:
-    """A FusedSink that keeps every job's points; ``stop`` names jobs to cancel."""
+    """A MetricSink that keeps every job's points; ``stop`` names jobs to cancel."""
 
     def __init__(self, jobs: int, stop: Sequence[int] = ()) -> None:
         self.points: list[list[MetricPoint]] = [[] for _ in range(jobs)]
