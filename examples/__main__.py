@@ -1,7 +1,9 @@
 """``make examples``: run every example, write examples/results.json, render the README.
 
 ``python -m examples --render-only`` re-renders the README from the stored results (after
-editing the prose in examples/readme.py) without running anything.
+editing the prose in examples/readme.py) without running anything; ``--this-cpu`` runs
+the fast examples and the seed spread and stores them in examples/reproductions.json under
+this CPU's capability (AVX2, AVX512, ...), which the tests then compare with on such CPUs.
 """
 
 from __future__ import annotations
@@ -10,11 +12,14 @@ import argparse
 import time
 
 from examples.figures import (
+    REPRODUCTIONS,
     RESULTS,
     collect,
     example_names,
+    fast_names,
     load_results,
     prepare_process,
+    write_reproduction,
     write_results,
 )
 from examples.readme import README, render, replace_section
@@ -24,7 +29,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m examples", description=__doc__)
     parser.add_argument("--render-only", action="store_true",
                         help="render README.md from examples/results.json without running")
+    parser.add_argument("--this-cpu", action="store_true",
+                        help="store this CPU's figures of the fast examples in "
+                             "examples/reproductions.json; the README is left alone")
     args = parser.parse_args()
+    if args.this_cpu:
+        prepare_process()
+        results = collect(fast_names())
+        write_reproduction(results)
+        print(f"stored this CPU's figures ({results['environment']}) in {REPRODUCTIONS}")
+        return
     if not args.render_only:
         prepare_process()
         started = time.perf_counter()

@@ -29,6 +29,10 @@ from optimlab.worker.spec import JobSpec
 
 EXAMPLES = Path(__file__).resolve().parent
 RESULTS = EXAMPLES / "results.json"
+# The fast examples' figures on other CPU capabilities than results.json's: a network's
+# last bits depend on the SIMD kernels torch picks (AVX2 or AVX512), and a chaotic run (the
+# cyclic one) ends elsewhere from them. ``python -m examples --this-cpu`` adds this CPU's.
+REPRODUCTIONS = EXAMPLES / "reproductions.json"
 # 14,380 steps of one sample each, about 10 s apiece here: only `make examples` runs them.
 SLOW = ("digits_sgd_batch_1", "digits_sgd_batch_1_lr_0.01")
 # The cycling-lr question again over ten seeds: the cyclic run's end is chaotic (README).
@@ -45,7 +49,8 @@ def prepare_process() -> None:
 
 
 def example_names() -> list[str]:
-    return sorted(path.stem for path in EXAMPLES.glob("*.json") if path != RESULTS)
+    return sorted(path.stem for path in EXAMPLES.glob("*.json")
+                  if path not in (RESULTS, REPRODUCTIONS))
 
 
 def fast_names() -> list[str]:
@@ -114,3 +119,27 @@ def load_results() -> dict[str, Any]:
 
 def write_results(results: dict[str, Any]) -> None:
     RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+
+
+def load_reproductions() -> dict[str, dict[str, Any]]:
+    """CPU capability -> the fast examples' figures and the seed spread made on one."""
+    if not REPRODUCTIONS.exists():
+        return {}
+    reproductions: dict[str, dict[str, Any]] = json.loads(REPRODUCTIONS.read_text())
+    return reproductions
+
+
+def write_reproduction(results: dict[str, Any]) -> None:
+    reproductions = load_reproductions()
+    reproductions[results["environment"]["cpu_capability"]] = results
+    REPRODUCTIONS.write_text(json.dumps(dict(sorted(reproductions.items())), indent=1) + "\n")
+
+
+def figures_for_this_cpu() -> dict[str, Any] | None:
+    """The stored figures a fresh run here must give: results.json's when it was made on
+    this CPU capability, else this capability's reproduction (None: there is none)."""
+    results = load_results()
+    capability = torch.backends.cpu.get_cpu_capability()
+    if results["environment"]["cpu_capability"] == capability:
+        return results
+    return load_reproductions().get(capability)
