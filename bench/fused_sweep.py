@@ -216,8 +216,9 @@ def main() -> None:
           f"{torch.__version__}; one torch thread here, the worker's child "
           f"{os.cpu_count()}; embedded stack (SQLite + folder broker)")
     with tempfile.TemporaryDirectory() as folder:
+        # a private stack of one user, as `optimlab up` on a laptop: no API keys
         settings = Settings(data_dir=Path(folder), database_url=None, broker_url=None,
-                            queue_prefix="bench-")
+                            queue_prefix="bench-", auth="off")
         upgrade(settings.database)
         worker = start_worker(settings, Path(folder) / "worker.log")
         try:

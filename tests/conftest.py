@@ -7,7 +7,9 @@ each test gets its own queue names on Redis, deleted afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +20,7 @@ import psycopg
 import pytest
 import redis
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, make_url, text
 
 from optimlab.migrations import upgrade
 from optimlab.service.api.main import create_app
@@ -123,6 +125,14 @@ def postgres_database(postgres_server: str) -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SQLite database migrated to head once per session, for each test to copy."""
+    path = tmp_path_factory.mktemp("migrated") / "optimlab.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
 @pytest.fixture(params=["embedded", "postgres"])
 def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
     """Both deployments: SQLite + folder broker, and PostgreSQL + Redis."""
@@ -131,7 +141,7 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
         settings = Settings(data_dir=tmp_path / "data", database_url=None, broker_url=None,
                             queue_prefix=prefix, **FAST)
         settings.data_dir.mkdir()
-        upgrade(settings.database)
+        _copy_sqlite(request.getfixturevalue("migrated_sqlite"), settings.database)
         yield Stack("embedded", settings)
         return
     database = request.getfixturevalue("postgres_database")
@@ -154,6 +164,16 @@ def engine(stack: Stack) -> Iterator[Engine]:
 def client(stack: Stack) -> Iterator[TestClient]:
     with TestClient(create_app(stack.settings)) as client:
         yield client
+
+
+def _copy_sqlite(source: Path, url: str) -> None:
+    """A copy of ``source`` as the database at ``url``, through SQLite's backup API (whole
+    and consistent, whatever journal mode the file is in): what ``upgrade`` would make."""
+    target = make_url(url).database
+    assert target is not None
+    with contextlib.closing(sqlite3.connect(source)) as src, \
+            contextlib.closing(sqlite3.connect(target)) as dst:
+        src.backup(dst)
 
 
 def _empty_postgres(url: str) -> None:
