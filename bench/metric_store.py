@@ -14,7 +14,7 @@ consecutive flushes, each in its own transaction, by
 
 * ``write_points``: ``optimlab.service.db.metrics.write_points`` alone (a chunk per
   series: three rows per flush);
-* ``worker sink``: ``SqlMetricSink.write``, the worker's whole flush (lock the job row,
+* ``worker sink``: ``SqlJobsSink.write``, the worker's whole flush (lock the job row,
   write_points, save the progress summary);
 * ``rows bulk``: the peer, the previous ``write_points`` into ``point_rows``: binary
   ``COPY ... FROM STDIN`` through psycopg 3 on PostgreSQL, one driver-level
@@ -80,7 +80,7 @@ from optimlab.service.db.connection import make_engine
 from optimlab.service.db.models import utcnow
 from optimlab.worker.engine import MetricPoint, TrainingSummary
 from optimlab.worker.engine.sink import point_columns
-from optimlab.worker.execution import SqlMetricSink
+from optimlab.worker.sql_sink import SqlJobsSink
 
 SERIES = ("loss", "lr", "param.x")
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -137,7 +137,7 @@ class Store:
 
 
 def new_job(engine: Engine) -> jobs.Claim:
-    """A job claimed as a worker claims it: the fence SqlMetricSink writes under."""
+    """A job claimed as a worker claims it: the fence SqlJobsSink writes under."""
     with engine.begin() as conn:
         job = jobs.insert_job(conn, name="bench", spec={"bench": True}, queue="cpu")
         claim = jobs.claim_job(conn, job.id, worker="bench", stale_before=utcnow(),
@@ -173,7 +173,8 @@ def write_points(store: Store, batch: list[MetricPoint]) -> None:
 def worker_sink(store: Store, batch: list[MetricPoint]) -> None:
     summary = TrainingSummary(device="cpu", parameter_count=1,
                               steps_done=batch[-1][0] + 1, final_loss=batch[-1][2])
-    if not SqlMetricSink(store.engine, store.claim).write([(0, point_columns(batch), summary)])[0]:
+    sink = SqlJobsSink(store.engine, [store.claim], threaded=False)
+    if not sink.write([(0, point_columns(batch), summary)])[0]:
         raise RuntimeError("the sink refused the write")
 
 

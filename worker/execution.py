@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import threading
 import traceback
 import uuid
@@ -27,11 +26,10 @@ from optimlab.service.db.holders import this_process
 from optimlab.service.db.models import utcnow
 from optimlab.service.settings import Settings
 from optimlab.worker.checkpoints import CheckpointStore
-from optimlab.worker.db_retry import Backoff, Outbox, retrying
+from optimlab.worker.db_retry import Backoff, retrying
 from optimlab.worker.engine import SpecError, TrainingSummary, run_training
 from optimlab.worker.engine.devices import resolve_device
 from optimlab.worker.engine.resume import ResumeError
-from optimlab.worker.engine.sink import JobUpdate, SeriesColumns, point_count
 from optimlab.worker.limits import use_limits
 from optimlab.worker.outcomes import Outcome
 from optimlab.worker.resumption import (
@@ -42,14 +40,10 @@ from optimlab.worker.resumption import (
 )
 from optimlab.worker.run_log import Pending, RunLog, capturing, rows_for
 from optimlab.worker.spec import JobSpec
+from optimlab.worker.sql_sink import SqlJobsSink, backoff_of, finite_json
 from optimlab.worker.usage import ProcessMeter
 
 log = logging.getLogger(__name__)
-
-# Seconds since the run started, one point per stored batch at its last step: written by the
-# worker's sinks (not by the engine, whose histories stay the same from run to run).
-WALL_TIME = "wall_time"
-
 
 def execute_job(job_id: str, *, engine: Engine, settings: Settings, worker: str) -> None:
     claim = claim_job(job_id, engine=engine, settings=settings, worker=worker)
@@ -102,16 +96,15 @@ def run_claimed(claim: jobs.Claim, *, engine: Engine, settings: Settings, worker
     with capturing() as run_log:
         run_log.note(log, claim.job_id, "job %s: run %d starts on %s", claim.job_id,
                      claim.attempt, worker)
-        sink = SqlMetricSink(engine, claim, run_log, settings=settings,
-                             max_seconds=settings.max_job_seconds)
+        sink = SqlJobsSink(engine, [claim], run_log, settings=settings,
+                           max_seconds=settings.max_job_seconds, threaded=False)
         heartbeat = Heartbeat(engine, [claim], every=settings.heartbeat_seconds) if beat \
             else contextlib.nullcontext()
         with ProcessMeter(cuda=_cuda_device(claim.spec)) as meter, heartbeat:
             status, summary, error = _train(claim, sink, settings)
             try:  # what waited for the database is stored before the outcome
-                sink.flush()
-                if not sink.superseded:
-                    sink.replace_now()  # a run that stored nothing still replaces old points
+                sink.close()
+                sink.replace_now()  # a run that stored nothing still replaces old points
             except Exception as exc:  # not the database away (that is waited for)
                 log.exception("job %s: storing its last metrics failed", claim.job_id)
                 status, error = jobs.FAILED, f"storing metrics failed: {exc}"
@@ -137,10 +130,6 @@ def _cuda_device(spec: dict[str, Any]) -> torch.device | None:
 
 # (the run, its status, its summary, its error)
 JobResult = tuple[jobs.Claim, str, dict[str, Any] | None, str | None]
-
-
-def backoff_of(settings: Settings) -> Backoff:
-    return Backoff(first=settings.db_retry_first_seconds, cap=settings.db_retry_max_seconds)
 
 
 def finish_all(engine: Engine, outcomes: Sequence[JobResult], *,
@@ -216,24 +205,24 @@ def _window(claim: jobs.Claim) -> int | None:
     return None if window is None else int(window)
 
 
-def _train(claim: jobs.Claim, sink: SqlMetricSink,
+def _train(claim: jobs.Claim, sink: SqlJobsSink,
            settings: Settings) -> tuple[str, dict[str, Any] | None, str | None]:
     try:
         spec = JobSpec.model_validate(claim.spec)
         summary = _resume_or_start(claim, spec, sink, settings)
     except (SpecError, ValidationError) as exc:
-        return jobs.FAILED, sink.last_summary, f"invalid spec: {exc}"
+        return jobs.FAILED, sink.last_summaries[0], f"invalid spec: {exc}"
     except Exception as exc:  # a failed job is a result; the worker must go on
         log.exception("job %s failed", claim.job_id)
         detail = "".join(traceback.format_exception_only(exc)).strip()
-        return jobs.FAILED, sink.last_summary, detail
-    if sink.timed_out is not None:
+        return jobs.FAILED, sink.last_summaries[0], detail
+    if (timed_out := sink.timed_out.get(0)) is not None:
         stopped_for_wall_time(summary)
-        return jobs.FAILED, finite_json({**summary.as_dict(), **sink.extra}), sink.timed_out
-    return jobs.SUCCEEDED, finite_json({**summary.as_dict(), **sink.extra}), None
+    result = finite_json({**summary.as_dict(), **sink.notes[0]})
+    return jobs.SUCCEEDED if timed_out is None else jobs.FAILED, result, timed_out
 
 
-def _resume_or_start(claim: jobs.Claim, spec: JobSpec, sink: SqlMetricSink,
+def _resume_or_start(claim: jobs.Claim, spec: JobSpec, sink: SqlJobsSink,
                      settings: Settings) -> TrainingSummary:
     """Train from the newest usable checkpoint of the job (an earlier attempt's), else from
     step 0; the sink replaces the points stored past that step in its first write."""
@@ -245,8 +234,8 @@ def _resume_or_start(claim: jobs.Claim, spec: JobSpec, sink: SqlMetricSink,
     checkpointer = StoreCheckpointer(store, key, checkpoint_policy(spec, settings),
                                      keep=settings.checkpoint_keep,
                                      extra={"steps_recomputed": plan.steps_recomputed})
-    sink.begin(after=plan.step, extra={"attempts": claim.attempt,
-                                       "steps_recomputed": plan.steps_recomputed})
+    sink.begin(0, after=plan.step, note={"attempts": claim.attempt,
+                                         "steps_recomputed": plan.steps_recomputed})
     source = SqlDatasetSource(sink.engine)
     if plan.state is not None:
         try:
@@ -263,135 +252,15 @@ def _resume_or_start(claim: jobs.Claim, spec: JobSpec, sink: SqlMetricSink,
                         "step 0", claim.job_id, plan.step, exc)
             recomputed = 0 if stored_through is None else stored_through + 1
             checkpointer.extra["steps_recomputed"] = recomputed
-            sink.begin(after=-1, extra={"attempts": claim.attempt,
-                                        "steps_recomputed": recomputed})
+            sink.begin(0, after=-1, note={"attempts": claim.attempt,
+                                          "steps_recomputed": recomputed})
     return run_training(spec, sink, flush_seconds=settings.flush_seconds, source=source,
                         checkpointer=checkpointer, init_model=initial_model(store, spec))
-
-
-# A batch as the single-job sink stores it: points, progress, log lines.
-_Batch = tuple[SeriesColumns, dict[str, Any], list[Pending]]
-
-
-class SqlMetricSink:
-    """Writes each batch (and a ``wall_time`` point at its last step, and the log lines
-    captured meanwhile), fenced by the run's attempt, and reports cancellation back.
-
-    While the database is away, batches wait in an outbox (db_retry.Outbox) and training
-    goes on; past ``Settings.unstored_points_limit`` points, ``write`` blocks until they are
-    stored. Each batch is stored exactly once.
-    """
-
-    def __init__(self, engine: Engine, claim: jobs.Claim, run_log: RunLog | None = None, *,
-                 settings: Settings | None = None,
-                 max_seconds: float | None = None) -> None:
-        self.engine = engine
-        self.claim = claim
-        self.run_log = run_log
-        self.superseded = False
-        self.max_seconds = max_seconds  # the run's wall-time limit, checked at each write
-        self.timed_out: str | None = None  # why the run was stopped for its wall time
-        self.last_summary: dict[str, Any] | None = None
-        self.wall_step = -1  # the step of the last wall_time point
-        settings = settings or Settings()
-        self.outbox: Outbox[_Batch, str | None] = Outbox(
-            self._store, size=lambda batch: point_count(batch[0]),
-            limit=settings.unstored_points_limit, backoff=backoff_of(settings),
-            what=f"job {claim.job_id}: metrics")
-        self.replace_after: int | None = -1  # the first write deletes points past it
-        self.extra: dict[str, Any] = {}  # joins every summary stored (attempts, ...)
-
-    def begin(self, *, after: int, extra: dict[str, Any]) -> None:
-        """The run goes on after step ``after`` (-1: from the start): its first write
-        replaces every point stored past it (by a dead attempt)."""
-        self.replace_after, self.wall_step, self.extra = after, after, dict(extra)
-
-    def write(self, updates: Sequence[JobUpdate]) -> list[bool]:
-        (_, columns, summary), = updates  # a run of one job
-        self.last_summary = finite_json({**summary.as_dict(), **self.extra})
-        last = max((int(steps[-1]) for steps, _ in columns.values() if len(steps)), default=-1)
-        if last > self.wall_step:
-            columns = {**columns, WALL_TIME: ([last], [summary.wall_seconds])}
-            self.wall_step = last
-        lines = self.run_log.take() if self.run_log is not None else []
-        status = self.outbox.put((columns, self.last_summary, lines))
-        if self.superseded:
-            return [False]
-        if (why := over_wall_time(self.max_seconds, summary)) is not None:
-            self.timed_out = why
-            return [False]  # the engine stops as for a cancel; the job fails, points kept
-        return [status is None or status == jobs.RUNNING]  # None: not stored yet, train on
-
-    def flush(self) -> None:
-        """Store what waits in the outbox, waiting for the database if it is away."""
-        self.outbox.flush()
-
-    def _store(self, batch: _Batch, retried: bool) -> str | None:
-        points, progress, lines = batch
-        with self.engine.begin() as conn:
-            status = store_batch(conn, self.claim, points, progress, lines, verify=retried,
-                                 replace_after=self.replace_after)
-        if status is None:
-            self.superseded = True
-        else:
-            self.replace_after = None
-        return status
-
-    def replace_now(self) -> None:
-        """Replace the old points now if no write did (a run that failed before its first)."""
-        if self.replace_after is None:
-            return
-        with self.engine.begin() as conn:
-            if jobs.lock_for_write(conn, self.claim) is None:
-                self.superseded = True
-                return
-            metrics.delete_after(conn, self.claim.job_id, self.replace_after)
-        self.replace_after = None
-
-
-def over_wall_time(limit: float | None, summary: TrainingSummary) -> str | None:
-    """Why the run must stop for the service's wall-time limit (OPTIMLAB_MAX_JOB_SECONDS),
-    or None."""
-    if limit is None or summary.wall_seconds <= limit:
-        return None
-    return (f"stopped after {summary.wall_seconds:.1f} s at step {summary.steps_done}: over "
-            f"the wall-time limit of {limit:g} s per run (OPTIMLAB_MAX_JOB_SECONDS); the "
-            "metrics stored so far are kept")
 
 
 def stopped_for_wall_time(summary: TrainingSummary) -> None:
     """The ended run's summary says why: the engine saw only its sink asking it to stop."""
     summary.outcome, summary.stop_reason = Outcome.STOPPED, "wall-time limit"
-
-
-def store_batch(conn: Connection, claim: jobs.Claim, columns: SeriesColumns,
-                progress: dict[str, Any], lines: Sequence[Pending] = (), *,
-                verify: bool = False, replace_after: int | None = None) -> str | None:
-    """Store a run's points (by series), progress and log lines, fenced by its attempt; the
-    job's status, or None (nothing stored) when the run no longer holds the job.
-
-    ``replace_after``: first delete the job's points past this step (the run's first write
-    replaces what a dead attempt stored after the checkpoint it resumes from).
-    ``verify``: an earlier try may have committed without our hearing of it; the batch is
-    stored unless it already is (checked under the job's row lock, which that commit held;
-    after the replacement, so a dead attempt's points never pass for ours).
-    """
-    status = jobs.lock_for_write(conn, claim)
-    if status is not None and replace_after is not None:
-        metrics.delete_after(conn, claim.job_id, replace_after)
-    if status is not None and not (verify and stored_before(conn, claim.job_id, columns)):
-        metrics.write_columns(conn, claim.job_id, columns)
-        jobs.save_progress(conn, claim, progress)
-        job_logs.write_lines(conn, rows_for(lines, [(claim.job_id, claim.attempt)]))
-    return status
-
-
-def stored_before(conn: Connection, job_id: uuid.UUID, columns: SeriesColumns) -> bool:
-    """Whether a batch's transaction went through: one of its chunks tells."""
-    for name, (steps, _) in columns.items():
-        if len(steps):
-            return metrics.has_chunk(conn, job_id, name, int(steps[0]))
-    return False
 
 
 class Heartbeat:
@@ -434,14 +303,3 @@ class Heartbeat:
                 log.warning("jobs %s: heartbeat back after %d failures",
                             [str(c.job_id) for c in self.claims], failures)
                 failures = 0
-
-
-def finite_json(value: Any) -> Any:
-    """JSON has no NaN or infinity (PostgreSQL refuses them): store null instead."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: finite_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [finite_json(v) for v in value]
-    return value

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine
 
 from optimlab.service.api.main import create_app
-from optimlab.worker.execution import WALL_TIME
+from optimlab.worker.sql_sink import WALL_TIME
 from tests.conftest import Stack
 from tests.e2e.test_worker_stack import SERIES_PER_STEP, start_worker
 from tests.processes import stop

@@ -16,8 +16,8 @@ from sqlalchemy import Engine
 
 from optimlab.service.db.summaries import converged_at
 from optimlab.worker.engine.fused.loop import run_fused
-from optimlab.worker.execution import WALL_TIME
 from optimlab.worker.spec import JobSpec
+from optimlab.worker.sql_sink import WALL_TIME
 from tests.conftest import Stack
 from tests.e2e.test_worker_stack import start_worker
 from tests.processes import stop

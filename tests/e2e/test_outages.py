@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 from optimlab.service.db import metrics
-from optimlab.worker.execution import WALL_TIME
+from optimlab.worker.sql_sink import WALL_TIME
 from tests.conftest import Stack
 from tests.e2e.test_worker_stack import MEDIUM_SPEC, wait_status
 from tests.processes import optimlab, stop

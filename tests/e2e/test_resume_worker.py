@@ -26,8 +26,8 @@ from sqlalchemy import Engine
 from optimlab.service.db import job_logs, metrics, workers
 from optimlab.service.db.connection import make_engine
 from optimlab.worker.engine import ListSink, run_training
-from optimlab.worker.execution import WALL_TIME
 from optimlab.worker.spec import JobSpec
+from optimlab.worker.sql_sink import WALL_TIME
 from tests.conftest import Stack
 from tests.e2e.test_embedded_up import Embedded, embedded, get_job, post
 from tests.processes import optimlab, running, stop

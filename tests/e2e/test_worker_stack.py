@@ -19,7 +19,7 @@ from sqlalchemy import Engine, func, select
 
 from optimlab.service.db import workers
 from optimlab.service.db.models import MetricChunk
-from optimlab.worker.execution import WALL_TIME
+from optimlab.worker.sql_sink import WALL_TIME
 from tests.conftest import Stack
 from tests.processes import optimlab, stop
 from tests.seed_table import SEED_SPEC, assert_matches_seed_table

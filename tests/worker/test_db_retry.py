@@ -13,7 +13,7 @@ from optimlab.service.db import jobs
 from optimlab.service.db.models import MetricChunk
 from optimlab.worker.db_retry import Backoff, Outbox, retrying
 from optimlab.worker.engine.sink import point_columns, point_count
-from optimlab.worker.execution import store_batch
+from optimlab.worker.sql_sink import store_updates
 from tests.seed_table import SEED_SPEC
 
 QUICK = Backoff(first=0.001, cap=0.004)
@@ -106,11 +106,13 @@ def test_a_batch_retried_after_a_lost_acknowledgement_is_not_stored_twice(
     later = point_columns([(step, name, float(step)) for step in range(5, 8)
                            for name in ("loss", "lr")])
     with engine.begin() as conn:  # committed, but suppose the worker never heard
-        store_batch(conn, claim, points, {"steps_done": 5})
+        store_updates(conn, [claim], [(0, points, {"steps_done": 5})])
 
     with engine.begin() as conn:  # the retry of that batch, then the next one
-        assert store_batch(conn, claim, points, {"steps_done": 5}, verify=True) == jobs.RUNNING
-        assert store_batch(conn, claim, later, {"steps_done": 8}, verify=True) == jobs.RUNNING
+        assert store_updates(conn, [claim], [(0, points, {"steps_done": 5})],
+                             verify=True) == [jobs.RUNNING]
+        assert store_updates(conn, [claim], [(0, later, {"steps_done": 8})],
+                             verify=True) == [jobs.RUNNING]
 
     assert stored_points(engine, claim.job_id) == point_count(points) + point_count(later)
 

@@ -17,8 +17,9 @@ from optimlab.service.db import jobs, metrics
 from optimlab.service.db.models import Job, MetricChunk, utcnow
 from optimlab.service.jobs.callers import LOCAL
 from optimlab.service.jobs.cancel import cancel_job
-from optimlab.worker.execution import WALL_TIME, claim_jobs, execute_job, finish_all
+from optimlab.worker.execution import claim_jobs, execute_job, finish_all
 from optimlab.worker.recovery import requeue_orphans
+from optimlab.worker.sql_sink import WALL_TIME
 from tests.conftest import Stack
 from tests.seed_table import SEED_SPEC, assert_matches_seed_table
 from tests.stacks import wait_for

@@ -22,11 +22,11 @@ from optimlab.service.jobs.sweeps import submit_sweep
 from optimlab.service.settings import Settings
 from optimlab.worker.checkpoints import CheckpointStore
 from optimlab.worker.engine.fused.loop import run_fused
-from optimlab.worker.execution import WALL_TIME
 from optimlab.worker.fused_checkpoints import StoreCheckpointer, fused_group
-from optimlab.worker.fused_execution import SqlFusedSink, execute_fused
+from optimlab.worker.fused_execution import execute_fused
 from optimlab.worker.recovery import requeue_orphans
 from optimlab.worker.spec import JobSpec
+from optimlab.worker.sql_sink import WALL_TIME, SqlJobsSink
 from tests.conftest import Stack
 from tests.seed_table import SEED_SPEC
 from tests.worker.engine.fused.fusing import CollectingSink
@@ -76,14 +76,14 @@ def die_after_checkpoints(monkeypatch: pytest.MonkeyPatch, count: int, writes: i
     stored (a killed process's last transactions are committed or not at all)."""
     saved = 0
     after = 0
-    save, write = StoreCheckpointer.save, SqlFusedSink.write
+    save, write = StoreCheckpointer.save, SqlJobsSink.write
 
     def counting_save(self: StoreCheckpointer, step: int, state: Any) -> None:
         nonlocal saved
         save(self, step, state)
         saved += 1
 
-    def dying_write(self: SqlFusedSink, updates: Any) -> list[bool]:
+    def dying_write(self: SqlJobsSink, updates: Any) -> list[bool]:
         nonlocal after
         answer = write(self, updates)
         if saved >= count:
@@ -94,7 +94,7 @@ def die_after_checkpoints(monkeypatch: pytest.MonkeyPatch, count: int, writes: i
         return answer
 
     monkeypatch.setattr(StoreCheckpointer, "save", counting_save)
-    monkeypatch.setattr(SqlFusedSink, "write", dying_write)
+    monkeypatch.setattr(SqlJobsSink, "write", dying_write)
 
 
 def submitted(engine: Engine, settings: Settings, sweep: dict[str, Any]

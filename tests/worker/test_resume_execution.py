@@ -21,9 +21,10 @@ from optimlab.service.settings import Settings
 from optimlab.worker.checkpoints import CheckpointStore
 from optimlab.worker.engine import run_training
 from optimlab.worker.engine.sink import JobUpdate
-from optimlab.worker.execution import WALL_TIME, SqlMetricSink, claim_job, execute_job
+from optimlab.worker.execution import claim_job, execute_job
 from optimlab.worker.resumption import StoreCheckpointer, checkpoint_policy
 from optimlab.worker.spec import JobSpec
+from optimlab.worker.sql_sink import WALL_TIME, SqlJobsSink
 from tests.conftest import Stack
 
 SPEC: dict[str, Any] = {
@@ -73,7 +74,7 @@ def die_after(engine: Engine, settings: Settings, job_id: uuid.UUID, step: int) 
     claim = claim_job(str(job_id), engine=engine, settings=settings, worker="doomed")
     assert claim is not None
 
-    class Dying(SqlMetricSink):
+    class Dying(SqlJobsSink):
         def write(self, updates: Sequence[JobUpdate]) -> list[bool]:
             going_on = super().write(updates)
             if any(summary.steps_done - 1 >= step for _, _, summary in updates):
@@ -85,8 +86,8 @@ def die_after(engine: Engine, settings: Settings, job_id: uuid.UUID, step: int) 
     checkpointer = StoreCheckpointer(store, str(job_id), checkpoint_policy(spec, settings),
                                      keep=settings.checkpoint_keep)
     with pytest.raises(Killed):
-        run_training(spec, Dying(engine, claim), flush_seconds=settings.flush_seconds,
-                     checkpointer=checkpointer)
+        run_training(spec, Dying(engine, [claim], threaded=False),
+                     flush_seconds=settings.flush_seconds, checkpointer=checkpointer)
     with engine.begin() as conn:  # its heartbeat stops: the job is orphaned
         conn.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=utcnow().replace(
             year=2000)))

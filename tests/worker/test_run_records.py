@@ -19,9 +19,9 @@ from optimlab.service.jobs.callers import LOCAL
 from optimlab.service.jobs.cancel import cancel_job
 from optimlab.service.jobs.deletion import delete_job
 from optimlab.worker import execution, fused_execution
-from optimlab.worker.execution import WALL_TIME
 from optimlab.worker.fused_execution import execute_fused
 from optimlab.worker.run_log import capturing
+from optimlab.worker.sql_sink import WALL_TIME
 from tests.conftest import Stack
 from tests.seed_table import SEED_SPEC
 from tests.stacks import wait_for

@@ -83,7 +83,7 @@ def value(claimed: jobs.Claim, step: int, name: str) -> float:
 
 
 def write_batch(engine: Engine, claimed: jobs.Claim, steps: Sequence[int]) -> list[Point]:
-    """One batch as SqlMetricSink writes it: every series of its steps, and the progress."""
+    """One batch as the worker's sink writes it: every series of its steps, and the progress."""
     points = [(step, name, value(claimed, step, name)) for step in steps for name in NAMES]
     with engine.begin() as conn:
         assert jobs.lock_for_write(conn, claimed) is not None
