@@ -43,8 +43,9 @@ typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy -p optimlab.service -p optimlab.worker -p optimlab.migrations -p optimlab.client
 	$(BIN)/mypy tests bench examples
 
-# The suite runs in two processes (pytest-xdist; TEST_WORKERS=0 runs it in this one): about
-# 15 min against 24 on this 2-core machine. The slowest tests are listed at the end.
+# The suite runs in two processes (pytest-xdist, each test taken as a process frees up;
+# TEST_WORKERS=0 runs it in this one): 15 min against 24 on a 2-core machine. The slowest
+# tests are listed at the end.
 TEST_WORKERS ?= 2
 pytest: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal --durations=25
