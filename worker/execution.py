@@ -211,11 +211,11 @@ def _train(claim: jobs.Claim, sink: SqlJobsSink,
         spec = JobSpec.model_validate(claim.spec)
         summary = _resume_or_start(claim, spec, sink, settings)
     except (SpecError, ValidationError) as exc:
-        return jobs.FAILED, sink.last_summaries[0], f"invalid spec: {exc}"
+        return jobs.FAILED, sink.last_summary(0), f"invalid spec: {exc}"
     except Exception as exc:  # a failed job is a result; the worker must go on
         log.exception("job %s failed", claim.job_id)
         detail = "".join(traceback.format_exception_only(exc)).strip()
-        return jobs.FAILED, sink.last_summaries[0], detail
+        return jobs.FAILED, sink.last_summary(0), detail
     if (timed_out := sink.timed_out.get(0)) is not None:
         stopped_for_wall_time(summary)
     result = finite_json({**summary.as_dict(), **sink.notes[0]})

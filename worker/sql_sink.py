@@ -57,7 +57,7 @@ class SqlJobsSink:
         self.replace_after: list[int | None] = [replace_after] * len(claims)
         self.notes = [dict(n) for n in notes] if notes is not None else [{} for _ in claims]
         self.wall_steps = [replace_after] * len(claims)  # each job's last wall_time step
-        self.last_summaries: list[dict[str, Any] | None] = [None] * len(claims)
+        self.last_taken: list[dict[str, Any] | None] = [None] * len(claims)
         self.superseded: set[int] = set()
         self.going_on = [True] * len(claims)
         self.max_seconds = max_seconds  # each job's wall-time limit, checked at each write
@@ -83,7 +83,7 @@ class SqlJobsSink:
         stored = [(i, points, {**summary.as_dict(), **self.notes[i]})
                   for i, points, summary in updates]
         for i, _, taken in stored:
-            self.last_summaries[i] = finite_json(taken)
+            self.last_taken[i] = taken
         if self.batches is not None:
             self.batches.put(stored)
         else:
@@ -96,6 +96,11 @@ class SqlJobsSink:
         # a job past its wall time stops as for a cancel; it fails, its points kept
         return [self.going_on[index] and index not in self.timed_out
                 for index, _, _ in updates]
+
+    def last_summary(self, index: int) -> dict[str, Any] | None:
+        """Job ``index``'s summary as last written, storable (for a run that fails)."""
+        taken = self.last_taken[index]
+        return None if taken is None else finite_json(taken)
 
     def drain(self) -> None:
         """Wait until every batch written so far is stored or waits in the outbox; raise
@@ -111,7 +116,7 @@ class SqlJobsSink:
                 assert self.batches is not None
                 self.batches.put(None)
                 self.thread.join()
-        elif self.failure is None:
+        else:  # only the writer thread records a failure
             self.outbox.flush()
         self._raise_failure()
 
