@@ -93,10 +93,10 @@ def curves(steps: int, seed: int, names: list[str]) -> dict[str, np.ndarray[Any,
     return {n: out[n] for n in names}
 
 
-def add_job(engine: Engine, name: str, steps: int, lr: float, seed: int,
+def add_job(db: Engine, name: str, steps: int, lr: float, seed: int,
             names: list[str]) -> uuid.UUID:
     series = curves(steps, seed, names)
-    with engine.begin() as conn:
+    with db.begin() as conn:
         job = jobs.insert_job(conn, name=name, spec=spec(name, steps, lr, seed), queue="cpu")
         for first in range(0, steps, FLUSH_STEPS):
             last = min(first + FLUSH_STEPS, steps)
@@ -115,15 +115,15 @@ def add_job(engine: Engine, name: str, steps: int, lr: float, seed: int,
 
 def seed_database(url: str) -> tuple[uuid.UUID, list[uuid.UUID]]:
     migrations.upgrade(url)
-    engine = make_engine(url)
+    db = make_engine(url)
     started = time.perf_counter()
-    big = add_job(engine, "one million steps", BIG_STEPS, 0.01, 0,
+    big = add_job(db, "one million steps", BIG_STEPS, 0.01, 0,
                   ["loss", "lr", "grad_norm", "update_norm", "param_norm"])
     lrs = np.geomspace(1e-3, 1e-1, MANY_JOBS // 2)
-    many = [add_job(engine, f"lr {lr:.3g} seed {seed}", MANY_STEPS, float(lr), seed,
+    many = [add_job(db, f"lr {lr:.3g} seed {seed}", MANY_STEPS, float(lr), seed,
                     ["loss", "lr"])
             for lr in lrs for seed in (0, 1)]
-    engine.dispose()
+    db.dispose()
     points = BIG_STEPS * 5 + MANY_JOBS * MANY_STEPS * 2
     print(f"seeded {points:,} points in {time.perf_counter() - started:.1f} s")
     return big, many

@@ -171,10 +171,10 @@ def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
     process = subprocess.Popen([sys.executable, "-m", "optimlab.service.cli", "worker",
                                 "--gpus", "none", "--concurrency", "1"], env=env,
                                stdout=output, stderr=subprocess.STDOUT)
-    engine = make_engine(settings.database)
+    db = make_engine(settings.database)
     deadline = time.monotonic() + 120
     while True:
-        with engine.connect() as conn:
+        with db.connect() as conn:
             if live_workers(conn, within=timedelta(minutes=1)):
                 return process
         if process.poll() is not None or time.monotonic() > deadline:

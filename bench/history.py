@@ -75,7 +75,7 @@ from optimlab.service.db.packing import Values
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 FLUSH_STEPS = 2000  # steps per stored batch: one chunk each
 COPY_ROWS = 100_000  # point_rows written per transaction while loading
-# (engine, job id, max points) -> points read
+# (db, job id, max points) -> points read
 Reader = Callable[[Engine, uuid.UUID, int], int]
 
 def curve(steps: int) -> Values:
@@ -85,22 +85,22 @@ def curve(steps: int) -> Values:
     return values
 
 
-def make_history(engine: Engine, steps: int) -> uuid.UUID:
+def make_history(db: Engine, steps: int) -> uuid.UUID:
     values = curve(steps).tolist()
-    with engine.begin() as conn:
+    with db.begin() as conn:
         create_point_rows(conn, foreign_key=False)
         job = jobs.insert_job(conn, name="bench", spec={"bench": True}, queue="cpu")
-    with engine.begin() as conn:
+    with db.begin() as conn:
         for first in range(0, steps, FLUSH_STEPS):
             part = values[first:first + FLUSH_STEPS]
             metrics.write_columns(conn, job.id,
                                   {"loss": (list(range(first, first + len(part))), part)})
     for first in range(0, steps, COPY_ROWS):
-        with engine.begin() as conn:
+        with db.begin() as conn:
             write_rows(conn, job.id, ((step, "loss", value) for step, value in
                                      enumerate(values[first:first + COPY_ROWS], start=first)))
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        if engine.dialect.name == "postgresql":
+    with db.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        if db.dialect.name == "postgresql":
             add_foreign_key(conn)
             conn.exec_driver_sql("VACUUM ANALYZE metric_chunks, point_rows")
         else:
@@ -110,24 +110,24 @@ def make_history(engine: Engine, steps: int) -> uuid.UUID:
 
 # --------------------------------------------------------------------------- readers
 
-def m4_api(engine: Engine, job_id: uuid.UUID, max_points: int) -> int:
-    with engine.connect() as conn:
+def m4_api(db: Engine, job_id: uuid.UUID, max_points: int) -> int:
+    with db.connect() as conn:
         got = history.read_history(conn, job_id, "loss", lo=None, hi=None,
                                    max_points=max_points)
     return len(got.steps)
 
 
-def read_all(engine: Engine, job_id: uuid.UUID, _: int) -> int:
-    with engine.connect() as conn:
+def read_all(db: Engine, job_id: uuid.UUID, _: int) -> int:
+    with db.connect() as conn:
         (series,) = metrics.read_series(conn, job_id, ["loss"])
     return len(series.steps)
 
 
-def rows_cursor(engine: Engine, job_id: uuid.UUID, _: int) -> int:
-    raw = engine.raw_connection()
+def rows_cursor(db: Engine, job_id: uuid.UUID, _: int) -> int:
+    raw = db.raw_connection()
     try:
         cursor = raw.cursor()
-        if engine.dialect.name == "postgresql":
+        if db.dialect.name == "postgresql":
             cursor.execute("SELECT step, value FROM point_rows WHERE job_id = %s AND name = %s "
                            "ORDER BY step", (job_id, "loss"))
         else:  # SQLAlchemy's Uuid is CHAR(32) hex on SQLite
@@ -156,9 +156,9 @@ ORDER BY step
 """
 
 
-def m4_sql_points(engine: Engine, job_id: uuid.UUID,
+def m4_sql_points(db: Engine, job_id: uuid.UUID,
                   max_points: int) -> list[tuple[int, float]]:
-    raw = engine.raw_connection()
+    raw = db.raw_connection()
     try:
         cursor = raw.cursor()
         cursor.execute("SELECT min(step), max(step) FROM point_rows "
@@ -177,8 +177,8 @@ def m4_sql_points(engine: Engine, job_id: uuid.UUID,
     return [(int(step), float(value)) for step, value in rows]
 
 
-def m4_sql(engine: Engine, job_id: uuid.UUID, max_points: int) -> int:
-    return len(m4_sql_points(engine, job_id, max_points))
+def m4_sql(db: Engine, job_id: uuid.UUID, max_points: int) -> int:
+    return len(m4_sql_points(db, job_id, max_points))
 
 
 def readers(backend: str) -> dict[str, Reader]:
@@ -187,35 +187,35 @@ def readers(backend: str) -> dict[str, Reader]:
             **in_sql}
 
 
-def check(engine: Engine, job_id: uuid.UUID, args: argparse.Namespace,
+def check(db: Engine, job_id: uuid.UUID, args: argparse.Namespace,
           points: dict[str, int]) -> None:
     """The readers of every point agree on the count, the two M4s on the points."""
     if points["read_series"] != args.steps or points["rows cursor"] != args.steps:
         raise RuntimeError(f"expected {args.steps} points: {points}")
     if "rows m4 sql" in points:
-        with engine.connect() as conn:
+        with db.connect() as conn:
             steps, values = metrics.load(conn, job_id, ["loss"])["loss"]
         buckets = plan_buckets(int(steps[0]), int(steps[-1]),
                                max(1, args.max_points // history.PER_BUCKET))
         keep = history.m4(steps, history.order_key(values), buckets)
         if list(zip(steps[keep].tolist(), values[keep].tolist(), strict=True)) \
-                != m4_sql_points(engine, job_id, args.max_points):
+                != m4_sql_points(db, job_id, args.max_points):
             raise RuntimeError("history.m4 and the SQL M4 chose different points")
 
 
 # --------------------------------------------------------------------------- exports
 
-def export_client(engine: Engine) -> TestClient:
-    """The API's metrics routes over ``engine``, without the rest of the app."""
+def export_client(db: Engine) -> TestClient:
+    """The API's metrics routes over ``db``, without the rest of the app."""
     app = FastAPI()
     app.include_router(metrics_routes.router)
-    app.state.engine = engine
+    app.state.db = db
     return TestClient(app)
 
 
-def store_export(engine: Engine, steps: int) -> uuid.UUID:
+def store_export(db: Engine, steps: int) -> uuid.UUID:
     values = curve(steps).tolist()
-    with engine.begin() as conn:
+    with db.begin() as conn:
         job = jobs.insert_job(conn, name="bench export", spec={"bench": True}, queue="cpu")
         for first in range(0, steps, FLUSH_STEPS):
             part = values[first:first + FLUSH_STEPS]
@@ -235,11 +235,11 @@ def check_exports(client: TestClient, job_id: uuid.UUID, steps: int) -> None:
         raise RuntimeError("the CSV's values do not read back bit for bit")
 
 
-def bench_exports(engine: Engine, backend: str, args: argparse.Namespace) -> None:
-    job_id = store_export(engine, args.export_steps)
+def bench_exports(db: Engine, backend: str, args: argparse.Namespace) -> None:
+    job_id = store_export(db, args.export_steps)
     routes = {"export json": f"/v1/jobs/{job_id}/metrics",
               "export csv": f"/v1/jobs/{job_id}/metrics.csv"}
-    with export_client(engine) as client:
+    with export_client(db) as client:
         check_exports(client, job_id, args.export_steps)
         times: dict[str, list[float]] = {name: [] for name in routes}
         for repeat in range(args.repeats):
@@ -271,29 +271,29 @@ def rotated(names: list[str], repeat: int) -> list[str]:
 
 def bench(backend: str, url: str, args: argparse.Namespace) -> None:
     migrations.upgrade(url)
-    engine = make_engine(url)
+    db = make_engine(url)
     methods = readers(backend)
     try:
         start = time.perf_counter()
-        job_id = make_history(engine, args.steps)
+        job_id = make_history(db, args.steps)
         print(f"{backend}: {args.steps:,} steps stored in both layouts and analysed in "
               f"{time.perf_counter() - start:.1f} s")
-        points = {name: reader(engine, job_id, args.max_points)  # warm, and the sizes
+        points = {name: reader(db, job_id, args.max_points)  # warm, and the sizes
                   for name, reader in methods.items()}
-        check(engine, job_id, args, points)
+        check(db, job_id, args, points)
         times: dict[str, list[float]] = {name: [] for name in methods}
         gc.collect()
         for repeat in range(args.repeats):
             for name in rotated(list(methods), repeat):
                 begin = time.perf_counter()
-                methods[name](engine, job_id, args.max_points)
+                methods[name](db, job_id, args.max_points)
                 times[name].append(time.perf_counter() - begin)
         print(f"{'backend':<10} {'method':<13} {'points':>9} {'median':>9} {'(min-max)':>17} "
               f"{'ratio':>7}")
         print_rows(backend, times, peer="rows cursor", points=points)
-        bench_exports(engine, backend, args)
+        bench_exports(db, backend, args)
     finally:
-        engine.dispose()
+        db.dispose()
 
 
 @contextmanager

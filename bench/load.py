@@ -59,12 +59,12 @@ def main() -> None:
     spec = {**SEED, "steps": args.steps}
     print(support.load_line())
     with support.postgres_url(args.postgres) as database, stack(database, args.redis) as (
-            url, engine):
+            url, db):
         serial, alone, loaded = [], [], []
         for _ in range(args.repeats):
             serial.append(post_serially(url, spec, args.serial))
-            alone.append(follow_alone(url, engine, spec))
-            loaded.append(asyncio.run(under_load(url, engine, spec, args.jobs,
+            alone.append(follow_alone(url, db, spec))
+            loaded.append(asyncio.run(under_load(url, db, spec, args.jobs,
                                                  args.followers)))
         print(support.load_line())
     report(args, serial, alone, loaded)
@@ -87,18 +87,18 @@ def stack(database: str, broker: str) -> Iterator[tuple[str, Engine]]:
         worker = subprocess.Popen([*command, "worker", "--gpus", "none"], env=env,
                                   stdout=(logs / "worker").open("wb"),
                                   stderr=subprocess.STDOUT)
-        engine = make_engine(database)
+        db = make_engine(database)
         try:
             url = f"http://127.0.0.1:{port}"
-            _wait(lambda: _ready(url) and _workers(engine) > 0, what="the API and a worker")
-            yield url, engine
+            _wait(lambda: _ready(url) and _workers(db) > 0, what="the API and a worker")
+            yield url, db
             if "Traceback" in (logs / "api").read_text():
                 print("the API logged a traceback:\n" + (logs / "api").read_text()[-3000:])
         finally:
             for process in (api, worker):
                 process.terminate()
                 process.wait(timeout=30)
-            engine.dispose()
+            db.dispose()
             client = redis.Redis.from_url(broker)
             keys = list(client.scan_iter(match=f"*{prefix}*"))
             if keys:
@@ -114,21 +114,21 @@ def post_serially(url: str, spec: dict[str, Any], n: int) -> float:
         return n / (time.perf_counter() - started)
 
 
-def follow_alone(url: str, engine: Engine, spec: dict[str, Any]) -> float:
+def follow_alone(url: str, db: Engine, spec: dict[str, Any]) -> float:
     """Seconds from finished_at to the end event, one follower on an otherwise idle API."""
-    _wait(lambda: _open(engine) == 0, what="the serial jobs to finish")
+    _wait(lambda: _open(db) == 0, what="the serial jobs to finish")
 
     async def one() -> float:
         async with httpx.AsyncClient(base_url=url, timeout=60) as http:
             job = _created(await http.post("/v1/jobs", json=spec))
-            return await _follow(http, engine, job["id"])
+            return await _follow(http, db, job["id"])
 
     return asyncio.run(one())
 
 
-async def under_load(url: str, engine: Engine, spec: dict[str, Any], jobs: int,
+async def under_load(url: str, db: Engine, spec: dict[str, Any], jobs: int,
                      followers: int) -> dict[str, Any]:
-    _wait(lambda: _open(engine) == 0, what="the jobs before to finish")
+    _wait(lambda: _open(db) == 0, what="the jobs before to finish")
     limits = httpx.Limits(max_connections=jobs + followers, max_keepalive_connections=0)
     async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as http:
         posted_at: list[float] = []
@@ -136,19 +136,19 @@ async def under_load(url: str, engine: Engine, spec: dict[str, Any], jobs: int,
         async def post(i: int) -> float | None:
             job = _created(await http.post("/v1/jobs", json=spec))
             posted_at.append(time.perf_counter())
-            return await _follow(http, engine, job["id"]) if i < followers else None
+            return await _follow(http, db, job["id"]) if i < followers else None
 
         started = time.perf_counter()
         latencies = [x for x in await asyncio.gather(*(post(i) for i in range(jobs)))
                      if x is not None]
     last_post = max(posted_at)
-    _wait(lambda: _open(engine) == 0, what="every job to finish", timeout=600)
+    _wait(lambda: _open(db) == 0, what="every job to finish", timeout=600)
     drained = time.perf_counter()
     return {"posts_per_s": jobs / (last_post - started), "latencies": latencies,
             "drain_jobs_per_s": jobs / (drained - started)}
 
 
-async def _follow(http: httpx.AsyncClient, engine: Engine, job_id: str) -> float:
+async def _follow(http: httpx.AsyncClient, db: Engine, job_id: str) -> float:
     ended = None
     async with http.stream("GET", f"/v1/jobs/{job_id}/events",
                            headers={"Accept": "text/event-stream"}) as response:
@@ -159,7 +159,7 @@ async def _follow(http: httpx.AsyncClient, engine: Engine, job_id: str) -> float
                 ended = time.time()
     if ended is None:
         raise SystemExit(f"the stream of job {job_id} closed without its end event")
-    with engine.connect() as conn:
+    with db.connect() as conn:
         finished = conn.scalar(select(Job.finished_at).where(Job.id == uuid.UUID(job_id)))
     assert finished is not None
     return ended - finished.replace(tzinfo=UTC).timestamp()
@@ -199,14 +199,14 @@ def _created(response: httpx.Response) -> dict[str, Any]:
     return response.json()  # type: ignore[no-any-return]
 
 
-def _open(engine: Engine) -> int:
-    with engine.connect() as conn:
+def _open(db: Engine) -> int:
+    with db.connect() as conn:
         return int(conn.scalar(select(func.count()).select_from(Job)
                                .where(Job.status.in_(("queued", "running")))) or 0)
 
 
-def _workers(engine: Engine) -> int:
-    with engine.connect() as conn:
+def _workers(db: Engine) -> int:
+    with db.connect() as conn:
         return int(conn.scalar(select(func.count()).select_from(Worker)) or 0)
 
 

@@ -108,20 +108,20 @@ def in_batches(total: int, batch: int, rng: random.Random) -> list[list[MetricPo
 @dataclass
 class Store:
     backend: str
-    engine: Engine
+    db: Engine
     claim: jobs.Claim
     sink: SqlJobsSink | None = None  # the worker sink's, one per run as a worker has
 
     def empty(self) -> None:
         self.sink = None
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             if self.backend == "postgresql":
                 conn.execute(text("TRUNCATE metric_chunks, point_rows"))
             else:
                 conn.execute(text("DELETE FROM metric_chunks"))
                 conn.execute(text("DELETE FROM point_rows"))
         if self.backend == "sqlite":  # start every run with an empty write-ahead log
-            with self.engine.connect() as conn:
+            with self.db.connect() as conn:
                 conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def count(self, job_id: uuid.UUID) -> int:
@@ -129,18 +129,18 @@ class Store:
         query = text("SELECT (SELECT coalesce(sum(count), 0) FROM metric_chunks "
                      "WHERE job_id = :j) + (SELECT count(*) FROM point_rows WHERE job_id = :j)"
                      ).bindparams(bindparam("j", type_=Uuid))
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             return int(conn.scalar(query, {"j": job_id}) or 0)
 
     def analyse(self) -> None:
-        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        with self.db.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("VACUUM ANALYZE metric_chunks, point_rows"
                                  if self.backend == "postgresql" else "ANALYZE")
 
 
-def new_job(engine: Engine) -> jobs.Claim:
+def new_job(db: Engine) -> jobs.Claim:
     """A job claimed as a worker claims it: the fence SqlJobsSink writes under."""
-    with engine.begin() as conn:
+    with db.begin() as conn:
         job = jobs.insert_job(conn, name="bench", spec={"bench": True}, queue="cpu")
         claim = jobs.claim_job(conn, job.id, worker="bench", stale_before=utcnow(),
                                max_attempts=3)
@@ -150,10 +150,10 @@ def new_job(engine: Engine) -> jobs.Claim:
 
 def open_store(backend: str, url: str) -> Store:
     migrations.upgrade(url)
-    engine = make_engine(url)
-    with engine.begin() as conn:
+    db = make_engine(url)
+    with db.begin() as conn:
         create_point_rows(conn)
-    return Store(backend, engine, new_job(engine))
+    return Store(backend, db, new_job(db))
 
 
 @contextmanager
@@ -168,7 +168,7 @@ Writer = Callable[[Store, list[MetricPoint]], None]
 
 
 def write_points(store: Store, batch: list[MetricPoint]) -> None:
-    with store.engine.begin() as conn:
+    with store.db.begin() as conn:
         metrics.write_points(conn, store.claim.job_id, batch)
 
 
@@ -176,13 +176,13 @@ def worker_sink(store: Store, batch: list[MetricPoint]) -> None:
     summary = TrainingSummary(device="cpu", parameter_count=1,
                               steps_done=batch[-1][0] + 1, final_loss=batch[-1][2])
     if store.sink is None:
-        store.sink = SqlJobsSink(store.engine, [store.claim], threaded=False)
+        store.sink = SqlJobsSink(store.db, [store.claim], threaded=False)
     if not store.sink.write([(0, point_columns(batch), summary)])[0]:
         raise RuntimeError("the sink refused the write")
 
 
 def write_rows_bulk(store: Store, batch: list[MetricPoint]) -> None:
-    with store.engine.begin() as conn:
+    with store.db.begin() as conn:
         write_rows(conn, store.claim.job_id, batch)
 
 
@@ -191,7 +191,7 @@ NAIVE_INSERT = insert(point_rows)
 
 def write_rows_naive(store: Store, batch: list[MetricPoint]) -> None:
     job_id = store.claim.job_id
-    with store.engine.begin() as conn:
+    with store.db.begin() as conn:
         for step, name, value in batch:
             conn.execute(NAIVE_INSERT,
                          {"job_id": job_id, "name": name, "step": step, "value": value})
@@ -228,19 +228,19 @@ Reader = Callable[[Store, uuid.UUID, str], int]
 
 
 def read_series(store: Store, job_id: uuid.UUID, name: str) -> int:
-    with store.engine.connect() as conn:
+    with store.db.connect() as conn:
         (series,) = metrics.read_series(conn, job_id, [name])
     return len(series.steps)
 
 
 def load(store: Store, job_id: uuid.UUID, name: str) -> int:
-    with store.engine.connect() as conn:
+    with store.db.connect() as conn:
         steps, _ = metrics.load(conn, job_id, [name])[name]
     return int(steps.size)
 
 
 def rows_cursor(store: Store, job_id: uuid.UUID, name: str) -> int:
-    raw = store.engine.raw_connection()
+    raw = store.db.raw_connection()
     try:
         cursor = raw.cursor()
         if store.backend == "postgresql":
@@ -317,11 +317,11 @@ def bench_writes(store: Store, args: argparse.Namespace, rng: random.Random) -> 
 
 def bench_reads(store: Store, args: argparse.Namespace, rng: random.Random) -> None:
     store.empty()
-    job_id = new_job(store.engine).job_id
+    job_id = new_job(store.db).job_id
     points = args.read_points
     # As a run writes them: flushes of READ_FLUSH_STEPS steps of all three series.
     for batch in in_batches(points * len(SERIES), READ_FLUSH_STEPS * len(SERIES), rng):
-        with store.engine.begin() as conn:
+        with store.db.begin() as conn:
             metrics.write_points(conn, job_id, batch)
             write_rows(conn, job_id, batch)
     if store.count(job_id) != 2 * points * len(SERIES):
@@ -344,7 +344,7 @@ def bench_backend(backend: str, url: str, args: argparse.Namespace) -> None:
         bench_writes(store, args, rng)
         bench_reads(store, args, rng)
     finally:
-        store.engine.dispose()
+        store.db.dispose()
 
 
 def main(argv: list[str] | None = None) -> None:

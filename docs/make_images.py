@@ -56,10 +56,10 @@ def main() -> None:
             for example in EXAMPLES:
                 spec = json.loads((ROOT / "examples" / f"{example}.json").read_text())
                 client.post("/v1/jobs", json=spec).raise_for_status()
-            engine = make_engine(settings.database)
+            db = make_engine(settings.database)
             for job_id in collected.job_ids:
-                execute_job(job_id, engine=engine, settings=settings, worker="make_images")
-            engine.dispose()
+                execute_job(job_id, db=db, settings=settings, worker="make_images")
+            db.dispose()
             for job_id in collected.job_ids:
                 job = client.get(f"/v1/jobs/{job_id}").json()
                 print(f"{job['name']}: {job['status']}, final loss "

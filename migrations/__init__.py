@@ -42,12 +42,12 @@ def alembic_config(database_url: str) -> Config:
 
 def current_revision(database_url: str) -> str | None:
     """The revision the database is at; None for a database never migrated."""
-    engine = make_engine(database_url)
+    db = make_engine(database_url)
     try:
-        with engine.connect() as conn:
+        with db.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
     finally:
-        engine.dispose()
+        db.dispose()
 
 
 def upgrade(database_url: str, revision: str = "head") -> Upgraded:

@@ -20,14 +20,14 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
-    engine = make_engine(_url())
-    with engine.connect() as connection:
+    db = make_engine(_url())
+    with db.connect() as connection:
         # SQLite alters tables by copying them ("batch" mode); harmless on PostgreSQL.
         context.configure(connection=connection, target_metadata=target_metadata,
                           render_as_batch=True)
         with context.begin_transaction():
             context.run_migrations()
-    engine.dispose()
+    db.dispose()
 
 
 def _url() -> str:

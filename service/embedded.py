@@ -39,7 +39,7 @@ def prepare(settings: Settings) -> None:
     """
     upgrade(settings.database)
     purge_messages(settings.broker_transport_options())
-    engine = make_engine(settings.database)
-    requeue_orphans(engine, CeleryDispatcher(create_celery(settings)),
+    db = make_engine(settings.database)
+    requeue_orphans(db, CeleryDispatcher(create_celery(settings)),
                     stale_after=timedelta(0), include_queued=True)
-    engine.dispose()
+    db.dispose()

@@ -35,13 +35,13 @@ def create(name: Annotated[str, typer.Option("--name", metavar="NAME",
     """Make a key and print it, once: only its hash is stored."""
     from optimlab.service.jobs import keys
 
-    engine = _engine()
+    db = _engine()
     try:
-        made = keys.create_key(engine=engine, name=name, owner=owner, admin=admin)
+        made = keys.create_key(db=db, name=name, owner=owner, admin=admin)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--name/--owner") from None
     finally:
-        engine.dispose()
+        db.dispose()
     row = made.row
     typer.echo(made.key)
     typer.echo(f"key {row.id} ({row.name!r}, owner {row.owner!r}"
@@ -54,11 +54,11 @@ def list_keys() -> None:
     """Every key: id, name, owner, admin, created, last used, revoked (never the key)."""
     from optimlab.service.jobs import keys
 
-    engine = _engine()
+    db = _engine()
     try:
-        rows = keys.list_keys(engine=engine)
+        rows = keys.list_keys(db=db)
     finally:
-        engine.dispose()
+        db.dispose()
     header = ("ID", "NAME", "OWNER", "ADMIN", "CREATED", "LAST USED", "REVOKED")
     table = [header] + [(str(r.id), r.name, r.owner, "yes" if r.admin else "no",
                          _when(r.created_at), _when(r.last_used_at), _when(r.revoked_at))
@@ -75,14 +75,14 @@ def revoke(key_id: Annotated[int, typer.Argument(metavar="ID", help="The key's i
     """Revoke a key: requests with it answer 401 from now on."""
     from optimlab.service.jobs import keys
 
-    engine = _engine()
+    db = _engine()
     try:
-        keys.revoke_key(engine=engine, key_id=key_id)
+        keys.revoke_key(db=db, key_id=key_id)
     except keys.KeyNotFound as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     finally:
-        engine.dispose()
+        db.dispose()
     typer.echo(f"key {key_id} revoked")
 
 

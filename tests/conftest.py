@@ -154,10 +154,10 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
 
 
 @pytest.fixture
-def engine(stack: Stack) -> Iterator[Engine]:
-    engine = make_engine(stack.settings.database)
-    yield engine
-    engine.dispose()
+def db(stack: Stack) -> Iterator[Engine]:
+    db = make_engine(stack.settings.database)
+    yield db
+    db.dispose()
 
 
 @pytest.fixture
@@ -177,10 +177,10 @@ def _copy_sqlite(source: Path, url: str) -> None:
 
 
 def _empty_postgres(url: str) -> None:
-    engine = make_engine(url)
-    with engine.begin() as conn:
+    db = make_engine(url)
+    with db.begin() as conn:
         conn.execute(text(f"TRUNCATE {', '.join(TABLES)} CASCADE"))
-    engine.dispose()
+    db.dispose()
 
 
 def _delete_redis_keys(url: str, prefix: str) -> None:

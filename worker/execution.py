@@ -45,23 +45,23 @@ from optimlab.worker.usage import ProcessMeter
 
 log = logging.getLogger(__name__)
 
-def execute_job(job_id: str, *, engine: Engine, settings: Settings, worker: str) -> None:
-    claim = claim_job(job_id, engine=engine, settings=settings, worker=worker)
+def execute_job(job_id: str, *, db: Engine, settings: Settings, worker: str) -> None:
+    claim = claim_job(job_id, db=db, settings=settings, worker=worker)
     if claim is not None:
         with use_limits(settings.limits):  # the spec is checked as the API checked it
-            run_claimed(claim, engine=engine, settings=settings, worker=worker)
+            run_claimed(claim, db=db, settings=settings, worker=worker)
 
 
-def claim_job(job_id: str, *, engine: Engine, settings: Settings,
+def claim_job(job_id: str, *, db: Engine, settings: Settings,
               worker: str) -> jobs.Claim | None:
     """Take the job for a new run (queued, or running with a stale heartbeat), or None.
     Earlier runs' points stay: the run replaces those past its checkpoint (run_claimed)."""
-    claims = claim_jobs([job_id], engine=engine, settings=settings, worker=worker,
+    claims = claim_jobs([job_id], db=db, settings=settings, worker=worker,
                         keep_points=True)
     return claims[0] if claims else None
 
 
-def claim_jobs(job_ids: Sequence[str], *, engine: Engine, settings: Settings,
+def claim_jobs(job_ids: Sequence[str], *, db: Engine, settings: Settings,
                worker: str, keep_points: bool = False) -> list[jobs.Claim]:
     """Claim each job that is free for a new run, in the given order, in one transaction:
     the queued ones in one statement, the rest (runs whose process died or that stopped
@@ -71,7 +71,7 @@ def claim_jobs(job_ids: Sequence[str], *, engine: Engine, settings: Settings,
     holder = this_process()
     alive_before = utcnow() - timedelta(seconds=settings.outage_grace_seconds)
     wanted = [uuid.UUID(job_id) for job_id in job_ids]
-    with engine.begin() as conn:
+    with db.begin() as conn:
         found = {claim.job_id: claim for claim in jobs.claim_queued(
             conn, wanted, worker=worker, max_attempts=settings.max_attempts, holder=holder,
             keep_points=keep_points)}
@@ -88,7 +88,7 @@ def claim_jobs(job_ids: Sequence[str], *, engine: Engine, settings: Settings,
     return [found[job_id] for job_id in wanted if job_id in found]
 
 
-def run_claimed(claim: jobs.Claim, *, engine: Engine, settings: Settings, worker: str,
+def run_claimed(claim: jobs.Claim, *, db: Engine, settings: Settings, worker: str,
                 note: dict[str, Any] | None = None, beat: bool = True) -> None:
     """Train a claimed job alone and store its outcome (``note`` joins its summary), with
     the run's log lines and what it cost the process. ``beat=False``: the caller's own
@@ -96,9 +96,9 @@ def run_claimed(claim: jobs.Claim, *, engine: Engine, settings: Settings, worker
     with capturing() as run_log:
         run_log.note(log, claim.job_id, "job %s: run %d starts on %s", claim.job_id,
                      claim.attempt, worker)
-        sink = SqlJobsSink(engine, [claim], run_log, settings=settings,
+        sink = SqlJobsSink(db, [claim], run_log, settings=settings,
                            max_seconds=settings.max_job_seconds, threaded=False)
-        heartbeat = Heartbeat(engine, [claim], every=settings.heartbeat_seconds) if beat \
+        heartbeat = Heartbeat(db, [claim], every=settings.heartbeat_seconds) if beat \
             else contextlib.nullcontext()
         with ProcessMeter(cuda=_cuda_device(claim.spec)) as meter, heartbeat:
             status, summary, error = _train(claim, sink, settings)
@@ -115,7 +115,7 @@ def run_claimed(claim: jobs.Claim, *, engine: Engine, settings: Settings, worker
         if summary is not None:
             summary.update(note or {})
             summary["process"] = meter.figures()
-        finish_all(engine, [(claim, status, summary, error)], run_log=run_log,
+        finish_all(db, [(claim, status, summary, error)], run_log=run_log,
                    backoff=backoff_of(settings))
 
 
@@ -132,7 +132,7 @@ def _cuda_device(spec: dict[str, Any]) -> torch.device | None:
 JobResult = tuple[jobs.Claim, str, dict[str, Any] | None, str | None]
 
 
-def finish_all(engine: Engine, outcomes: Sequence[JobResult], *,
+def finish_all(db: Engine, outcomes: Sequence[JobResult], *,
                run_log: RunLog | None = None, backoff: Backoff | None = None) -> None:
     """Store runs' outcomes in one transaction, with ``converged_at`` read off their stored
     loss histories (in one query). The end line of each run, and the lines of ``run_log`` no
@@ -148,16 +148,16 @@ def finish_all(engine: Engine, outcomes: Sequence[JobResult], *,
             log.info(*line)
     lines = run_log.take(last=True) if run_log is not None else []  # once, for every try
     if backoff is None:
-        _store_outcomes(engine, outcomes, lines)
+        _store_outcomes(db, outcomes, lines)
     else:
-        retrying(lambda: _store_outcomes(engine, outcomes, lines), backoff=backoff,
+        retrying(lambda: _store_outcomes(db, outcomes, lines), backoff=backoff,
                  what=f"jobs {[str(claim.job_id) for claim, _, _, _ in outcomes]}: outcome")
 
 
-def _store_outcomes(engine: Engine, outcomes: Sequence[JobResult], lines: list[Pending]) -> None:
+def _store_outcomes(db: Engine, outcomes: Sequence[JobResult], lines: list[Pending]) -> None:
     # Safe to try again after a commit whose acknowledgement was lost: the updates are
     # conditional on the job still running under this attempt, and so are the lines.
-    with engine.begin() as conn:
+    with db.begin() as conn:
         store_lines(conn, [claim for claim, _, _, _ in outcomes], lines)
         losses = metrics.load_jobs(conn, [claim.job_id for claim, _, summary, _ in outcomes
                                           if summary is not None], "loss")
@@ -228,7 +228,7 @@ def _resume_or_start(claim: jobs.Claim, spec: JobSpec, sink: SqlJobsSink,
     step 0; the sink replaces the points stored past that step in its first write."""
     store = CheckpointStore(settings.checkpoints)
     key = str(claim.job_id)
-    with sink.engine.connect() as conn:
+    with sink.db.connect() as conn:
         stored_through = metrics.last_step(conn, claim.job_id, "loss")
     plan = plan_resume(store, key, stored_through=stored_through)
     checkpointer = StoreCheckpointer(store, key, checkpoint_policy(spec, settings),
@@ -236,7 +236,7 @@ def _resume_or_start(claim: jobs.Claim, spec: JobSpec, sink: SqlJobsSink,
                                      extra={"steps_recomputed": plan.steps_recomputed})
     sink.begin(0, after=plan.step, note={"attempts": claim.attempt,
                                          "steps_recomputed": plan.steps_recomputed})
-    source = SqlDatasetSource(sink.engine)
+    source = SqlDatasetSource(sink.db)
     if plan.state is not None:
         try:
             line = ("job %s: run %d resumes from the checkpoint of step %d (%d steps "
@@ -267,8 +267,8 @@ class Heartbeat:
     """Refreshes the jobs' heartbeats from a thread, so a long single step is not taken for
     death (a fused run beats for all its jobs in one transaction)."""
 
-    def __init__(self, engine: Engine, claims: list[jobs.Claim], *, every: float) -> None:
-        self.engine = engine
+    def __init__(self, db: Engine, claims: list[jobs.Claim], *, every: float) -> None:
+        self.db = db
         # In id order, as the writes lock the rows (jobs.lock_many_for_write): a beat and a
         # fused flush that locked two jobs' rows in opposite orders would deadlock.
         self.claims = sorted(claims, key=lambda claim: claim.job_id)
@@ -288,7 +288,7 @@ class Heartbeat:
         failures = 0
         while not self.stopped.wait(self.every):
             try:
-                with self.engine.begin() as conn:
+                with self.db.begin() as conn:
                     for claim in self.claims:
                         jobs.heartbeat(conn, claim)
             except Exception:  # a missed beat is retried; the run goes on

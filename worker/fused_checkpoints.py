@@ -36,13 +36,13 @@ class FusedGroup:
     origins: list[int]  # each claimed job's position in ``ids``
 
 
-def fused_group(engine: Engine, sent: Sequence[str],
+def fused_group(db: Engine, sent: Sequence[str],
                 claimed: Sequence[str] | None = None) -> FusedGroup:
     """The group of a task's jobs (``sent``, of which ``claimed``, default all): their
     sweep's fused task, or the jobs sent where no plan holds them (a task sent by hand)."""
     sent = [str(uuid.UUID(job_id)) for job_id in sent]  # as the job rows spell them
     claimed = list(sent if claimed is None else claimed)
-    with engine.connect() as conn:
+    with db.connect() as conn:
         tasks = sweeps.fused_tasks(conn, [uuid.UUID(sent[0])])
     ids = next(iter(tasks.values()), None)
     if ids is None or not set(sent) <= set(ids):
@@ -62,12 +62,12 @@ class Start:
     recomputed: list[int]  # per claimed job: steps computed again, this attempt included
 
 
-def start(engine: Engine, store: CheckpointStore, group: FusedGroup,
+def start(db: Engine, store: CheckpointStore, group: FusedGroup,
           claims: Sequence[jobs.Claim]) -> Start:
     """The newest checkpoint of the group that holds every claimed job and that the stored
     points of each one it ran reach (an older attempt's points may end before a newer
     checkpoint of an attempt that lost the jobs), else step 0."""
-    with engine.connect() as conn:
+    with db.connect() as conn:
         stored = metrics.last_steps(conn, [claim.job_id for claim in claims])
     last = [stored[claim.job_id] for claim in claims]
     for step in reversed(store.steps(group.key)):
@@ -124,9 +124,9 @@ class StoreCheckpointer:
         self.store.prune(self.group.key, keep=self.keep)
 
 
-def forget_if_done(engine: Engine, store: CheckpointStore, group: FusedGroup) -> None:
+def forget_if_done(db: Engine, store: CheckpointStore, group: FusedGroup) -> None:
     """Delete the group's checkpoints once none of its jobs may run again."""
-    with engine.connect() as conn:
+    with db.connect() as conn:
         found = jobs.get_jobs(conn, [uuid.UUID(job_id) for job_id in group.ids])
     if all(job.status in jobs.FINISHED for job in found.values()):
         store.delete(group.key)

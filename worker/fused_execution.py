@@ -54,37 +54,37 @@ log = logging.getLogger(__name__)
 
 
 
-def execute_fused(job_ids: Sequence[str], *, engine: Engine, settings: Settings,
+def execute_fused(job_ids: Sequence[str], *, db: Engine, settings: Settings,
                   worker: str) -> None:
     # the points of a dead attempt stay until this run knows which it resumes from
-    claims = claim_jobs(job_ids, engine=engine, settings=settings, worker=worker,
+    claims = claim_jobs(job_ids, db=db, settings=settings, worker=worker,
                         keep_points=True)
     if not claims:
         return
     # One heartbeat for every claimed job until the task ends: the probe takes seconds, and
     # jobs waiting for their turn to run alone must not look abandoned meanwhile.
-    with Heartbeat(engine, claims, every=settings.heartbeat_seconds):
+    with Heartbeat(db, claims, every=settings.heartbeat_seconds):
         with capturing() as run_log:  # the probe's warnings are the run's too
-            left, reason = _fused_run(job_ids, claims, engine=engine, settings=settings,
+            left, reason = _fused_run(job_ids, claims, db=db, settings=settings,
                                       worker=worker, run_log=run_log)
             if left:
-                with engine.begin() as conn:
+                with db.begin() as conn:
                     store_lines(conn, left, run_log.take(last=True))
         if left:
             log.debug("fused task of %d jobs runs them one by one: %s", len(left), reason)
-        _run_alone(left, engine=engine, settings=settings, worker=worker, reason=reason)
+        _run_alone(left, db=db, settings=settings, worker=worker, reason=reason)
 
 
-def _fused_run(sent: Sequence[str], claims: list[jobs.Claim], *, engine: Engine,
+def _fused_run(sent: Sequence[str], claims: list[jobs.Claim], *, db: Engine,
                settings: Settings, worker: str, run_log: RunLog
                ) -> tuple[list[jobs.Claim], str]:
     """Train the jobs as one run (from the group's checkpoint where one serves) and store
     their outcomes; or return the jobs still held that must run one by one instead, and
     why."""
-    group = fused_group(engine, sent, [str(claim.job_id) for claim in claims])
+    group = fused_group(db, sent, [str(claim.job_id) for claim in claims])
     store = CheckpointStore(settings.checkpoints)
-    begin = start(engine, store, group, claims)
-    plan, reason = _fusion_plan(claims, engine, resuming=begin.state is not None)
+    begin = start(db, store, group, claims)
+    plan, reason = _fusion_plan(claims, db, resuming=begin.state is not None)
     if plan is None:
         return claims, reason or "not fusable"
     specs, kernel = plan
@@ -95,7 +95,7 @@ def _fused_run(sent: Sequence[str], claims: list[jobs.Claim], *, engine: Engine,
                      "jobs", claim.job_id, claim.attempt, where, worker, len(claims) - 1)
     notes = [{"resume": describe(begin, index, claim.attempt)}
              for index, claim in enumerate(claims)]
-    sink = SqlJobsSink(engine, claims, run_log, settings=settings,
+    sink = SqlJobsSink(db, claims, run_log, settings=settings,
                         replace_after=begin.step, notes=notes,
                         max_seconds=settings.max_job_seconds)
     checkpointer = StoreCheckpointer(store, group, policy(specs[0], settings), sink.drain,
@@ -105,7 +105,7 @@ def _fused_run(sent: Sequence[str], claims: list[jobs.Claim], *, engine: Engine,
         with ProcessMeter() as meter:
             try:
                 results = run_fused(specs, sink, flush_seconds=settings.flush_seconds,
-                                    source=SqlDatasetSource(engine), mode=mode, built=kernel.built,
+                                    source=SqlDatasetSource(db), mode=mode, built=kernel.built,
                                     checkpointer=checkpointer, resume=begin.state,
                                     origins=group.origins)
             finally:
@@ -119,8 +119,8 @@ def _fused_run(sent: Sequence[str], claims: list[jobs.Claim], *, engine: Engine,
     done = [_outcome(claim, summary, {**extra, **notes[index]}, sink.timed_out.get(index))
             for index, (claim, summary) in enumerate(zip(claims, results, strict=True))
             if index not in sink.superseded]
-    finish_all(engine, done, run_log=run_log, backoff=backoff_of(settings))
-    forget_if_done(engine, store, group)
+    finish_all(db, done, run_log=run_log, backoff=backoff_of(settings))
+    forget_if_done(db, store, group)
     return [], ""
 
 
@@ -138,7 +138,7 @@ def _left(claims: list[jobs.Claim], sink: SqlJobsSink) -> list[jobs.Claim]:
     return [claim for index, claim in enumerate(claims) if index not in sink.superseded]
 
 
-def _fusion_plan(claims: list[jobs.Claim], engine: Engine, *, resuming: bool = False
+def _fusion_plan(claims: list[jobs.Claim], db: Engine, *, resuming: bool = False
                  ) -> tuple[tuple[list[JobSpec], FusedKernel] | None, str | None]:
     """The specs and how they run fused (kernels.choose_kernel), or why they run one by one.
     A single job left of a group runs fused too when it resumes the group's checkpoint."""
@@ -148,17 +148,17 @@ def _fusion_plan(claims: list[jobs.Claim], engine: Engine, *, resuming: bool = F
         specs = [JobSpec.model_validate(claim.spec) for claim in claims]
     except ValidationError:
         return None, "a spec no longer validates"
-    kernel, reason = choose_kernel(specs, source=SqlDatasetSource(engine), resuming=resuming)
+    kernel, reason = choose_kernel(specs, source=SqlDatasetSource(db), resuming=resuming)
     return (None, reason) if kernel is None else ((specs, kernel), None)
 
 
-def _run_alone(claims: list[jobs.Claim], *, engine: Engine, settings: Settings, worker: str,
+def _run_alone(claims: list[jobs.Claim], *, db: Engine, settings: Settings, worker: str,
                reason: str) -> None:
     for claim in claims:
-        with engine.begin() as conn:  # start again from step 0, under the same attempt
+        with db.begin() as conn:  # start again from step 0, under the same attempt
             if jobs.lock_for_write(conn, claim) is None:
                 continue
             metrics.delete_points(conn, claim.job_id)
-        run_claimed(claim, engine=engine, settings=settings, worker=worker,
+        run_claimed(claim, db=db, settings=settings, worker=worker,
                     note={"fusion": {"fused_with": 0, "reason": reason}},
                     beat=False)  # the task's heartbeat beats every claimed job

@@ -90,7 +90,7 @@ class WorkerMonitor:
         gc.freeze()
 
     def _watch(self) -> None:
-        engine = process_engine(self.settings.database)
+        db = process_engine(self.settings.database)
         dispatcher = CeleryDispatcher(self.app)
         contents = CeleryQueueContents(self.app, self.settings)
         stale_after = timedelta(seconds=self.settings.stale_after_seconds)
@@ -102,17 +102,17 @@ class WorkerMonitor:
             self.wake.wait(self.settings.heartbeat_seconds)
             try:
                 if self.shutting_down:
-                    self._stop_taking_jobs(engine)
-                    self._hand_back_jobs(engine, dispatcher)
+                    self._stop_taking_jobs(db)
+                    self._hand_back_jobs(db, dispatcher)
                     return
-                with engine.begin() as conn:
+                with db.begin() as conn:
                     workers.beat(conn, self.name)
                 if time.monotonic() >= orphans_from:
-                    requeue_orphans(engine, dispatcher, stale_after=stale_after,
+                    requeue_orphans(db, dispatcher, stale_after=stale_after,
                                     outage_grace=outage_grace)
                 if time.monotonic() >= reconcile_at:
                     reconcile_at = time.monotonic() + self.settings.reconcile_seconds
-                    resend_lost(engine, dispatcher, contents, older_than=timedelta(
+                    resend_lost(db, dispatcher, contents, older_than=timedelta(
                         seconds=self.settings.resend_queued_after_seconds))
                 failures = 0
             except Exception:  # the monitor must outlive a database hiccup
@@ -127,19 +127,19 @@ class WorkerMonitor:
                 if self.shutting_down:
                     return
 
-    def _stop_taking_jobs(self, engine: Any) -> None:
+    def _stop_taking_jobs(self, db: Any) -> None:
         # Celery may still deliver a message or two while it winds down (the one we
         # are about to send back, say); a task finds its worker unregistered and
         # returns the message to the queue for another worker.
-        with engine.begin() as conn:
+        with db.begin() as conn:
             workers.unregister_worker(conn, self.name)
 
-    def _hand_back_jobs(self, engine: Any, dispatcher: CeleryDispatcher) -> None:
-        with engine.begin() as conn:
+    def _hand_back_jobs(self, db: Any, dispatcher: CeleryDispatcher) -> None:
+        with db.begin() as conn:
             running = jobs.running_on(conn, self.name)
         handed_back = []
         for job in running:
-            with engine.begin() as conn:
+            with db.begin() as conn:
                 if jobs.requeue_job(conn, job):
                     handed_back.append(job)
-        resend(engine, dispatcher, handed_back, why="handed back (worker stops)")
+        resend(db, dispatcher, handed_back, why="handed back (worker stops)")

@@ -10,7 +10,7 @@ _engines: dict[str, Engine] = {}
 
 
 def process_engine(url: str) -> Engine:
-    """This process's engine for ``url``, created on first use."""
+    """This process's Engine for ``url``, created on first use."""
     if url not in _engines:
         _engines[url] = make_engine(url)
     return _engines[url]
@@ -18,6 +18,6 @@ def process_engine(url: str) -> Engine:
 
 def forget_inherited_engines() -> None:
     """Called in each pool child after fork: drop, without closing, the parent's connections."""
-    for engine in _engines.values():
-        engine.dispose(close=False)
+    for db in _engines.values():
+        db.dispose(close=False)
     _engines.clear()

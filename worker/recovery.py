@@ -34,7 +34,7 @@ class BrokerContents(Protocol):
         """Declare the queues again (a flushed Redis forgot their bindings too)."""
 
 
-def requeue_orphans(engine: Engine, dispatcher: Dispatcher, *, stale_after: timedelta,
+def requeue_orphans(db: Engine, dispatcher: Dispatcher, *, stale_after: timedelta,
                     include_queued: bool = False, outage_grace: timedelta | None = None) -> int:
     """Send running jobs whose run is lost back to their queue; return how many.
 
@@ -48,26 +48,26 @@ def requeue_orphans(engine: Engine, dispatcher: Dispatcher, *, stale_after: time
     """
     stale_before = utcnow() - stale_after
     alive_before = None if outage_grace is None else utcnow() - outage_grace
-    with engine.begin() as conn:
+    with db.begin() as conn:
         orphans = jobs.orphaned_jobs(conn, stale_after=stale_after, include_queued=include_queued)
     requeued = []
     for job in orphans:
         if job.status == jobs.RUNNING and not jobs.abandoned(
                 job, stale_before=stale_before, alive_before=alive_before):
             continue
-        with engine.begin() as conn:
+        with db.begin() as conn:
             if job.status == jobs.RUNNING and not jobs.requeue_job(conn, job):
                 continue
         requeued.append(job)
-    resend(engine, dispatcher, requeued, why="sent back")
+    resend(db, dispatcher, requeued, why="sent back")
     return len(requeued)
 
 
-def resend(engine: Engine, dispatcher: Dispatcher, requeued: Sequence[Job], *, why: str) -> None:
+def resend(db: Engine, dispatcher: Dispatcher, requeued: Sequence[Job], *, why: str) -> None:
     """Send requeued jobs to their queues: the jobs of one fused task together, as one
     fused task again (its new attempt resumes the group's checkpoint: one job at a time,
     each would start from step 0), the others one by one."""
-    with engine.connect() as conn:
+    with db.connect() as conn:
         tasks = sweeps.fused_tasks(conn, [job.id for job in requeued]) if requeued else {}
     groups: dict[tuple[str, str], list[Job]] = {}
     for job in requeued:
@@ -85,7 +85,7 @@ def resend(engine: Engine, dispatcher: Dispatcher, requeued: Sequence[Job], *, w
                     queue)
 
 
-def resend_lost(engine: Engine, dispatcher: Dispatcher, broker: BrokerContents, *,
+def resend_lost(db: Engine, dispatcher: Dispatcher, broker: BrokerContents, *,
                 older_than: timedelta) -> int:
     """Re-send each queued job, queued over ``older_than`` ago, that no message in the broker
     names; return how many.
@@ -94,7 +94,7 @@ def resend_lost(engine: Engine, dispatcher: Dispatcher, broker: BrokerContents, 
     the age bound skips jobs whose message is being sent right now. A fused task's message
     names all its jobs; a job re-sent alone still runs exactly once (the claim decides).
     """
-    with engine.begin() as conn:
+    with db.begin() as conn:
         queued = jobs.queued_before(conn, utcnow() - older_than)
     if not queued:
         return 0

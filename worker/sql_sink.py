@@ -43,7 +43,7 @@ _Batch = tuple[list[Stored], list[Pending]]
 
 
 class SqlJobsSink:
-    def __init__(self, engine: Engine, claims: list[jobs.Claim],
+    def __init__(self, db: Engine, claims: list[jobs.Claim],
                  run_log: RunLog | None = None, *, settings: Settings | None = None,
                  replace_after: int = -1, notes: Sequence[dict[str, Any]] | None = None,
                  max_seconds: float | None = None, threaded: bool = True) -> None:
@@ -51,7 +51,7 @@ class SqlJobsSink:
         self.outbox: Outbox[_Batch, None] = Outbox(
             self._store_retried, size=_points, limit=settings.unstored_points_limit,
             backoff=backoff_of(settings), what=_what(claims))
-        self.engine = engine
+        self.db = db
         self.claims = claims
         self.run_log = run_log
         self.replace_after: list[int | None] = [replace_after] * len(claims)
@@ -126,7 +126,7 @@ class SqlJobsSink:
             after = self.replace_after[index]
             if after is None or index in self.superseded:
                 continue
-            with self.engine.begin() as conn:
+            with self.db.begin() as conn:
                 if jobs.lock_for_write(conn, claim) is None:
                     self.superseded.add(index)
                     continue
@@ -162,7 +162,7 @@ class SqlJobsSink:
 
     def _store_retried(self, batch: _Batch, retried: bool) -> None:
         updates, lines = batch
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             statuses = store_updates(conn, self.claims, updates, lines,
                                      replace_after=self.replace_after, verify=retried)
         for (index, _, _), status in zip(updates, statuses, strict=True):

@@ -20,14 +20,14 @@ def register_tasks(app: Celery, settings: Settings) -> None:
     @app.task(name=RUN_JOB, bind=True)  # type: ignore[untyped-decorator]
     def run_job(task: Any, job_id: str) -> None:
         worker = _running_worker(task)
-        execute_job(job_id, engine=process_engine(settings.database), settings=settings,
+        execute_job(job_id, db=process_engine(settings.database), settings=settings,
                     worker=worker)
 
     @app.task(name=RUN_FUSED, bind=True)  # type: ignore[untyped-decorator]
     def run_fused(task: Any, job_ids: list[str]) -> None:
         worker = _running_worker(task)
         with use_limits(settings.limits):  # as execute_job does: the API's limits apply
-            execute_fused(job_ids, engine=process_engine(settings.database),
+            execute_fused(job_ids, db=process_engine(settings.database),
                           settings=settings, worker=worker)
 
     def _running_worker(task: Any) -> str:

@@ -15,7 +15,7 @@ from optimlab.service.settings import Settings
 
 
 def get_engine(request: Request) -> Engine:
-    return request.app.state.engine  # type: ignore[no-any-return]
+    return request.app.state.db  # type: ignore[no-any-return]
 
 
 def get_dispatcher(request: Request) -> Dispatcher:
@@ -49,7 +49,7 @@ def get_caller(request: Request,
         return LOCAL
     if credentials is None:
         raise Unauthorized("an API key is required: send Authorization: Bearer <key>")
-    caller = keys.authenticate(engine=request.app.state.engine, key=credentials.credentials)
+    caller = keys.authenticate(db=request.app.state.db, key=credentials.credentials)
     if caller is None:
         raise Unauthorized("the API key is unknown or revoked")
     return caller

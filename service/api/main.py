@@ -44,14 +44,14 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
-        app.state.engine = make_engine(settings.database)
+        app.state.db = make_engine(settings.database)
         app.state.dispatcher = dispatcher or celery_dispatcher(settings)
         warm_up()
         async with anyio.create_task_group() as tasks:
-            tasks.start_soon(unserved.watch, app.state.engine, app.state.dispatcher, settings)
+            tasks.start_soon(unserved.watch, app.state.db, app.state.dispatcher, settings)
             yield
             tasks.cancel_scope.cancel()
-        app.state.engine.dispose()
+        app.state.db.dispose()
 
     app = FastAPI(title="optimlab", version="0.1.0", lifespan=lifespan,
                   separate_input_output_schemas=False,

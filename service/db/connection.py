@@ -15,7 +15,7 @@ def is_sqlite(url: str) -> bool:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url``; ``postgresql://`` URLs use psycopg 3."""
+    """An Engine for ``url``; ``postgresql://`` URLs use psycopg 3."""
     parsed = make_url(url)
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
@@ -25,9 +25,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # seconds (a 503) instead of hanging it.
         kwargs.setdefault("connect_args", {"connect_timeout": CONNECT_TIMEOUT_SECONDS})
         return create_engine(parsed, pool_pre_ping=True, **kwargs)
-    engine = create_engine(parsed, connect_args={"timeout": 30}, **kwargs)
-    event.listen(engine, "connect", _sqlite_pragmas)
-    return engine
+    db = create_engine(parsed, connect_args={"timeout": 30}, **kwargs)
+    event.listen(db, "connect", _sqlite_pragmas)
+    return db
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -18,13 +18,13 @@ class SqlDatasetSource:
     submitted: another owner's data set is unknown, as an id that names none); None (a
     worker running a job checked at submit): any is read."""
 
-    def __init__(self, engine: Engine, sees: Callable[[str | None], bool] | None = None
+    def __init__(self, db: Engine, sees: Callable[[str | None], bool] | None = None
                  ) -> None:
-        self.engine = engine
+        self.db = db
         self.sees = sees
 
     def load(self, dataset_id: str) -> Dataset:
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             stored = datasets.get_dataset(conn, dataset_id)
             if stored is not None and self.sees is not None and not self.sees(stored.owner):
                 stored = None

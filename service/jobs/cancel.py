@@ -13,8 +13,8 @@ from optimlab.service.jobs.errors import JobConflict
 from optimlab.service.jobs.ownership import job_for
 
 
-def cancel_job(*, engine: Engine, caller: Caller, job_id: uuid.UUID) -> Job:
-    with engine.begin() as conn:
+def cancel_job(*, db: Engine, caller: Caller, job_id: uuid.UUID) -> Job:
+    with db.begin() as conn:
         job = job_for(conn, caller, job_id)
         if not jobs.cancel_job(conn, job_id):
             raise JobConflict(f"job {job_id} is {job.status}; only queued or running "

@@ -34,10 +34,10 @@ class ModelFile:
         return f"{self.job_id}-step-{self.step}.safetensors"
 
 
-def model_file(*, engine: Engine, settings: Settings, caller: Caller, job_id: uuid.UUID,
+def model_file(*, db: Engine, settings: Settings, caller: Caller, job_id: uuid.UUID,
                step: int | None) -> ModelFile:
     """The model ``state_dict`` of the job's latest checkpoint (or the one of ``step``)."""
-    queries.get_job(engine=engine, caller=caller, job_id=job_id)  # the owner's only
+    queries.get_job(db=db, caller=caller, job_id=job_id)  # the owner's only
     store = CheckpointStore(settings.checkpoints)
     steps = store.steps(str(job_id))
     chosen = steps[-1] if step is None and steps else step
@@ -61,7 +61,7 @@ def _listed(steps: list[int]) -> str:
     return ", ".join(map(str, steps)) or "none"
 
 
-def check_spec(spec: JobSpec, *, engine: Engine, settings: Settings, caller: Caller) -> None:
+def check_spec(spec: JobSpec, *, db: Engine, settings: Settings, caller: Caller) -> None:
     """Refuse checkpointing more often than the service allows, and an ``init_from`` that
     names no stored checkpoint (SpecError: a 422 naming the field)."""
     seconds, every = spec.checkpoint_seconds, spec.checkpoint_every
@@ -74,15 +74,15 @@ def check_spec(spec: JobSpec, *, engine: Engine, settings: Settings, caller: Cal
                                                f"steps between checkpoints on this service "
                                                f"(got {every})")
     if spec.init_from is not None:
-        _check_init_from(spec, engine=engine, settings=settings, caller=caller)
+        _check_init_from(spec, db=db, settings=settings, caller=caller)
 
 
-def _check_init_from(spec: JobSpec, *, engine: Engine, settings: Settings,
+def _check_init_from(spec: JobSpec, *, db: Engine, settings: Settings,
                      caller: Caller) -> None:
     assert spec.init_from is not None
     source, step = spec.init_from.job, spec.init_from.step
     try:
-        queries.get_job(engine=engine, caller=caller, job_id=source)  # another's: no job
+        queries.get_job(db=db, caller=caller, job_id=source)  # another's: no job
     except JobNotFound:
         raise SpecError(("init_from", "job"), f"no job {source}") from None
     steps = CheckpointStore(settings.checkpoints).steps(str(source))

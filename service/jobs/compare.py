@@ -51,10 +51,10 @@ class Comparison:
                 "jobs": self.jobs, "groups": self.groups, "ranking": self.ranking}
 
 
-def compare_jobs(*, engine: Engine, caller: Caller, job_ids: list[uuid.UUID], metric: str,
+def compare_jobs(*, db: Engine, caller: Caller, job_ids: list[uuid.UUID], metric: str,
                  max_points: int, rank_by: str, band: Band) -> Comparison:
     order = parse_rank(rank_by)  # validated before any work
-    with engine.connect() as conn:
+    with db.connect() as conn:
         chosen = existing_jobs(conn, caller, job_ids)
         hi = compare.last_step(conn, job_ids, metric)
         buckets = compare.plan_buckets(0, -1 if hi is None else hi, max_points)

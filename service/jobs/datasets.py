@@ -48,7 +48,7 @@ def dataset_id(content: bytes, owner: str | None) -> str:
     return hashlib.sha256(owner.encode() + b"\0" + content).hexdigest()
 
 
-def upload_dataset(*, engine: Engine, settings: Settings, caller: Caller, content: bytes,
+def upload_dataset(*, db: Engine, settings: Settings, caller: Caller, content: bytes,
                    filename: str, name: str | None, target: str | None) -> StoredDataset:
     """Check the file, then store it; the same bytes uploaded again give the stored row."""
     if len(content) > settings.max_upload_bytes:
@@ -66,7 +66,7 @@ def upload_dataset(*, engine: Engine, settings: Settings, caller: Caller, conten
     except UploadError as exc:
         raise InvalidUpload(exc.message, field=exc.field) from None
     stored_target = target if parsed.format == "csv" else None
-    with engine.begin() as conn:
+    with db.begin() as conn:
         stored = datasets.insert_dataset(
             conn, id=dataset_id(content, caller.owner), owner=caller.owner,
             name=(name or filename or "upload")[:200], filename=filename,
@@ -79,20 +79,20 @@ def upload_dataset(*, engine: Engine, settings: Settings, caller: Caller, conten
     return stored
 
 
-def list_datasets(*, engine: Engine, caller: Caller) -> list[StoredDataset]:
-    with engine.connect() as conn:
+def list_datasets(*, db: Engine, caller: Caller) -> list[StoredDataset]:
+    with db.connect() as conn:
         return datasets.list_datasets(conn, owner=caller.scope)
 
 
-def get_dataset(*, engine: Engine, caller: Caller, dataset_id: str) -> StoredDataset:
-    with engine.connect() as conn:
+def get_dataset(*, db: Engine, caller: Caller, dataset_id: str) -> StoredDataset:
+    with db.connect() as conn:
         return dataset_for(conn, caller, dataset_id)
 
 
-def delete_dataset(*, engine: Engine, caller: Caller, dataset_id: str) -> None:
+def delete_dataset(*, db: Engine, caller: Caller, dataset_id: str) -> None:
     """Remove the data set, unless a job in any state refers to it: a finished job keeps
     its data, or it could not be rerun."""
-    with engine.begin() as conn:
+    with db.begin() as conn:
         dataset_for(conn, caller, dataset_id)
         users = datasets.jobs_using(conn, dataset_id)
         if users:

@@ -17,10 +17,10 @@ from optimlab.worker.checkpoints import CheckpointStore
 log = logging.getLogger(__name__)
 
 
-def delete_job(*, engine: Engine, caller: Caller, job_id: uuid.UUID, settings: Settings) -> None:
+def delete_job(*, db: Engine, caller: Caller, job_id: uuid.UUID, settings: Settings) -> None:
     """Refuse a queued or running job: a worker may be about to run it or be writing it.
     Its checkpoints go after the row (a store that fails leaves files, never the job)."""
-    with engine.begin() as conn:
+    with db.begin() as conn:
         job = job_for(conn, caller, job_id, lock=True)
         if job.status in (jobs.QUEUED, jobs.RUNNING):
             raise JobConflict(f"job {job_id} is {job.status}: cancel it first "

@@ -36,7 +36,7 @@ import anyio
 import anyio.to_thread
 from sqlalchemy import Connection, Engine
 
-from optimlab.service.db import events as db
+from optimlab.service.db import events as store
 from optimlab.service.db.jobs import CANCELLED, FINISHED
 from optimlab.service.db.models import utcnow
 from optimlab.service.jobs.callers import Caller
@@ -156,43 +156,43 @@ def _shown(text: str) -> str:
 
 # --- opening a stream (refusals come before the response starts) ---------------------------
 
-def open_job_stream(*, engine: Engine, caller: Caller, job_id: uuid.UUID,
+def open_job_stream(*, db: Engine, caller: Caller, job_id: uuid.UUID,
                     last_event_id: str | None, stale_after: timedelta,
                     poll: float = POLL_SECONDS) -> EventStream:
     cursor = parse_job_cursor(last_event_id) if last_event_id else START
-    with engine.connect() as conn:
+    with db.connect() as conn:
         job_for(conn, caller, job_id)
-        states = db.job_states(conn, [job_id])
+        states = store.job_states(conn, [job_id])
         if not states:
             raise JobNotFound(job_id)
         _check_cursor(conn, states[0], cursor, last_event_id)
-    return EventStream(engine, job_id=job_id, resume={job_id: cursor},
+    return EventStream(db, job_id=job_id, resume={job_id: cursor},
                        stale_after=stale_after, poll=poll)
 
 
-def open_sweep_stream(*, engine: Engine, caller: Caller, sweep_id: uuid.UUID,
+def open_sweep_stream(*, db: Engine, caller: Caller, sweep_id: uuid.UUID,
                       last_event_id: str | None, stale_after: timedelta,
                       poll: float = POLL_SECONDS) -> EventStream:
-    with engine.connect() as conn:
+    with db.connect() as conn:
         sweep_for(conn, caller, sweep_id)
-        states = db.sweep_job_states(conn, sweep_id)
+        states = store.sweep_job_states(conn, sweep_id)
         order = SweepCursor([state.id for state in states])
         cursors = order.parse(last_event_id) if last_event_id else {}
         for state in states:
             if state.id in cursors:
                 _check_cursor(conn, state, cursors[state.id], last_event_id)
-    return EventStream(engine, sweep_id=sweep_id, resume=cursors, stale_after=stale_after,
+    return EventStream(db, sweep_id=sweep_id, resume=cursors, stale_after=stale_after,
                        poll=poll)
 
 
-def _check_cursor(conn: Connection, state: db.JobState, cursor: Cursor,
+def _check_cursor(conn: Connection, state: store.JobState, cursor: Cursor,
                   text: str | None) -> None:
     """Refuse a cursor ahead of the job: resuming from it would skip points to come."""
     if cursor.attempt > state.attempt:
         raise InvalidEventId(f"{_shown(text or '')} names run {cursor.attempt} of job "
                              f"{state.id}, which has started {state.attempt}")
     if cursor.attempt == state.attempt and cursor.step >= 0:
-        stored = max(db.series_ends(conn, state.id, state.attempt).values(), default=-1)
+        stored = max(store.series_ends(conn, state.id, state.attempt).values(), default=-1)
         if cursor.step > stored:
             raise InvalidEventId(f"{_shown(text or '')} is past step {stored}, the last "
                                  f"one stored of job {state.id}")
@@ -213,11 +213,11 @@ class _Followed:
 class EventStream:
     """One client's stream; :meth:`events` polls until every job is over and sent."""
 
-    def __init__(self, engine: Engine, *, stale_after: timedelta, poll: float,
+    def __init__(self, db: Engine, *, stale_after: timedelta, poll: float,
                  resume: dict[uuid.UUID, Cursor], job_id: uuid.UUID | None = None,
                  sweep_id: uuid.UUID | None = None) -> None:
         assert (job_id is None) != (sweep_id is None)
-        self.engine = engine
+        self.db = db
         self.job_id = job_id
         self.sweep_id = sweep_id
         self.stale_after = stale_after
@@ -262,34 +262,34 @@ class EventStream:
 
     async def _run(self, work: Callable[[Connection], T]) -> T:
         def call() -> T:
-            with self.engine.connect() as conn:
+            with self.db.connect() as conn:
                 return work(conn)
 
         # A client that leaves cancels the stream here (or in the sleep), between short reads.
         return await anyio.to_thread.run_sync(call)
 
-    def _read_states(self, conn: Connection) -> list[tuple[db.JobState, bool, bool]]:
+    def _read_states(self, conn: Connection) -> list[tuple[store.JobState, bool, bool]]:
         """Each job's state, whether it is detailed (with summary and error: a status event
         may be due) and whether the run is over."""
         if self.sweep_id is not None:
-            light = db.sweep_job_states(conn, self.sweep_id)
+            light = store.sweep_job_states(conn, self.sweep_id)
         else:
             assert self.job_id is not None
-            light = db.job_states(conn, [self.job_id])
+            light = store.job_states(conn, [self.job_id])
         stale_before = utcnow() - self.stale_after
         done = {state.id: _done(state, stale_before) for state in light}
         wanted = [state.id for state in light if self._needs_detail(state, done[state.id])]
-        detailed = {state.id: state for state in db.job_states(conn, wanted, detail=True)}
+        detailed = {state.id: state for state in store.job_states(conn, wanted, detail=True)}
         return [(detailed[s.id], True, _done(detailed[s.id], stale_before)) if s.id in detailed
                 else (s, False, done[s.id]) for s in light]
 
-    def _needs_detail(self, state: db.JobState, done: bool) -> bool:
+    def _needs_detail(self, state: store.JobState, done: bool) -> bool:
         job = self.jobs.get(state.id)
         if job is None or job.sent is None:
             return True
         return (state.status, state.attempt) != job.sent[:2] or (done and not job.sent_done)
 
-    def _reset(self, job: _Followed, state: db.JobState) -> Event | None:
+    def _reset(self, job: _Followed, state: store.JobState) -> Event | None:
         """Follow the job's current run; a reset event if the client holds another's points."""
         if state.attempt == job.cursor.attempt:
             return None
@@ -301,7 +301,7 @@ class EventStream:
         return Event("reset", {"job_id": str(state.id), "attempt": state.attempt},
                      self._cursor_id())
 
-    def _status(self, job: _Followed, state: db.JobState, done: bool) -> Event | None:
+    def _status(self, job: _Followed, state: store.JobState, done: bool) -> Event | None:
         """A status event for a detailed state, unless it is the one sent last."""
         job.status = state.status
         job.sent_done = done
@@ -313,22 +313,22 @@ class EventStream:
                                 "attempt": state.attempt, "summary": state.summary,
                                 "error": state.error})
 
-    async def _points(self, job: _Followed, state: db.JobState,
+    async def _points(self, job: _Followed, state: store.JobState,
                       done: bool) -> AsyncIterator[Event]:
         """The points after the cursor; ``done`` (the run was over before they were read)
         marks the job drained once they are sent."""
         if state.attempt > 0:  # a job never claimed has no points
             def ends_of(conn: Connection) -> dict[str, int]:
-                return db.series_ends(conn, state.id, state.attempt)
+                return store.series_ends(conn, state.id, state.attempt)
 
             ends = await self._run(ends_of)
             upto = max(ends.values(), default=-1)
             while job.cursor.step < upto:
                 after = job.cursor.step
 
-                def page_of(conn: Connection, after: int = after) -> db.Page | None:
-                    return db.next_page(conn, state.id, state.attempt, after=after, upto=upto,
-                                        ends=ends, max_points=MAX_POINTS)
+                def page_of(conn: Connection, after: int = after) -> store.Page | None:
+                    return store.next_page(conn, state.id, state.attempt, after=after, upto=upto,
+                                           ends=ends, max_points=MAX_POINTS)
 
                 page = await self._run(page_of)
                 if page is None:
@@ -364,7 +364,7 @@ class EventStream:
                      self._cursor_id())
 
 
-def _done(state: db.JobState, stale_before: datetime) -> bool:
+def _done(state: store.JobState, stale_before: datetime) -> bool:
     """Whether the job's run is over: no more points can come.
 
     A job succeeds or fails after its run's last write, and a failed job refuses writes; but

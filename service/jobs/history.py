@@ -60,13 +60,13 @@ class SeriesHistory:
     smoothed: list[float] | None
 
 
-def read_histories(*, engine: Engine, caller: Caller, job_id: uuid.UUID,
+def read_histories(*, db: Engine, caller: Caller, job_id: uuid.UUID,
                    names: list[str] | None, window: Window) -> list[SeriesHistory]:
     """Each series in the order of ``metric_names`` (loss and lr first)."""
     window.check()
-    wanted = dict.fromkeys(metric_names(engine=engine, caller=caller, job_id=job_id,
+    wanted = dict.fromkeys(metric_names(db=db, caller=caller, job_id=job_id,
                                         names=names))
-    with engine.connect() as conn:
+    with db.connect() as conn:
         return [_read(conn, job_id, name, window) for name in wanted]
 
 
@@ -87,7 +87,7 @@ class Chunk:
     smoothed: list[float] | None
 
 
-def stream_chunks(*, engine: Engine, caller: Caller, job_id: uuid.UUID,
+def stream_chunks(*, db: Engine, caller: Caller, job_id: uuid.UUID,
                   names: list[str] | None, window: Window) -> Iterator[Chunk]:
     """The points of every series, series by name (as the CSV export has always come), in
     step order, a stored chunk at a time (at most ``max_points`` of one series when
@@ -97,17 +97,17 @@ def stream_chunks(*, engine: Engine, caller: Caller, job_id: uuid.UUID,
     the chunks are read as the iterator is consumed.
     """
     window.check()
-    wanted = sorted(set(metric_names(engine=engine, caller=caller, job_id=job_id,
+    wanted = sorted(set(metric_names(db=db, caller=caller, job_id=job_id,
                                      names=names)))
     if window.max_points is None:
-        return _chunks_all(engine, job_id, wanted, window)
-    return _chunks_downsampled(engine, job_id, wanted, window)
+        return _chunks_all(db, job_id, wanted, window)
+    return _chunks_downsampled(db, job_id, wanted, window)
 
 
-def stream_history(*, engine: Engine, caller: Caller, job_id: uuid.UUID,
+def stream_history(*, db: Engine, caller: Caller, job_id: uuid.UUID,
                    names: list[str] | None, window: Window) -> Iterator[Row]:
     """:func:`stream_chunks` row by row."""
-    return _rows(stream_chunks(engine=engine, caller=caller, job_id=job_id, names=names,
+    return _rows(stream_chunks(db=db, caller=caller, job_id=job_id, names=names,
                                window=window))
 
 
@@ -118,9 +118,9 @@ def _rows(chunks: Iterator[Chunk]) -> Iterator[Row]:
         yield from zip(repeat(chunk.name), chunk.steps, chunk.values, smoothed)
 
 
-def _chunks_all(engine: Engine, job_id: uuid.UUID, names: list[str],
+def _chunks_all(db: Engine, job_id: uuid.UUID, names: list[str],
                 window: Window) -> Iterator[Chunk]:
-    with engine.connect() as conn:
+    with db.connect() as conn:
         ema: Ema | None = None
         current = None
         for name, steps, values in metrics.iter_series(conn, job_id, names,
@@ -135,10 +135,10 @@ def _chunks_all(engine: Engine, job_id: uuid.UUID, names: list[str],
             yield Chunk(name, steps.tolist(), points, [ema(v) for v in points])
 
 
-def _chunks_downsampled(engine: Engine, job_id: uuid.UUID, names: list[str],
+def _chunks_downsampled(db: Engine, job_id: uuid.UUID, names: list[str],
                         window: Window) -> Iterator[Chunk]:
     # One series at a time: at most max_points of them in memory.
-    with engine.connect() as conn:
+    with db.connect() as conn:
         for name in names:
             series = _read(conn, job_id, name, window)
             if series.history.steps:

@@ -40,36 +40,36 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_key(*, engine: Engine, name: str, owner: str | None = None,
+def create_key(*, db: Engine, name: str, owner: str | None = None,
                admin: bool = False) -> NewKey:
     """A new random key for ``owner`` (default: the name)."""
     name, owner = name.strip(), (owner or name).strip()
     if not name or len(name) > NAME_MAX or not owner or len(owner) > NAME_MAX:
         raise ValueError(f"name and owner: 1 to {NAME_MAX} characters")
     key = PREFIX + secrets.token_urlsafe(32)
-    with engine.begin() as conn:
+    with db.begin() as conn:
         row = api_keys.insert_key(conn, name=name, owner=owner, admin=admin,
                                   key_hash=hash_key(key))
     return NewKey(key, row)
 
 
-def list_keys(*, engine: Engine) -> list[ApiKey]:
-    with engine.connect() as conn:
+def list_keys(*, db: Engine) -> list[ApiKey]:
+    with db.connect() as conn:
         return api_keys.list_keys(conn)
 
 
-def revoke_key(*, engine: Engine, key_id: int) -> None:
-    with engine.begin() as conn:
+def revoke_key(*, db: Engine, key_id: int) -> None:
+    with db.begin() as conn:
         if not api_keys.revoke_key(conn, key_id):
             raise KeyNotFound(key_id)
 
 
-def authenticate(*, engine: Engine, key: str) -> Caller | None:
+def authenticate(*, db: Engine, key: str) -> Caller | None:
     """The caller the key acts as; None for an unknown or revoked key."""
     if not key.startswith(PREFIX) or len(key) > 200:
         return None
     presented = hash_key(key)
-    with engine.begin() as conn:
+    with db.begin() as conn:
         row = api_keys.find_by_hash(conn, presented)
         if row is None or not hmac.compare_digest(row.key_hash, presented):
             return None

@@ -36,9 +36,9 @@ class Landscape:
     title: str
 
 
-def job_landscape(*, engine: Engine, caller: Caller, job_id: uuid.UUID,
+def job_landscape(*, db: Engine, caller: Caller, job_id: uuid.UUID,
                   max_points: int) -> Landscape:
-    with engine.connect() as conn:
+    with db.connect() as conn:
         job = job_for(conn, caller, job_id)
         objective = objective_of(job, field="job_id")
         path = read_path(conn, job, objective, max_points=max_points,
@@ -46,10 +46,10 @@ def job_landscape(*, engine: Engine, caller: Caller, job_id: uuid.UUID,
     return Landscape(objective, [path], job.name or objective.expression.source)
 
 
-def compare_landscape(*, engine: Engine, caller: Caller, job_ids: list[uuid.UUID],
+def compare_landscape(*, db: Engine, caller: Caller, job_ids: list[uuid.UUID],
                       max_points: int) -> Landscape:
     """Every job's path over their shared objective, labelled by what differs."""
-    with engine.connect() as conn:
+    with db.connect() as conn:
         chosen = existing_jobs(conn, caller, job_ids)
         objectives = [objective_of(job, field="jobs") for job in chosen]
         first = objectives[0]

@@ -57,14 +57,14 @@ def parse_rank(rank_by: str) -> SummaryOrder | None:
         raise InvalidQuery("rank_by", str(exc).replace("cannot sort", "cannot rank")) from None
 
 
-def list_jobs(*, engine: Engine, caller: Caller, where: JobFilter, sort: str, limit: int,
+def list_jobs(*, db: Engine, caller: Caller, where: JobFilter, sort: str, limit: int,
               cursor: str | None) -> tuple[list[Job], str | None]:
     """A page of the jobs ``caller`` may see and the cursor of the next one (None on the
     last page)."""
     order = parse_sort(sort)
     where = dataclasses.replace(where, owner=caller.scope)
     state = _decode(cursor) if cursor else {}
-    with engine.connect() as conn:
+    with db.connect() as conn:
         if order is None:
             after = _after(state.get("after"))
             page = listing.newest_first(conn, where, limit=limit + 1, after=after)

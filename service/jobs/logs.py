@@ -16,11 +16,11 @@ from optimlab.service.jobs.ownership import get_job
 LevelName = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
-def read_logs(*, engine: Engine, caller: Caller, job_id: uuid.UUID, attempt: int | None,
+def read_logs(*, db: Engine, caller: Caller, job_id: uuid.UUID, attempt: int | None,
               min_level: LevelName, limit: int) -> list[JobLog]:
     """The job's lines of ``min_level`` or above, oldest first."""
-    get_job(engine=engine, caller=caller, job_id=job_id)
-    with engine.connect() as conn:
+    get_job(db=db, caller=caller, job_id=job_id)
+    with db.connect() as conn:
         return job_logs.read_lines(conn, job_id, attempt=attempt,
                                    min_level=logging.getLevelNamesMapping()[min_level],
                                    limit=limit)

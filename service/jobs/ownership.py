@@ -27,8 +27,8 @@ def job_for(conn: Connection, caller: Caller, job_id: uuid.UUID, *,
     return job
 
 
-def get_job(*, engine: Engine, caller: Caller, job_id: uuid.UUID) -> Job:
-    with engine.connect() as conn:
+def get_job(*, db: Engine, caller: Caller, job_id: uuid.UUID) -> Job:
+    with db.connect() as conn:
         return job_for(conn, caller, job_id)
 
 

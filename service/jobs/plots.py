@@ -24,12 +24,12 @@ from optimlab.service.plots.history import Band, History
 LR = "lr"
 
 
-def job_history(*, engine: Engine, caller: Caller, job_id: uuid.UUID, names: list[str],
+def job_history(*, db: Engine, caller: Caller, job_id: uuid.UUID, names: list[str],
                 max_points: int) -> History:
     """The named series of one job (and its lr) on at most ``max_points`` shared buckets."""
     wanted = list(dict.fromkeys(names))
     read = [*wanted, LR] if LR not in wanted else wanted
-    with engine.connect() as conn:
+    with db.connect() as conn:
         job = job_for(conn, caller, job_id)
         last = [step for name in read
                 if (step := stats.last_step(conn, [job_id], name)) is not None]
@@ -46,11 +46,11 @@ def job_history(*, engine: Engine, caller: Caller, job_id: uuid.UUID, names: lis
         notes=[f"no points: {', '.join(missing)}"] if missing else [])
 
 
-def compare_curves(*, engine: Engine, caller: Caller, job_ids: list[uuid.UUID], metric: str,
+def compare_curves(*, db: Engine, caller: Caller, job_ids: list[uuid.UUID], metric: str,
                    max_points: int, band: compare.Band) -> tuple[compare.Comparison, list[Curve]]:
     """The comparison of ``compare_jobs`` as curves: one per seed group, labelled by what
     differs between the groups."""
-    result = compare.compare_jobs(engine=engine, caller=caller, job_ids=job_ids, metric=metric,
+    result = compare.compare_jobs(db=db, caller=caller, job_ids=job_ids, metric=metric,
                                   max_points=max_points, rank_by="-created_at", band=band)
     by_id = {job["id"]: job for job in result.jobs}
     curves = []

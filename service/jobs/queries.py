@@ -18,9 +18,9 @@ from optimlab.service.jobs.errors import InvalidCursor
 LEADING_SERIES = ("loss", "lr")
 
 
-def get_job(*, engine: Engine, caller: Caller, job_id: uuid.UUID) -> Job:
+def get_job(*, db: Engine, caller: Caller, job_id: uuid.UUID) -> Job:
     """The job, or JobNotFound (also for another owner's: see :mod:`ownership`)."""
-    return ownership.get_job(engine=engine, caller=caller, job_id=job_id)
+    return ownership.get_job(db=db, caller=caller, job_id=job_id)
 
 
 def encode_cursor(item: Job | Sweep) -> str:
@@ -37,20 +37,20 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         raise InvalidCursor("cursor is not one this API returned") from None
 
 
-def metric_names(*, engine: Engine, caller: Caller, job_id: uuid.UUID,
+def metric_names(*, db: Engine, caller: Caller, job_id: uuid.UUID,
                  names: list[str] | None) -> list[str]:
-    get_job(engine=engine, caller=caller, job_id=job_id)
+    get_job(db=db, caller=caller, job_id=job_id)
     if names:
         return names
-    with engine.connect() as conn:
+    with db.connect() as conn:
         return sorted(metrics.series_names(conn, job_id), key=leading_first)
 
 
-def series_extents(*, engine: Engine, caller: Caller,
+def series_extents(*, db: Engine, caller: Caller,
                    job_id: uuid.UUID) -> list[metrics.SeriesExtent]:
     """Every stored series of the job, loss and lr first, then by name."""
-    get_job(engine=engine, caller=caller, job_id=job_id)
-    with engine.connect() as conn:
+    get_job(db=db, caller=caller, job_id=job_id)
+    with db.connect() as conn:
         extents = metrics.series_extents(conn, job_id)
     return sorted(extents, key=lambda extent: leading_first(extent.name))
 
@@ -61,8 +61,8 @@ def leading_first(name: str) -> tuple[int, str]:
     return rank, name
 
 
-def read_metrics(*, engine: Engine, caller: Caller, job_id: uuid.UUID,
+def read_metrics(*, db: Engine, caller: Caller, job_id: uuid.UUID,
                  names: list[str] | None) -> list[metrics.Series]:
-    wanted = metric_names(engine=engine, caller=caller, job_id=job_id, names=names)
-    with engine.connect() as conn:
+    wanted = metric_names(db=db, caller=caller, job_id=job_id, names=names)
+    with db.connect() as conn:
         return metrics.read_series(conn, job_id, wanted)

@@ -21,11 +21,11 @@ class Readiness:
     workers: int  # live workers seen in the last three heartbeats
 
 
-def check_readiness(*, engine: Engine, dispatcher: Dispatcher, settings: Settings) -> Readiness:
+def check_readiness(*, db: Engine, dispatcher: Dispatcher, settings: Settings) -> Readiness:
     database = broker = "ok"
     live = 0
     try:
-        with engine.connect() as conn:
+        with db.connect() as conn:
             conn.execute(text("SELECT 1"))
             within = timedelta(seconds=3 * settings.heartbeat_seconds)
             live = len(workers.live_workers(conn, within=within))

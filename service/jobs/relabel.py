@@ -13,13 +13,13 @@ from optimlab.service.jobs.callers import Caller
 from optimlab.service.jobs.ownership import job_for
 
 
-def relabel_job(*, engine: Engine, caller: Caller, job_id: uuid.UUID, name: str | None,
+def relabel_job(*, db: Engine, caller: Caller, job_id: uuid.UUID, name: str | None,
                 tags: Sequence[str] | None) -> Job:
     """Set what is given (None: unchanged); tags keep their order, without repeats.
 
     Allowed in any state: a run reads its spec when it starts and never writes it back.
     """
-    with engine.begin() as conn:
+    with db.begin() as conn:
         job = job_for(conn, caller, job_id, lock=True)
         spec = dict(job.spec)
         if name is not None:

@@ -28,13 +28,13 @@ def warm_up() -> None:
     _warm_up_engine()
 
 
-def submit_job(*, engine: Engine, dispatcher: Dispatcher, settings: Settings, caller: Caller,
+def submit_job(*, db: Engine, dispatcher: Dispatcher, settings: Settings, caller: Caller,
                spec: JobSpec) -> Job:
     """Raise SpecError for a spec the engine cannot run, QuotaExceeded past the owner's
     quotas; nothing is stored or queued then. The job belongs to the caller's owner."""
-    validate_spec(spec, source=SqlDatasetSource(engine, caller.sees))
-    checkpoints.check_spec(spec, engine=engine, settings=settings, caller=caller)
-    with engine.begin() as conn:
+    validate_spec(spec, source=SqlDatasetSource(db, caller.sees))
+    checkpoints.check_spec(spec, db=db, settings=settings, caller=caller)
+    with db.begin() as conn:
         quotas.check_submit(conn, settings, caller, new_jobs=1)
         gpu_workers = count_gpu_workers(conn, settings)
         refuse_unserved(spec, settings, gpu_workers=gpu_workers)
@@ -46,7 +46,7 @@ def submit_job(*, engine: Engine, dispatcher: Dispatcher, settings: Settings, ca
         dispatcher.dispatch(str(job.id), queue)
     except Exception as exc:
         log.exception("job %s could not be queued", job.id)
-        with engine.begin() as conn:
+        with db.begin() as conn:
             jobs.fail_job(conn, job.id, f"could not be queued: broker unreachable ({exc})")
         raise BrokerUnavailable(f"the broker is unreachable: {exc}") from exc
     return job

@@ -27,10 +27,10 @@ class SweepPlot:
     title: str
 
 
-def sweep_plot(*, engine: Engine, caller: Caller, sweep_id: uuid.UUID,
+def sweep_plot(*, db: Engine, caller: Caller, sweep_id: uuid.UUID,
                metric: str = DEFAULT_METRIC, x: str | None = None) -> SweepPlot:
     path = _metric_path(metric)
-    with engine.connect() as conn:
+    with db.connect() as conn:
         sweep = sweep_for(conn, caller, sweep_id)
         rows = sweep_points(conn, sweep_id)
     points = [SweepPoint(axes=axes, value=_value(summary, path)) for axes, summary in rows]

@@ -55,7 +55,7 @@ class SweepView:
         return "queued" if self.counts.get(jobs.QUEUED, 0) == self.sweep.size else "running"
 
 
-def submit_sweep(*, engine: Engine, dispatcher: Dispatcher, settings: Settings,
+def submit_sweep(*, db: Engine, dispatcher: Dispatcher, settings: Settings,
                  caller: Caller, request: SweepSpec) -> Sweep:
     """Raise SpecError naming the first invalid point; then nothing is stored or queued."""
     if request.size() > settings.max_sweep_jobs:
@@ -63,7 +63,7 @@ def submit_sweep(*, engine: Engine, dispatcher: Dispatcher, settings: Settings,
                                    f"{settings.max_sweep_jobs} are allowed "
                                    "(OPTIMLAB_MAX_SWEEP_JOBS)")
     # One validator for the whole sweep: its points share the problems they have in common.
-    validator = SpecValidator(source=SqlDatasetSource(engine, caller.sees))
+    validator = SpecValidator(source=SqlDatasetSource(db, caller.sees))
     specs = [(point, _checked(point, request, validator)) for point in _points(request)]
     if not specs:
         raise SpecError(("axes",), "the sweep makes no jobs")
@@ -73,13 +73,13 @@ def submit_sweep(*, engine: Engine, dispatcher: Dispatcher, settings: Settings,
         if fields in checked:
             continue
         try:
-            checkpoints.check_spec(spec, engine=engine, settings=settings, caller=caller)
+            checkpoints.check_spec(spec, db=db, settings=settings, caller=caller)
         except SpecError as exc:
             raise SpecError(("points", point.index), f"point {point.index}: {exc}") from None
         checked.add(fields)
     plan = plan_fusion([spec for _, spec in specs], enabled=request.fuse,
                        max_jobs=settings.max_fused_jobs)
-    with engine.begin() as conn:
+    with db.begin() as conn:
         quotas.check_submit(conn, settings, caller, new_jobs=len(specs))  # whole, or none
         gpus = count_gpu_workers(conn, settings)
         where = ("axes", "device") if "device" in request.axes else ("base", "device")
@@ -94,7 +94,7 @@ def submit_sweep(*, engine: Engine, dispatcher: Dispatcher, settings: Settings,
         ids = job_batches.insert_jobs(conn, new, sweep_id=sweep.id, owner=caller.owner)
         queued = [Queued(job_id, job.queue) for job_id, job in zip(ids, new, strict=True)]
         sweeps.set_fusion(conn, sweep.id, _fusion_record(request.fuse, plan, queued))
-    _dispatch(engine, dispatcher, sweep.id, [[queued[i] for i in task] for task in plan.tasks]
+    _dispatch(db, dispatcher, sweep.id, [[queued[i] for i in task] for task in plan.tasks]
               + [[queued[i]] for i, _ in plan.alone])
     return sweep
 
@@ -141,7 +141,7 @@ def _job_name(request: SweepSpec, point: SweepPoint) -> str:
     return f"{request.name or 'sweep'} [{point.describe()}]"[:200]
 
 
-def _dispatch(engine: Engine, dispatcher: Dispatcher, sweep_id: uuid.UUID,
+def _dispatch(db: Engine, dispatcher: Dispatcher, sweep_id: uuid.UUID,
               messages: list[list[Queued]]) -> None:
     """One message per task: a fused task's jobs together, any other job alone. Sent after
     the commit, so a worker never receives the id of a row it cannot see yet."""
@@ -155,7 +155,7 @@ def _dispatch(engine: Engine, dispatcher: Dispatcher, sweep_id: uuid.UUID,
                 dispatcher.dispatch(str(message[0].id), message[0].queue)
         except Exception as exc:
             log.exception("sweep %s: a task could not be queued", sweep_id)
-            with engine.begin() as conn:
+            with db.begin() as conn:
                 for unsent in (job for m in messages[position:] for job in m):
                     jobs.fail_job(conn, unsent.id, f"could not be queued: broker unreachable "
                                                    f"({exc})")
@@ -164,10 +164,10 @@ def _dispatch(engine: Engine, dispatcher: Dispatcher, sweep_id: uuid.UUID,
         sent += len(message)
 
 
-def get_sweep(*, engine: Engine, caller: Caller, sweep_id: uuid.UUID,
+def get_sweep(*, db: Engine, caller: Caller, sweep_id: uuid.UUID,
               rank_by: str = "final_loss", limit: int | None = None) -> SweepView:
     order = _rank_order(rank_by)
-    with engine.connect() as conn:
+    with db.connect() as conn:
         sweep = sweep_for(conn, caller, sweep_id)
         counts = sweeps.status_counts(conn, [sweep_id])[sweep_id]
         ranked = listing.by_summary(conn, JobFilter(sweep_id=sweep_id), order,
@@ -213,10 +213,10 @@ def _by_point(leaderboard: list[dict[str, Any]], *, descending: bool) -> list[di
     return present + [r for r in rows if r["mean"] is None]
 
 
-def list_sweeps(*, engine: Engine, caller: Caller, tag: str | None, limit: int,
+def list_sweeps(*, db: Engine, caller: Caller, tag: str | None, limit: int,
                 cursor: str | None) -> tuple[list[SweepView], str | None]:
     after = queries.decode_cursor(cursor) if cursor else None
-    with engine.connect() as conn:
+    with db.connect() as conn:
         page = sweeps.list_sweeps(conn, tag=tag, limit=limit + 1, after=after,
                                   owner=caller.scope)
         counts = sweeps.status_counts(conn, [s.id for s in page[:limit]])
@@ -224,10 +224,10 @@ def list_sweeps(*, engine: Engine, caller: Caller, tag: str | None, limit: int,
     return views, queries.encode_cursor(page[limit - 1]) if len(page) > limit else None
 
 
-def cancel_sweep(*, engine: Engine, caller: Caller, sweep_id: uuid.UUID) -> SweepView:
+def cancel_sweep(*, db: Engine, caller: Caller, sweep_id: uuid.UUID) -> SweepView:
     """Cancel every queued or running job of the sweep; finished ones keep their results."""
-    with engine.begin() as conn:
+    with db.begin() as conn:
         sweep_for(conn, caller, sweep_id)
         for job_id in sweeps.job_ids(conn, sweep_id, statuses=ACTIVE):
             jobs.cancel_job(conn, job_id)
-    return get_sweep(engine=engine, caller=caller, sweep_id=sweep_id)
+    return get_sweep(db=db, caller=caller, sweep_id=sweep_id)

@@ -36,9 +36,9 @@ class UnservedQueue:
         self.queue = settings.queue("gpu")
         self.unserved_since: datetime | None = None  # first check that saw no GPU worker
 
-    def check(self, engine: Engine) -> tuple[list[Job], list[Job]]:
+    def check(self, db: Engine) -> tuple[list[Job], list[Job]]:
         """Fail the cuda jobs that waited too long, move the auto ones: (failed, moved)."""
-        with engine.begin() as conn:
+        with db.begin() as conn:
             now = utcnow()
             if count_gpu_workers(conn, self.settings) > 0:
                 self.unserved_since = None
@@ -49,14 +49,14 @@ class UnservedQueue:
                 return [], []
             waiting = jobs.waiting_since(conn, self.queue, queued_before=cutoff)
         failed = [job for job in waiting if job.spec.get("device") == "cuda" and
-                  self._fail(engine, job)]
+                  self._fail(db, job)]
         moved = [job for job in waiting if job.spec.get("device") != "cuda" and
-                 self._move(engine, job)]
+                 self._move(db, job)]
         return failed, moved
 
-    def _fail(self, engine: Engine, job: Job) -> bool:
+    def _fail(self, db: Engine, job: Job) -> bool:
         wait = self.settings.unserved_wait_seconds
-        with engine.begin() as conn:
+        with db.begin() as conn:
             done = jobs.fail_queued(
                 conn, job.id, f"no GPU worker: no live worker has served the queue "
                               f"{self.queue!r} for {wait:g} s (unserved_wait_seconds); start "
@@ -66,10 +66,10 @@ class UnservedQueue:
             log.warning("job %s failed: no GPU worker for %g s", job.id, wait)
         return done
 
-    def _move(self, engine: Engine, job: Job) -> bool:
+    def _move(self, db: Engine, job: Job) -> bool:
         # device auto: it went to the gpu queue because a GPU worker lived; the CPU will do.
         cpu = self.settings.queue("cpu")
-        with engine.begin() as conn:
+        with db.begin() as conn:
             moved = jobs.move_queued(conn, job.id, cpu)
         if moved:
             self.dispatcher.dispatch(str(job.id), cpu)
@@ -77,14 +77,14 @@ class UnservedQueue:
         return moved
 
 
-async def watch(engine: Engine, dispatcher: Dispatcher, settings: Settings) -> None:
+async def watch(db: Engine, dispatcher: Dispatcher, settings: Settings) -> None:
     """Run the check every heartbeat until cancelled; a failed check (database away) waits
     for the next."""
     check = UnservedQueue(settings, dispatcher)
     while True:
         await anyio.sleep(settings.heartbeat_seconds)
         try:
-            await anyio.to_thread.run_sync(check.check, engine)
+            await anyio.to_thread.run_sync(check.check, db)
         except Exception as exc:  # the watch must outlive a database or broker outage
             first = (str(exc).splitlines() or [type(exc).__name__])[0]
             log.warning("unserved queue check failed: %s", first[:200])

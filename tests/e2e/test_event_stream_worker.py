@@ -38,8 +38,8 @@ def without_wall_time(points: list[Point]) -> list[Point]:
 
 @pytest.mark.timeout(240)
 def test_a_client_that_reconnects_midway_gets_the_stored_history_once(
-        stack: Stack, engine: Engine, tmp_path: Path) -> None:
-    worker = start_worker(stack, engine, tmp_path / "worker.log")
+        stack: Stack, db: Engine, tmp_path: Path) -> None:
+    worker = start_worker(stack, db, tmp_path / "worker.log")
     try:
         with live_server(create_app(stack.settings)) as url, \
                 httpx.Client(base_url=url, timeout=60) as http:
@@ -82,8 +82,8 @@ def test_a_client_that_reconnects_midway_gets_the_stored_history_once(
 
 @pytest.mark.timeout(240)
 def test_a_sweeps_stream_resumed_midway_holds_each_jobs_stored_history_once(
-        stack: Stack, engine: Engine, tmp_path: Path) -> None:
-    worker = start_worker(stack, engine, tmp_path / "worker.log")
+        stack: Stack, db: Engine, tmp_path: Path) -> None:
+    worker = start_worker(stack, db, tmp_path / "worker.log")
     try:
         with live_server(create_app(stack.settings)) as url, \
                 httpx.Client(base_url=url, timeout=60) as http:

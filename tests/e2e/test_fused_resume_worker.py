@@ -43,12 +43,12 @@ SWEEP: dict[str, Any] = {
     "seeds": None, "axes": {"optimizer.lr": [0.0001, 0.0002], "optimizer.momentum": [0.0, 0.5]}}
 
 
-def _stored_past(engine: Engine, task: list[str], store: CheckpointStore, key: str) -> bool:
+def _stored_past(db: Engine, task: list[str], store: CheckpointStore, key: str) -> bool:
     """A checkpoint exists and every job stored points past it: a kill now loses steps."""
     steps = store.steps(key)
     if not steps:
         return False
-    with engine.connect() as conn:
+    with db.connect() as conn:
         last = metrics.last_steps(conn, [uuid.UUID(job_id) for job_id in task])
     return all(step > steps[-1] for step in last.values())
 
@@ -92,27 +92,27 @@ def _assert_resumed(client: httpx.Client, sweep_id: str, task: list[str]) -> Non
 @pytest.mark.parametrize("stack", ["postgres"], indirect=True)
 @pytest.mark.parametrize("victim", ["pool child", "main process", "stopped"])
 def test_a_killed_fused_task_resumes_from_its_checkpoint_to_the_same_numbers(
-        stack: Stack, engine: Engine, client: TestClient, tmp_path: Path,
+        stack: Stack, db: Engine, client: TestClient, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch, victim: str) -> None:
     monkeypatch.setenv("OPTIMLAB_CHECKPOINT_SECONDS", "3600")
     monkeypatch.setenv("OPTIMLAB_CHECKPOINT_MIN_SECONDS", "0")
-    first = start_worker(stack, engine, tmp_path / "first.log")
+    first = start_worker(stack, db, tmp_path / "first.log")
     second = None
     try:
         created = client.post("/v1/sweeps", json=SWEEP)
         assert created.status_code == 201, created.text
         sweep_id = created.json()["id"]
         (task,) = created.json()["fusion"]["tasks"]
-        group = fused_group(engine, task)
+        group = fused_group(db, task)
         store = CheckpointStore(stack.settings.checkpoints)
-        wait_for(lambda: _stored_past(engine, task, store, group.key), timeout=120,
+        wait_for(lambda: _stored_past(db, task, store, group.key), timeout=120,
                  interval=0.05, what="a checkpoint and points past it")
         if victim == "pool child":
             _pool_child(first).kill()  # the worker forks a new child and goes on
             resumer = first
         else:  # SIGKILL: no hand-back, the jobs are left running; SIGTERM: handed back
             stop(first, signal.SIGKILL if victim == "main process" else signal.SIGTERM)
-            second = resumer = start_worker(stack, engine, tmp_path / "second.log")
+            second = resumer = start_worker(stack, db, tmp_path / "second.log")
         finished_sweep(client, sweep_id, timeout=150)
     finally:
         for process in (first, second):
@@ -130,7 +130,7 @@ def test_optimlab_up_killed_mid_fused_sweep_resumes_it_from_its_checkpoint(
         embedded: Embedded, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPTIMLAB_CHECKPOINT_SECONDS", "3600")
     store = CheckpointStore(str(embedded.data_dir / "checkpoints"))
-    engine = make_engine(f"sqlite:///{embedded.data_dir / 'optimlab.db'}")
+    db = make_engine(f"sqlite:///{embedded.data_dir / 'optimlab.db'}")
     try:
         with httpx.Client(base_url=embedded.url, timeout=30) as client:
             with running(embedded.start()) as up:
@@ -138,13 +138,13 @@ def test_optimlab_up_killed_mid_fused_sweep_resumes_it_from_its_checkpoint(
                 assert created.status_code == 201, created.text
                 sweep_id = created.json()["id"]
                 (task,) = created.json()["fusion"]["tasks"]
-                key = fused_group(engine, task).key
-                wait_for(lambda: _stored_past(engine, task, store, key), timeout=120,
+                key = fused_group(db, task).key
+                wait_for(lambda: _stored_past(db, task, store, key), timeout=120,
                          interval=0.05, what="a checkpoint and points past it")
                 stop(up, signal.SIGKILL)
             with running(embedded.start()):
                 finished_sweep(client, sweep_id, timeout=150)
                 _assert_resumed(client, sweep_id, task)
     finally:
-        engine.dispose()
+        db.dispose()
     assert store.steps(key) == []  # the group's checkpoints go once every job is done

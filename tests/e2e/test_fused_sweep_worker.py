@@ -51,10 +51,10 @@ def sweep_jobs(client: httpx.Client, sweep_id: str) -> list[dict[str, Any]]:
     return jobs
 
 
-def run_sweep(stack: Stack, engine: Engine, client: TestClient, tmp_path: Path,
+def run_sweep(stack: Stack, db: Engine, client: TestClient, tmp_path: Path,
               request: dict[str, Any]) -> dict[str, Any]:
     """POST the sweep, let a real worker run it, return the finished sweep."""
-    worker = start_worker(stack, engine, tmp_path / "worker.log")
+    worker = start_worker(stack, db, tmp_path / "worker.log")
     try:
         created = client.post("/v1/sweeps", json=request)
         assert created.status_code == 201, created.text
@@ -64,10 +64,10 @@ def run_sweep(stack: Stack, engine: Engine, client: TestClient, tmp_path: Path,
 
 
 @pytest.mark.timeout(300)
-def test_a_fused_sweep_gives_every_job_its_own_numbers(stack: Stack, engine: Engine,
+def test_a_fused_sweep_gives_every_job_its_own_numbers(stack: Stack, db: Engine,
                                                        client: TestClient,
                                                        tmp_path: Path) -> None:
-    sweep = run_sweep(stack, engine, client, tmp_path, SWEEP)
+    sweep = run_sweep(stack, db, client, tmp_path, SWEEP)
 
     jobs = sweep_jobs(client, sweep["id"])
     assert len(sweep["fusion"]["tasks"]) == 1
@@ -102,10 +102,10 @@ MLP_SWEEP: dict[str, Any] = {
 
 @pytest.mark.timeout(300)
 def test_an_mlp_sweep_runs_batched_in_the_worker_with_every_job_its_numbers(
-        stack: Stack, engine: Engine, client: TestClient, tmp_path: Path) -> None:
+        stack: Stack, db: Engine, client: TestClient, tmp_path: Path) -> None:
     """The worker makes MKL's products independent of its thread count (numerics.py), so a
     batched product over the jobs sums as each job's own: the probe keeps ``batched``."""
-    sweep = run_sweep(stack, engine, client, tmp_path, MLP_SWEEP)
+    sweep = run_sweep(stack, db, client, tmp_path, MLP_SWEEP)
 
     jobs = sweep_jobs(client, sweep["id"])
     assert len(jobs) == 8
@@ -123,11 +123,11 @@ def test_an_mlp_sweep_runs_batched_in_the_worker_with_every_job_its_numbers(
 
 
 @pytest.mark.timeout(300)
-def test_cancelling_one_point_stops_only_it(stack: Stack, engine: Engine, client: TestClient,
+def test_cancelling_one_point_stops_only_it(stack: Stack, db: Engine, client: TestClient,
                                             tmp_path: Path) -> None:
     long = {**SWEEP, "base": {**SEED_SPEC, "steps": 15_000}, "seeds": None,
             "axes": {"optimizer.lr": [0.0001, 0.0002], "optimizer.momentum": [0.0, 0.5]}}
-    worker = start_worker(stack, engine, tmp_path / "worker.log")
+    worker = start_worker(stack, db, tmp_path / "worker.log")
     try:
         sweep_id = client.post("/v1/sweeps", json=long).json()["id"]
 

@@ -23,8 +23,8 @@ __all__ = ["embedded"]  # the fixture of `optimlab up`
 
 @pytest.mark.timeout(180)
 def test_a_jobs_torch_warning_wall_time_and_process_figures_through_the_api(
-        stack: Stack, engine: Engine, client: TestClient, tmp_path: Path) -> None:
-    worker = start_worker(stack, engine, tmp_path / "worker.log")
+        stack: Stack, db: Engine, client: TestClient, tmp_path: Path) -> None:
+    worker = start_worker(stack, db, tmp_path / "worker.log")
     try:
         job = client.post("/v1/jobs", json={**WARNING_SPEC, "name": "warns"}).json()
         done = wait_job(client, job["id"], "succeeded", "failed")

@@ -53,20 +53,20 @@ def stored_points(url: str, job_id: str) -> list[Point]:
 @pytest.mark.timeout(600)  # ~220 s at load average 8.6 on the 2 shared cores
 @pytest.mark.parametrize("stack", ["postgres"], indirect=True)
 def test_500_posts_and_50_followers_no_error_each_job_once_each_point_once(
-        stack: Stack, engine: Engine, tmp_path: Path) -> None:
+        stack: Stack, db: Engine, tmp_path: Path) -> None:
     port = free_port()
     url, log = f"http://127.0.0.1:{port}", tmp_path / "api.log"
     api = optimlab("api", "--port", str(port), env=stack.env(), log=log)  # starts meanwhile
     worker = None
     try:
-        worker = start_worker(stack, engine, tmp_path / "worker.log")
+        worker = start_worker(stack, db, tmp_path / "worker.log")
         wait_ready(url, api, log)
         results = asyncio.run(load(url))
         statuses = Counter(posted.status_code for posted, _ in results)
         ids = [posted.json()["id"] for posted, _ in results if posted.status_code == 201]
 
         def all_over() -> Counter[str] | None:
-            with engine.connect() as conn:
+            with db.connect() as conn:
                 rows = conn.execute(select(Job.status, Job.attempt)).all()
             over = Counter(f"{status}/{attempt}" for status, attempt in rows)
             return over if sum(over.values()) == len(ids) and all(

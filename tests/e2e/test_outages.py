@@ -35,7 +35,7 @@ from tests.worker.engine.histories import engine_history
 FLUSHED_REDIS_DB = 11
 
 
-def start_worker(stack: Stack, engine: Engine, log: Path,
+def start_worker(stack: Stack, db: Engine, log: Path,
                  **env: str) -> subprocess.Popen[bytes]:
     """``optimlab worker`` with the stack's settings and ``env`` over them; returns once it
     consumes (its row is in the workers table, read without the proxy)."""
@@ -45,17 +45,17 @@ def start_worker(stack: Stack, engine: Engine, log: Path,
         if process.poll() is not None:
             raise AssertionError(f"worker exited with {process.returncode}:\n"
                                  f"{log.read_text()[-3000:]}")
-        with engine.connect() as conn:
+        with db.connect() as conn:
             return bool(conn.exec_driver_sql("SELECT count(*) FROM workers").scalar())
 
     wait_for(registered, timeout=90, interval=0.1, what="the worker to consume")
     return process
 
 
-def assert_uninterrupted_history(engine: Engine, job_id: str, spec: dict[str, Any]) -> None:
+def assert_uninterrupted_history(db: Engine, job_id: str, spec: dict[str, Any]) -> None:
     """The stored series equal, bit for bit, an uninterrupted run of ``spec``."""
     expected, _ = engine_history(spec)
-    with engine.connect() as conn:
+    with db.connect() as conn:
         stored = metrics.read_series(conn, uuid.UUID(job_id), sorted(expected))
         names = set(metrics.series_names(conn, uuid.UUID(job_id))) - {WALL_TIME}
     assert names == set(expected)
@@ -73,7 +73,7 @@ def assert_uninterrupted_history(engine: Engine, job_id: str, spec: dict[str, An
     (60.0, 20_000),  # a small buffer: training pauses until the database is back
 ], ids=["2.7s", "5s", "60s"])
 def test_a_database_cut_mid_job_loses_and_doubles_nothing(
-        stack: Stack, engine: Engine, client: TestClient, tmp_path: Path,
+        stack: Stack, db: Engine, client: TestClient, tmp_path: Path,
         cut_seconds: float, unstored_limit: int | None) -> None:
     database = make_url(stack.settings.database)
     assert database.host is not None
@@ -83,10 +83,10 @@ def test_a_database_cut_mid_job_loses_and_doubles_nothing(
         env = {"OPTIMLAB_DATABASE_URL": proxied.render_as_string(hide_password=False)}
         if unstored_limit is not None:
             env["OPTIMLAB_UNSTORED_POINTS_LIMIT"] = str(unstored_limit)
-        worker = start_worker(stack, engine, tmp_path / "worker.log", **env)
+        worker = start_worker(stack, db, tmp_path / "worker.log", **env)
         try:
             job = client.post("/v1/jobs", json=MEDIUM_SPEC).json()
-            wait_for(lambda: _stored(engine, job["id"]) > 0, timeout=60,
+            wait_for(lambda: _stored(db, job["id"]) > 0, timeout=60,
                      what="the first stored batch")
             proxy.cut()
             time.sleep(cut_seconds)
@@ -98,20 +98,20 @@ def test_a_database_cut_mid_job_loses_and_doubles_nothing(
     assert proxy.refused > 0, "the worker never noticed the cut"
     assert done["status"] == "succeeded", done["error"]
     assert done["attempt"] == 1
-    assert_uninterrupted_history(engine, job["id"], MEDIUM_SPEC)
+    assert_uninterrupted_history(db, job["id"], MEDIUM_SPEC)
 
 
 @pytest.mark.timeout(240)
-def test_a_killed_pool_childs_job_is_taken_over_at_once(stack: Stack, engine: Engine,
+def test_a_killed_pool_childs_job_is_taken_over_at_once(stack: Stack, db: Engine,
                                                         client: TestClient,
                                                         tmp_path: Path) -> None:
     # Staleness alone would take ten minutes: only the takeover can explain a recovery.
-    worker = start_worker(stack, engine, tmp_path / "worker.log",
+    worker = start_worker(stack, db, tmp_path / "worker.log",
                           OPTIMLAB_STALE_AFTER_SECONDS="600")
     try:
         job = client.post("/v1/jobs", json=MEDIUM_SPEC).json()
         wait_status(client, job["id"], "running")
-        wait_for(lambda: _stored(engine, job["id"]) > 0, timeout=60, what="the first batch")
+        wait_for(lambda: _stored(db, job["id"]) > 0, timeout=60, what="the first batch")
         (child,) = psutil.Process(worker.pid).children()
         child.send_signal(signal.SIGKILL)
         try:
@@ -125,11 +125,11 @@ def test_a_killed_pool_childs_job_is_taken_over_at_once(stack: Stack, engine: En
 
     assert done["status"] == "succeeded", done["error"]
     assert done["attempt"] == 2
-    assert_uninterrupted_history(engine, job["id"], MEDIUM_SPEC)
+    assert_uninterrupted_history(db, job["id"], MEDIUM_SPEC)
 
 
 @pytest.mark.timeout(180)
-def test_jobs_queued_when_the_broker_is_flushed_all_finish(stack: Stack, engine: Engine,
+def test_jobs_queued_when_the_broker_is_flushed_all_finish(stack: Stack, db: Engine,
                                                           tmp_path: Path) -> None:
     if stack.kind == "postgres":  # a Redis database of this test's own, to flush
         broker = str(make_url(stack.settings.broker).set(database=str(FLUSHED_REDIS_DB)))
@@ -138,7 +138,7 @@ def test_jobs_queued_when_the_broker_is_flushed_all_finish(stack: Stack, engine:
     settings = {"OPTIMLAB_RECONCILE_SECONDS": "0.5", "OPTIMLAB_RESEND_QUEUED_AFTER_SECONDS": "1"}
     long_spec = {**MEDIUM_SPEC, "steps": 20_000}
     with TestClient(_app(stack)) as client:
-        worker = start_worker(stack, engine, tmp_path / "worker.log", **settings)
+        worker = start_worker(stack, db, tmp_path / "worker.log", **settings)
         try:
             running = client.post("/v1/jobs", json=long_spec).json()
             wait_status(client, running["id"], "running")
@@ -156,7 +156,7 @@ def test_jobs_queued_when_the_broker_is_flushed_all_finish(stack: Stack, engine:
 
     assert [job["status"] for job in done] == ["succeeded"] * 5
     assert [job["attempt"] for job in done] == [1] * 5
-    assert_uninterrupted_history(engine, running["id"], long_spec)
+    assert_uninterrupted_history(db, running["id"], long_spec)
 
 
 def _app(stack: Stack) -> Any:
@@ -165,8 +165,8 @@ def _app(stack: Stack) -> Any:
     return create_app(stack.settings)
 
 
-def _stored(engine: Engine, job_id: str) -> int:
-    with engine.connect() as conn:
+def _stored(db: Engine, job_id: str) -> int:
+    with db.connect() as conn:
         return len(metrics.series_names(conn, uuid.UUID(job_id)))
 
 

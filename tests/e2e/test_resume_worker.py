@@ -68,8 +68,8 @@ def expected() -> History:
     return history
 
 
-def stored(engine: Engine, job_id: str) -> History:
-    with engine.connect() as conn:
+def stored(db: Engine, job_id: str) -> History:
+    with db.connect() as conn:
         names = [n for n in metrics.series_names(conn, uuid.UUID(job_id)) if n != WALL_TIME]
         series = metrics.read_series(conn, uuid.UUID(job_id), names)
     return {s.name: [(step, struct.pack("<d", v)) for step, v in
@@ -92,7 +92,7 @@ def pool_child(parent: int) -> psutil.Process:
     return max(children, key=lambda c: c.cpu_times().user - before[c.pid])
 
 
-def assert_resumed(job: dict[str, Any], engine: Engine, expected: History) -> None:
+def assert_resumed(job: dict[str, Any], db: Engine, expected: History) -> None:
     assert job["status"] == "succeeded", job["error"]
     assert job["attempt"] == 2
     summary = job["summary"]
@@ -100,8 +100,8 @@ def assert_resumed(job: dict[str, Any], engine: Engine, expected: History) -> No
     assert summary["resumed_from"] >= 200  # the new attempt's first step is past 0
     # what the dead attempt stored past its checkpoint (0 if killed right after one)
     assert 0 <= summary["steps_recomputed"] < SPEC["steps"]
-    assert stored(engine, job["id"]) == expected
-    with engine.connect() as conn:
+    assert stored(db, job["id"]) == expected
+    with db.connect() as conn:
         lines = job_logs.read_lines(conn, uuid.UUID(job["id"]), attempt=2, min_level=0,
                                     limit=100)
     assert any(f"resumes from the checkpoint of step {summary['resumed_from']}" in line.message
@@ -111,8 +111,8 @@ def assert_resumed(job: dict[str, Any], engine: Engine, expected: History) -> No
 # ------------------------------------------------------------ Celery on PostgreSQL + Redis
 
 
-def start_worker(stack: Stack, engine: Engine, log: Path) -> subprocess.Popen[bytes]:
-    with engine.connect() as conn:
+def start_worker(stack: Stack, db: Engine, log: Path) -> subprocess.Popen[bytes]:
+    with db.connect() as conn:
         before = {w.name for w in workers.live_workers(conn, within=timedelta(minutes=5))}
     process = optimlab("worker", "--gpus", "none", "--concurrency", "2",
                        env={**stack.env(), **CHECKPOINT_ENV}, log=log)
@@ -120,7 +120,7 @@ def start_worker(stack: Stack, engine: Engine, log: Path) -> subprocess.Popen[by
     def registered() -> bool:
         if process.poll() is not None:
             raise AssertionError(f"worker exited:\n{log.read_text()[-3000:]}")
-        with engine.connect() as conn:
+        with db.connect() as conn:
             live = {w.name for w in workers.live_workers(conn, within=timedelta(minutes=5))}
         return bool(live - before)
 
@@ -141,9 +141,9 @@ def wait_job(client: TestClient, job_id: str, check: Any, timeout: float,
 @pytest.mark.parametrize("stack", ["postgres"], indirect=True)
 @pytest.mark.parametrize("victim", ["pool child", "parent"])
 def test_a_sigkilled_workers_job_resumes_from_its_checkpoint_bit_for_bit(
-        stack: Stack, engine: Engine, client: TestClient, tmp_path: Path, victim: str,
+        stack: Stack, db: Engine, client: TestClient, tmp_path: Path, victim: str,
         expected: History) -> None:
-    first = start_worker(stack, engine, tmp_path / "first.log")
+    first = start_worker(stack, db, tmp_path / "first.log")
     second = None
     try:
         job = client.post("/v1/jobs", json=SPEC).json()
@@ -152,7 +152,7 @@ def test_a_sigkilled_workers_job_resumes_from_its_checkpoint_bit_for_bit(
             pool_child(first.pid).kill()
         else:
             stop(first, signal.SIGKILL)
-            second = start_worker(stack, engine, tmp_path / "second.log")
+            second = start_worker(stack, db, tmp_path / "second.log")
         done = wait_job(client, job["id"], lambda j: j["status"] in ("succeeded", "failed"),
                         180, "the job to finish")
     finally:
@@ -160,7 +160,7 @@ def test_a_sigkilled_workers_job_resumes_from_its_checkpoint_bit_for_bit(
             if process is not None and process.poll() is None:
                 stop(process)
 
-    assert_resumed(done, engine, expected)
+    assert_resumed(done, db, expected)
 
 
 # ------------------------------------------------------------------------- optimlab up
@@ -206,9 +206,9 @@ def test_optimlab_up_resumes_a_killed_job_from_its_checkpoint_bit_for_bit(
             done = wait_up(embedded.url, job["id"],
                            lambda j: j["status"] in ("succeeded", "failed"), 180, "the end")
 
-    engine = make_engine(f"sqlite:///{embedded.data_dir / 'optimlab.db'}")
+    db = make_engine(f"sqlite:///{embedded.data_dir / 'optimlab.db'}")
     try:
-        assert_resumed(done, engine, expected)
+        assert_resumed(done, db, expected)
     finally:
-        engine.dispose()
+        db.dispose()
     assert os.path.isdir(embedded.data_dir / "checkpoints" / job["id"])

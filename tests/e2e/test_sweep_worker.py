@@ -25,9 +25,9 @@ SWEEP: dict[str, Any] = {"name": "linreg grid", "base": BASE, "seeds": 2,
 
 
 @pytest.mark.timeout(300)
-def test_a_grid_sweep_runs_and_ranks_its_jobs(stack: Stack, engine: Engine, client: TestClient,
+def test_a_grid_sweep_runs_and_ranks_its_jobs(stack: Stack, db: Engine, client: TestClient,
                                               tmp_path: Path) -> None:
-    worker = start_worker(stack, engine, tmp_path / "worker.log")
+    worker = start_worker(stack, db, tmp_path / "worker.log")
     try:
         created = client.post("/v1/sweeps", json=SWEEP)
         assert created.status_code == 201, created.text

@@ -34,24 +34,24 @@ SERIES_PER_STEP = 6  # loss, lr, grad_norm, update_norm, param_norm, param.x
 # (and the worker's wall_time: a point per stored batch, at its last step)
 
 
-def start_worker(stack: Stack, engine: Engine, log: Path) -> subprocess.Popen[bytes]:
-    before = _worker_names(engine)
+def start_worker(stack: Stack, db: Engine, log: Path) -> subprocess.Popen[bytes]:
+    before = _worker_names(db)
     process = optimlab("worker", "--gpus", "none", env=stack.env(), log=log)
 
     def registered() -> bool:
         if process.poll() is not None:
             raise AssertionError(f"worker exited with {process.returncode}:\n"
                                  f"{log.read_text()[-3000:]}")
-        return bool(_worker_names(engine) - before)
+        return bool(_worker_names(db) - before)
 
     wait_for(registered, timeout=90, interval=0.1, what="the worker to consume")
     return process
 
 
-def _worker_names(engine: Engine) -> set[str]:
+def _worker_names(db: Engine) -> set[str]:
     from datetime import timedelta
 
-    with engine.connect() as conn:
+    with db.connect() as conn:
         return {w.name for w in workers.live_workers(conn, within=timedelta(minutes=5))}
 
 
@@ -65,20 +65,20 @@ def wait_status(client: TestClient, job_id: str, *statuses: str,
                     what=f"job {job_id} to be {'/'.join(statuses)}")
 
 
-def rows(engine: Engine, job_id: str) -> int:
+def rows(db: Engine, job_id: str) -> int:
     """The engine's points stored for the job (the worker's wall_time aside)."""
     import uuid
 
     query = select(func.sum(MetricChunk.count)).where(MetricChunk.job_id == uuid.UUID(job_id),
                                                       MetricChunk.name != WALL_TIME)
-    with engine.connect() as conn:
+    with db.connect() as conn:
         return int(conn.scalar(query) or 0)
 
 
 @pytest.mark.timeout(180)
-def test_the_seed_table_through_a_real_worker(stack: Stack, engine: Engine,
+def test_the_seed_table_through_a_real_worker(stack: Stack, db: Engine,
                                               client: TestClient, tmp_path: Path) -> None:
-    worker = start_worker(stack, engine, tmp_path / "worker.log")
+    worker = start_worker(stack, db, tmp_path / "worker.log")
     try:
         job = client.post("/v1/jobs", json={**SEED_SPEC, "name": "seed example"}).json()
         done = wait_status(client, job["id"], "succeeded", "failed")
@@ -94,16 +94,16 @@ def test_the_seed_table_through_a_real_worker(stack: Stack, engine: Engine,
 
 
 @pytest.mark.timeout(240)
-def test_a_stopped_worker_hands_its_job_to_the_next(stack: Stack, engine: Engine,
+def test_a_stopped_worker_hands_its_job_to_the_next(stack: Stack, db: Engine,
                                                     client: TestClient, tmp_path: Path) -> None:
-    first = start_worker(stack, engine, tmp_path / "first.log")
+    first = start_worker(stack, db, tmp_path / "first.log")
     job = client.post("/v1/jobs", json=MEDIUM_SPEC).json()
     wait_status(client, job["id"], "running")
-    wait_for(lambda: rows(engine, job["id"]) > 0, timeout=30, what="first metrics")
+    wait_for(lambda: rows(db, job["id"]) > 0, timeout=30, what="first metrics")
 
     seconds = stop(first, signal.SIGTERM)
     handed_back = client.get(f"/v1/jobs/{job['id']}").json()
-    second = start_worker(stack, engine, tmp_path / "second.log")
+    second = start_worker(stack, db, tmp_path / "second.log")
     try:
         done = wait_status(client, job["id"], "succeeded", "failed", timeout=120)
     finally:
@@ -113,13 +113,13 @@ def test_a_stopped_worker_hands_its_job_to_the_next(stack: Stack, engine: Engine
     assert handed_back["status"] == "queued"
     assert done["status"] == "succeeded", done["error"]
     assert done["attempt"] == 2
-    assert rows(engine, job["id"]) == SERIES_PER_STEP * MEDIUM_SPEC["steps"]
+    assert rows(db, job["id"]) == SERIES_PER_STEP * MEDIUM_SPEC["steps"]
 
 
 @pytest.mark.timeout(240)
-def test_a_killed_workers_job_is_recovered_by_another(stack: Stack, engine: Engine,
+def test_a_killed_workers_job_is_recovered_by_another(stack: Stack, db: Engine,
                                                       client: TestClient, tmp_path: Path) -> None:
-    first = start_worker(stack, engine, tmp_path / "first.log")
+    first = start_worker(stack, db, tmp_path / "first.log")
     second = None
     job = client.post("/v1/jobs", json=MEDIUM_SPEC).json()
     wait_status(client, job["id"], "running")
@@ -127,7 +127,7 @@ def test_a_killed_workers_job_is_recovered_by_another(stack: Stack, engine: Engi
         stop(first, signal.SIGKILL)  # no hand-back: the job is left "running"
         left = client.get(f"/v1/jobs/{job['id']}").json()
         killed_at = time.monotonic()
-        second = start_worker(stack, engine, tmp_path / "second.log")
+        second = start_worker(stack, db, tmp_path / "second.log")
         rerun = wait_status(client, job["id"], "succeeded", "failed", timeout=150)
         recovered_after = time.monotonic() - killed_at
     finally:
@@ -138,4 +138,4 @@ def test_a_killed_workers_job_is_recovered_by_another(stack: Stack, engine: Engi
     assert rerun["status"] == "succeeded", rerun["error"]
     assert rerun["attempt"] == 2
     assert recovered_after > stack.settings.stale_after_seconds
-    assert rows(engine, job["id"]) == SERIES_PER_STEP * MEDIUM_SPEC["steps"]
+    assert rows(db, job["id"]) == SERIES_PER_STEP * MEDIUM_SPEC["steps"]

@@ -19,27 +19,27 @@ from tests.migrations.conftest import insert_job
 
 def test_owners_and_keys_come_with_0007_and_go_with_its_downgrade(database: str) -> None:
     upgrade(database, "0006")
-    engine = make_engine(database)
-    with engine.begin() as conn:
+    db = make_engine(database)
+    with db.begin() as conn:
         job_id = insert_job(conn)
         job_logs.write_lines(conn, [(job_id, 1, LogLine(datetime(2026, 1, 1), logging.INFO,
                                                         "optimlab", "kept"))])
 
     upgrade(database)
 
-    columns = {t: {c["name"] for c in inspect(engine).get_columns(t)}
+    columns = {t: {c["name"] for c in inspect(db).get_columns(t)}
                for t in ("jobs", "sweeps", "datasets")}
     assert all("owner" in names for names in columns.values())
-    with engine.connect() as conn:
+    with db.connect() as conn:
         assert conn.scalar(select(Job.owner).where(Job.id == job_id)) is None
-    made = keys.create_key(engine=engine, name="first", admin=True)
-    assert keys.authenticate(engine=engine, key=made.key) is not None
+    made = keys.create_key(db=db, name="first", admin=True)
+    assert keys.authenticate(db=db, key=made.key) is not None
 
     downgrade(database, "0006")
 
-    assert "api_keys" not in inspect(engine).get_table_names()
-    assert "owner" not in {c["name"] for c in inspect(engine).get_columns("jobs")}
-    with engine.connect() as conn:  # SQLite dropped the column in place: nothing cascaded
+    assert "api_keys" not in inspect(db).get_table_names()
+    assert "owner" not in {c["name"] for c in inspect(db).get_columns("jobs")}
+    with db.connect() as conn:  # SQLite dropped the column in place: nothing cascaded
         lines = job_logs.read_lines(conn, job_id, attempt=None, min_level=0, limit=10)
     assert [line.message for line in lines] == ["kept"]
-    engine.dispose()
+    db.dispose()

@@ -19,18 +19,18 @@ VALUES[3], VALUES[4], VALUES[5] = math.nan, math.inf, -math.inf
 
 
 def old_rows(url: str, job_id: uuid.UUID) -> list[tuple[str, int, float | None]]:
-    engine = make_engine(url)
-    with engine.connect() as conn:
+    db = make_engine(url)
+    with db.connect() as conn:
         rows = conn.execute(text("SELECT name, step, value FROM metrics ORDER BY name, step"))
         found = [(str(n), int(s), v) for n, s, v in rows]
-    engine.dispose()
+    db.dispose()
     return found
 
 
 def test_points_survive_the_upgrade_and_the_downgrade(database: str) -> None:
     upgrade(database, "0004")
-    engine = make_engine(database)
-    with engine.begin() as conn:
+    db = make_engine(database)
+    with db.begin() as conn:
         job_id = insert_job(conn)
         conn.execute(text("INSERT INTO metrics (job_id, name, step, value) "
                           "VALUES (:job, :name, :step, :value)"), [
@@ -42,7 +42,7 @@ def test_points_survive_the_upgrade_and_the_downgrade(database: str) -> None:
 
     upgrade(database)
 
-    with engine.connect() as conn:
+    with db.connect() as conn:
         loaded = metrics.load(conn, job_id, ["loss", "val_loss"])
         chunk_rows = conn.scalar(text("SELECT count(*) FROM metric_chunks"))
     for name, every in (("loss", 1), ("val_loss", 1000)):
@@ -54,4 +54,4 @@ def test_points_survive_the_upgrade_and_the_downgrade(database: str) -> None:
     downgrade(database, "0004")
 
     assert old_rows(database, job_id) == before
-    engine.dispose()
+    db.dispose()

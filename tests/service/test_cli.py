@@ -125,10 +125,10 @@ def test_migrate_creates_the_schema_and_is_idempotent(stack: Stack, tmp_path: Pa
     assert second.stdout == at_head
     url = f"sqlite:///{fresh / 'optimlab.db'}" if stack.kind == "embedded" \
         else stack.settings.database
-    engine = make_engine(url)
+    db = make_engine(url)
     assert {"jobs", "metric_chunks", "workers", "alembic_version"} <= set(
-        inspect(engine).get_table_names())
-    engine.dispose()
+        inspect(db).get_table_names())
+    db.dispose()
 
 
 def test_worker_refuses_a_gpu_that_is_not_there() -> None:

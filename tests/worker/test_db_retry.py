@@ -97,27 +97,27 @@ def test_the_backoff_doubles_up_to_its_cap() -> None:
 
 
 def test_a_batch_retried_after_a_lost_acknowledgement_is_not_stored_twice(
-        engine: Engine) -> None:
-    with engine.begin() as conn:
+        db: Engine) -> None:
+    with db.begin() as conn:
         job = jobs.insert_job(conn, name="t", spec=SEED_SPEC, queue="cpu")
         (claim,) = jobs.claim_queued(conn, [job.id], worker="w", max_attempts=3)
     points = point_columns([(step, name, float(step)) for step in range(5)
                             for name in ("loss", "lr")])
     later = point_columns([(step, name, float(step)) for step in range(5, 8)
                            for name in ("loss", "lr")])
-    with engine.begin() as conn:  # committed, but suppose the worker never heard
+    with db.begin() as conn:  # committed, but suppose the worker never heard
         store_updates(conn, [claim], [(0, points, {"steps_done": 5})])
 
-    with engine.begin() as conn:  # the retry of that batch, then the next one
+    with db.begin() as conn:  # the retry of that batch, then the next one
         assert store_updates(conn, [claim], [(0, points, {"steps_done": 5})],
                              verify=True) == [jobs.RUNNING]
         assert store_updates(conn, [claim], [(0, later, {"steps_done": 8})],
                              verify=True) == [jobs.RUNNING]
 
-    assert stored_points(engine, claim.job_id) == point_count(points) + point_count(later)
+    assert stored_points(db, claim.job_id) == point_count(points) + point_count(later)
 
 
-def stored_points(engine: Engine, job_id: uuid.UUID) -> int:
-    with engine.connect() as conn:
+def stored_points(db: Engine, job_id: uuid.UUID) -> int:
+    with db.connect() as conn:
         return int(conn.scalar(select(func.sum(MetricChunk.count))
                                .where(MetricChunk.job_id == job_id)) or 0)

@@ -1,5 +1,5 @@
 """A fused run whose database is cut for seconds mid-run, in this process (the task body
-called directly, its engine through a TCP proxy): it stays fused, and every job's history
+called directly, its Engine through a TCP proxy): it stays fused, and every job's history
 is its uninterrupted run's, each point once."""
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ SPECS = [{**SEED_SPEC, "steps": 10_000,
 
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("stack", ["postgres"], indirect=True)  # a TCP proxy in front of it
-def test_a_fused_run_rides_out_a_database_cut(engine: Engine, stack: Stack) -> None:
-    with engine.begin() as conn:
+def test_a_fused_run_rides_out_a_database_cut(db: Engine, stack: Stack) -> None:
+    with db.begin() as conn:
         ids = [jobs.insert_job(conn, name=f"f{i}", spec=spec, queue="cpu").id
                for i, spec in enumerate(SPECS)]
     database = make_url(stack.settings.database)
@@ -39,9 +39,9 @@ def test_a_fused_run_rides_out_a_database_cut(engine: Engine, stack: Stack) -> N
         proxied = make_engine(database.set(host="127.0.0.1", port=proxy.port)
                               .render_as_string(hide_password=False))
         run = threading.Thread(target=execute_fused, args=([str(i) for i in ids],), kwargs={
-            "engine": proxied, "settings": stack.settings, "worker": "test-worker"})
+            "db": proxied, "settings": stack.settings, "worker": "test-worker"})
         run.start()
-        wait_for(lambda: stored(engine, ids[0]), timeout=60, what="the first fused batch")
+        wait_for(lambda: stored(db, ids[0]), timeout=60, what="the first fused batch")
         proxy.cut()
         time.sleep(3)
         proxy.restore()
@@ -50,16 +50,16 @@ def test_a_fused_run_rides_out_a_database_cut(engine: Engine, stack: Stack) -> N
 
     assert not run.is_alive()
     assert proxy.refused > 0, "the run never noticed the cut"
-    with engine.connect() as conn:
+    with db.connect() as conn:
         done = [jobs.get_job(conn, job_id) for job_id in ids]
     for job, spec in zip(done, SPECS, strict=True):
         assert job is not None
         assert (job.status, job.attempt) == (jobs.SUCCEEDED, 1), job.error
         assert job.summary is not None
         assert job.summary["fusion"]["fused_with"] == len(SPECS) - 1  # not run alone again
-        assert_uninterrupted_history(engine, str(job.id), spec)
+        assert_uninterrupted_history(db, str(job.id), spec)
 
 
-def stored(engine: Engine, job_id: uuid.UUID) -> bool:
-    with engine.connect() as conn:
+def stored(db: Engine, job_id: uuid.UUID) -> bool:
+    with db.connect() as conn:
         return bool(metrics.series_names(conn, job_id))

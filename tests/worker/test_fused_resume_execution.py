@@ -97,35 +97,35 @@ def die_after_checkpoints(monkeypatch: pytest.MonkeyPatch, count: int, writes: i
     monkeypatch.setattr(SqlJobsSink, "write", dying_write)
 
 
-def submitted(engine: Engine, settings: Settings, sweep: dict[str, Any]
+def submitted(db: Engine, settings: Settings, sweep: dict[str, Any]
               ) -> tuple[list[str], list[uuid.UUID]]:
     """The sweep's one fused task, as sent, and its jobs' ids."""
     sent = Messages()
-    submit_sweep(engine=engine, dispatcher=sent, settings=settings, caller=LOCAL,
+    submit_sweep(db=db, dispatcher=sent, settings=settings, caller=LOCAL,
                  request=SweepSpec.model_validate(sweep))
     (task,) = sent.fused
     return task, [uuid.UUID(job_id) for job_id in task]
 
 
-def killed(task: list[str], engine: Engine, settings: Settings,
+def killed(task: list[str], db: Engine, settings: Settings,
            monkeypatch: pytest.MonkeyPatch, *, count: int, writes: int) -> None:
     """Run the task until it dies (die_after_checkpoints), leaving its jobs running."""
     with monkeypatch.context() as patch:
         die_after_checkpoints(patch, count=count, writes=writes)
         with pytest.raises(Killed):
-            execute_fused(task, engine=engine, settings=settings, worker="first")
+            execute_fused(task, db=db, settings=settings, worker="first")
 
 
-def orphaned(engine: Engine, ids: list[uuid.UUID]) -> None:
+def orphaned(db: Engine, ids: list[uuid.UUID]) -> None:
     """The jobs' heartbeats stale, their holder on a host that died: they are lost."""
-    with engine.begin() as conn:
+    with db.begin() as conn:
         conn.execute(update(Job).where(Job.id.in_(ids))
                      .values(heartbeat_at=utcnow() - timedelta(hours=1),
                              holder_host=DEAD_HOST))
 
 
-def stored(engine: Engine, job_id: uuid.UUID) -> dict[str, list[float]]:
-    with engine.connect() as conn:
+def stored(db: Engine, job_id: uuid.UUID) -> dict[str, list[float]]:
+    with db.connect() as conn:
         names = [n for n in metrics.series_names(conn, job_id) if n != WALL_TIME]
         loaded = metrics.load(conn, job_id, names)
     for name, (steps, _) in loaded.items():  # one value per step: no gap, no duplicate
@@ -139,40 +139,40 @@ def uninterrupted(specs: list[dict[str, Any]]) -> list[dict[str, list[float]]]:
     return [sink.history(index) for index in range(len(specs))]
 
 
-def get(engine: Engine, job_id: uuid.UUID) -> Job:
-    with engine.connect() as conn:
+def get(db: Engine, job_id: uuid.UUID) -> Job:
+    with db.connect() as conn:
         found = jobs.get_job(conn, job_id)
     assert found is not None
     return found
 
 
 def test_a_killed_fused_task_resumes_from_its_checkpoint_with_every_history_exact(
-        engine: Engine, stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+        db: Engine, stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = settings_of(stack)
-    task, ids = submitted(engine, settings, SWEEP)
-    killed(task, engine, settings, monkeypatch, count=2, writes=5)
-    group = fused_group(engine, task)
+    task, ids = submitted(db, settings, SWEEP)
+    killed(task, db, settings, monkeypatch, count=2, writes=5)
+    group = fused_group(db, task)
     store = CheckpointStore(settings.checkpoints)
     checkpoint = store.steps(group.key)[-1]
-    with engine.connect() as conn:
+    with db.connect() as conn:
         left = metrics.last_steps(conn, ids)
     assert all(last > checkpoint for last in left.values())  # points past the checkpoint
-    assert all(get(engine, i).status == jobs.RUNNING for i in ids)
+    assert all(get(db, i).status == jobs.RUNNING for i in ids)
 
     # one job is cancelled meanwhile; the others' heartbeats go stale; the monitor sends
     # them back as one fused task, in the task's order
-    cancel_job(engine=engine, caller=LOCAL, job_id=ids[1])
-    orphaned(engine, ids)
+    cancel_job(db=db, caller=LOCAL, job_id=ids[1])
+    orphaned(db, ids)
     again = Messages()
-    assert requeue_orphans(engine, again, stale_after=timedelta(seconds=60)) == 3
+    assert requeue_orphans(db, again, stale_after=timedelta(seconds=60)) == 3
     assert again.alone == []
     assert again.fused == [[task[0], task[2], task[3]]]
-    execute_fused(again.fused[0], engine=engine, settings=settings, worker="second")
+    execute_fused(again.fused[0], db=db, settings=settings, worker="second")
 
-    specs = [get(engine, i).spec for i in ids]
+    specs = [get(db, i).spec for i in ids]
     expected = uninterrupted(specs)
     for index, job_id in enumerate(ids):
-        done = get(engine, job_id)
+        done = get(db, job_id)
         if index == 1:
             assert done.status == jobs.CANCELLED
             continue
@@ -183,25 +183,25 @@ def test_a_killed_fused_task_resumes_from_its_checkpoint_with_every_history_exac
             "attempts": 2, "started_at_step": checkpoint + 1,
             "steps_recomputed": left[job_id] - checkpoint}
         assert done.summary["steps_done"] == SWEEP["base"]["steps"]
-        assert stored(engine, job_id) == expected[index]
+        assert stored(db, job_id) == expected[index]
     assert store.steps(group.key) == []  # every job of the group finished: nothing kept
 
 
 def test_a_task_without_a_checkpoint_starts_again_from_step_zero(
-        engine: Engine, stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+        db: Engine, stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = settings_of(stack)
-    task, ids = submitted(engine, settings, UNCHECKPOINTED)
-    killed(task, engine, settings, monkeypatch, count=0, writes=20)
-    orphaned(engine, ids)
-    with engine.connect() as conn:
+    task, ids = submitted(db, settings, UNCHECKPOINTED)
+    killed(task, db, settings, monkeypatch, count=0, writes=20)
+    orphaned(db, ids)
+    with db.connect() as conn:
         left = metrics.last_steps(conn, ids)
-    execute_fused(task, engine=engine, settings=settings, worker="second")
+    execute_fused(task, db=db, settings=settings, worker="second")
 
-    expected = uninterrupted([get(engine, i).spec for i in ids])
+    expected = uninterrupted([get(db, i).spec for i in ids])
     for index, job_id in enumerate(ids):
-        done = get(engine, job_id)
+        done = get(db, job_id)
         assert done.status == jobs.SUCCEEDED, done.error
         assert done.summary is not None
         assert done.summary["resume"] == {"attempts": 2, "started_at_step": 0,
                                           "steps_recomputed": left[job_id] + 1}
-        assert stored(engine, job_id) == expected[index]
+        assert stored(db, job_id) == expected[index]

@@ -47,21 +47,21 @@ def fast(stack: Stack) -> Settings:
                                              "flush_seconds": 1e-6})
 
 
-def insert(engine: Engine, spec: dict[str, Any]) -> uuid.UUID:
-    with engine.begin() as conn:
+def insert(db: Engine, spec: dict[str, Any]) -> uuid.UUID:
+    with db.begin() as conn:
         return jobs.insert_job(conn, name="t", spec=spec, queue="cpu").id
 
 
-def job(engine: Engine, job_id: uuid.UUID) -> Job:
-    with engine.connect() as conn:
+def job(db: Engine, job_id: uuid.UUID) -> Job:
+    with db.connect() as conn:
         found = jobs.get_job(conn, job_id)
     assert found is not None
     return found
 
 
-def history(engine: Engine, job_id: uuid.UUID) -> dict[str, list[tuple[int, bytes]]]:
+def history(db: Engine, job_id: uuid.UUID) -> dict[str, list[tuple[int, bytes]]]:
     """Every stored series but wall_time, its values as bytes."""
-    with engine.connect() as conn:
+    with db.connect() as conn:
         names = [n for n in metrics.series_names(conn, job_id) if n != WALL_TIME]
         series = metrics.read_series(conn, job_id, names)
     return {s.name: [(step, struct.pack("<d", v)) for step, v in zip(s.steps, s.values,
@@ -69,9 +69,9 @@ def history(engine: Engine, job_id: uuid.UUID) -> dict[str, list[tuple[int, byte
             for s in series}
 
 
-def die_after(engine: Engine, settings: Settings, job_id: uuid.UUID, step: int) -> None:
+def die_after(db: Engine, settings: Settings, job_id: uuid.UUID, step: int) -> None:
     """Run attempt 1 as the worker does, and kill it once it has stored ``step``."""
-    claim = claim_job(str(job_id), engine=engine, settings=settings, worker="doomed")
+    claim = claim_job(str(job_id), db=db, settings=settings, worker="doomed")
     assert claim is not None
 
     class Dying(SqlJobsSink):
@@ -86,36 +86,36 @@ def die_after(engine: Engine, settings: Settings, job_id: uuid.UUID, step: int) 
     checkpointer = StoreCheckpointer(store, str(job_id), checkpoint_policy(spec, settings),
                                      keep=settings.checkpoint_keep)
     with pytest.raises(Killed):
-        run_training(spec, Dying(engine, [claim], threaded=False),
+        run_training(spec, Dying(db, [claim], threaded=False),
                      flush_seconds=settings.flush_seconds, checkpointer=checkpointer)
-    with engine.begin() as conn:  # its heartbeat stops: the job is orphaned
+    with db.begin() as conn:  # its heartbeat stops: the job is orphaned
         conn.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=utcnow().replace(
             year=2000)))
 
 
-def reference(engine: Engine, settings: Settings) -> dict[str, list[tuple[int, bytes]]]:
-    job_id = insert(engine, SPEC)
-    execute_job(str(job_id), engine=engine, settings=settings, worker="w")
-    assert job(engine, job_id).status == jobs.SUCCEEDED
-    return history(engine, job_id)
+def reference(db: Engine, settings: Settings) -> dict[str, list[tuple[int, bytes]]]:
+    job_id = insert(db, SPEC)
+    execute_job(str(job_id), db=db, settings=settings, worker="w")
+    assert job(db, job_id).status == jobs.SUCCEEDED
+    return history(db, job_id)
 
 
 def test_a_new_attempt_resumes_from_the_checkpoint_and_replaces_what_came_after(
-        engine: Engine, stack: Stack) -> None:
+        db: Engine, stack: Stack) -> None:
     settings = fast(stack)
-    expected = reference(engine, settings)
-    job_id = insert(engine, SPEC)
-    die_after(engine, settings, job_id, KILLED_AFTER)
-    assert history(engine, job_id)["loss"][-1][0] == KILLED_AFTER
+    expected = reference(db, settings)
+    job_id = insert(db, SPEC)
+    die_after(db, settings, job_id, KILLED_AFTER)
+    assert history(db, job_id)["loss"][-1][0] == KILLED_AFTER
     store = CheckpointStore(settings.checkpoints)
     assert store.steps(str(job_id)) == [4, 9]
 
-    execute_job(str(job_id), engine=engine, settings=settings, worker="w")
+    execute_job(str(job_id), db=db, settings=settings, worker="w")
 
-    done = job(engine, job_id)
+    done = job(db, job_id)
     assert done.status == jobs.SUCCEEDED, done.error
     assert done.attempt == 2
-    assert history(engine, job_id) == expected  # one value per step, bit for bit
+    assert history(db, job_id) == expected  # one value per step, bit for bit
     assert done.summary is not None
     assert (done.summary["attempts"], done.summary["resumed_from"],
             done.summary["steps_recomputed"]) == (2, 9, KILLED_AFTER - 9)
@@ -123,27 +123,27 @@ def test_a_new_attempt_resumes_from_the_checkpoint_and_replaces_what_came_after(
     kept = store.steps(str(job_id))
     assert len(kept) == settings.checkpoint_keep
     assert kept[-1] == SPEC["steps"] - 1
-    with engine.connect() as conn:  # the wall_time points, one per batch, none doubled
+    with db.connect() as conn:  # the wall_time points, one per batch, none doubled
         (wall,) = metrics.read_series(conn, job_id, [WALL_TIME])
     assert wall.steps == sorted(set(wall.steps))
 
 
 def test_a_damaged_checkpoint_means_step_zero_with_a_log_line(
-        engine: Engine, stack: Stack, caplog: pytest.LogCaptureFixture) -> None:
+        db: Engine, stack: Stack, caplog: pytest.LogCaptureFixture) -> None:
     settings = fast(stack)
-    expected = reference(engine, settings)
-    job_id = insert(engine, SPEC)
-    die_after(engine, settings, job_id, KILLED_AFTER)
+    expected = reference(db, settings)
+    job_id = insert(db, SPEC)
+    die_after(db, settings, job_id, KILLED_AFTER)
     store = CheckpointStore(settings.checkpoints)
     for step in store.steps(str(job_id)):
         store.fs.pipe_file(f"{store.root}/{job_id}/step-{step:012d}.pt", b"not a checkpoint")
 
     with caplog.at_level(logging.WARNING):
-        execute_job(str(job_id), engine=engine, settings=settings, worker="w")
+        execute_job(str(job_id), db=db, settings=settings, worker="w")
 
-    done = job(engine, job_id)
+    done = job(db, job_id)
     assert done.status == jobs.SUCCEEDED, done.error
-    assert history(engine, job_id) == expected
+    assert history(db, job_id) == expected
     assert done.summary is not None
     assert done.summary["resumed_from"] is None
     assert done.summary["steps_recomputed"] == KILLED_AFTER + 1
@@ -152,64 +152,64 @@ def test_a_damaged_checkpoint_means_step_zero_with_a_log_line(
 
 
 def test_a_checkpoint_past_the_stored_history_is_not_resumed_from(
-        engine: Engine, stack: Stack) -> None:
+        db: Engine, stack: Stack) -> None:
     settings = fast(stack)
-    expected = reference(engine, settings)
-    job_id = insert(engine, SPEC)
-    die_after(engine, settings, job_id, KILLED_AFTER)
-    with engine.begin() as conn:  # the points of steps 7.. were lost (say)
+    expected = reference(db, settings)
+    job_id = insert(db, SPEC)
+    die_after(db, settings, job_id, KILLED_AFTER)
+    with db.begin() as conn:  # the points of steps 7.. were lost (say)
         metrics.delete_after(conn, job_id, 6)
 
-    execute_job(str(job_id), engine=engine, settings=settings, worker="w")
+    execute_job(str(job_id), db=db, settings=settings, worker="w")
 
-    done = job(engine, job_id)
-    assert history(engine, job_id) == expected
+    done = job(db, job_id)
+    assert history(db, job_id) == expected
     assert done.summary is not None
     assert done.summary["resumed_from"] == 4
 
 
 def test_a_run_that_fails_before_storing_anything_still_replaces_the_points_after_its_checkpoint(
-        engine: Engine, stack: Stack) -> None:
+        db: Engine, stack: Stack) -> None:
     settings = fast(stack)
-    job_id = insert(engine, SPEC)
-    die_after(engine, settings, job_id, KILLED_AFTER)
-    with engine.begin() as conn:  # the data set is gone now: the run fails at once
+    job_id = insert(db, SPEC)
+    die_after(db, settings, job_id, KILLED_AFTER)
+    with db.begin() as conn:  # the data set is gone now: the run fails at once
         spec = {**SPEC, "data": {"kind": "upload", "dataset_id": "0" * 64}}
         conn.execute(update(Job).where(Job.id == job_id).values(spec=spec))
 
-    execute_job(str(job_id), engine=engine, settings=settings, worker="w")
+    execute_job(str(job_id), db=db, settings=settings, worker="w")
 
-    assert job(engine, job_id).status == jobs.FAILED
-    assert [step for step, _ in history(engine, job_id)["loss"]] == list(range(10))
+    assert job(db, job_id).status == jobs.FAILED
+    assert [step for step, _ in history(db, job_id)["loss"]] == list(range(10))
 
 
-def test_deleting_a_job_deletes_its_checkpoints(engine: Engine, stack: Stack) -> None:
+def test_deleting_a_job_deletes_its_checkpoints(db: Engine, stack: Stack) -> None:
     settings = fast(stack)
-    job_id = insert(engine, SPEC)
-    execute_job(str(job_id), engine=engine, settings=settings, worker="w")
+    job_id = insert(db, SPEC)
+    execute_job(str(job_id), db=db, settings=settings, worker="w")
     store = CheckpointStore(settings.checkpoints)
     assert store.steps(str(job_id))
 
-    delete_job(engine=engine, caller=LOCAL, job_id=job_id, settings=settings)
+    delete_job(db=db, caller=LOCAL, job_id=job_id, settings=settings)
 
     assert store.steps(str(job_id)) == []
-    with engine.connect() as conn:
+    with db.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(MetricChunk)
                            .where(MetricChunk.job_id == job_id)) == 0
 
 
 def test_a_checkpoint_store_that_fails_costs_the_checkpoints_not_the_job(
-        engine: Engine, stack: Stack, tmp_path: Any, caplog: pytest.LogCaptureFixture) -> None:
+        db: Engine, stack: Stack, tmp_path: Any, caplog: pytest.LogCaptureFixture) -> None:
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("a file where the store's folder should be")
     settings = fast(stack).model_copy(update={"checkpoint_url": str(blocked)})
-    expected = reference(engine, fast(stack))
-    job_id = insert(engine, SPEC)
+    expected = reference(db, fast(stack))
+    job_id = insert(db, SPEC)
 
     with caplog.at_level(logging.WARNING):
-        execute_job(str(job_id), engine=engine, settings=settings, worker="w")
+        execute_job(str(job_id), db=db, settings=settings, worker="w")
 
-    done = job(engine, job_id)
+    done = job(db, job_id)
     assert done.status == jobs.SUCCEEDED, done.error
-    assert history(engine, job_id) == expected
+    assert history(db, job_id) == expected
     assert "not saved" in caplog.text

@@ -33,13 +33,13 @@ RankQuery = Annotated[str, Query(
 
 
 @router.get("", response_class=OrjsonResponse, response_model=None, responses=RESPONSES)
-def compare_jobs(engine: EngineDep, caller: CallerDep, jobs: JobsQuery,
+def compare_jobs(db: EngineDep, caller: CallerDep, jobs: JobsQuery,
                  metric: MetricQuery = "loss",
                  max_points: MaxPointsQuery = 500, rank_by: RankQuery = "final_loss",
                  band: compare.Band = "minmax") -> OrjsonResponse:
     """The metric of every job averaged over the same step buckets (shared by all of them),
     jobs that differ only in seed grouped into a mean with a band, and the summaries ranked."""
     job_ids = compare.parse_ids(jobs)
-    result = compare.compare_jobs(engine=engine, caller=caller, job_ids=job_ids, metric=metric,
+    result = compare.compare_jobs(db=db, caller=caller, job_ids=job_ids, metric=metric,
                                   max_points=max_points, rank_by=rank_by, band=band)
     return OrjsonResponse(result.as_dict())

@@ -25,7 +25,7 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
     422: {"model": ValidationErrorPublic,
           "description": "The file cannot be read as a data set; `message` says why"}})
 def upload_dataset(
-        response: Response, engine: EngineDep, caller: CallerDep, settings: SettingsDep,
+        response: Response, db: EngineDep, caller: CallerDep, settings: SettingsDep,
         file: Annotated[UploadFile, File(
             description="CSV with a header row, or NPZ with arrays X and y")],
         target: Annotated[str | None, Form(
@@ -39,7 +39,7 @@ def upload_dataset(
     is stored; its id is the SHA-256 of its bytes, so uploading the same file again returns
     the stored data set. Jobs use it as `{"kind": "upload", "dataset_id": id}`."""
     content = file.file.read(settings.max_upload_bytes + 1)
-    stored = datasets.upload_dataset(engine=engine, caller=caller, settings=settings,
+    stored = datasets.upload_dataset(db=db, caller=caller, settings=settings,
                                      content=content,
                                      filename=file.filename or "", name=name, target=target)
     response.headers["Location"] = f"/v1/datasets/{stored.id}"
@@ -47,16 +47,16 @@ def upload_dataset(
 
 
 @router.get("", response_model=DatasetsPublic)
-def list_datasets(engine: EngineDep, caller: CallerDep) -> DatasetsPublic:
+def list_datasets(db: EngineDep, caller: CallerDep) -> DatasetsPublic:
     """Every uploaded data set the key may see, newest first."""
     return DatasetsPublic(data=[DatasetPublic.of(d)
-                                for d in datasets.list_datasets(engine=engine, caller=caller)])
+                                for d in datasets.list_datasets(db=db, caller=caller)])
 
 
 @router.get("/{dataset_id}", response_model=DatasetPublic, responses=NOT_FOUND)
-def get_dataset(dataset_id: str, engine: EngineDep, caller: CallerDep) -> DatasetPublic:
+def get_dataset(dataset_id: str, db: EngineDep, caller: CallerDep) -> DatasetPublic:
     """The data set's description: format, target, rows, features, classes, size."""
-    return DatasetPublic.of(datasets.get_dataset(engine=engine, caller=caller,
+    return DatasetPublic.of(datasets.get_dataset(db=db, caller=caller,
                             dataset_id=dataset_id))
 
 
@@ -64,8 +64,8 @@ def get_dataset(dataset_id: str, engine: EngineDep, caller: CallerDep) -> Datase
     **NOT_FOUND,
     409: {"model": ErrorPublic,
           "description": "Jobs (in any state) refer to the data set; `detail` says which"}})
-def delete_dataset(dataset_id: str, engine: EngineDep, caller: CallerDep) -> Response:
+def delete_dataset(dataset_id: str, db: EngineDep, caller: CallerDep) -> Response:
     """Remove the data set; refused with 409 while any job, in any state, refers to it (a
     finished job keeps its data so that it can be rerun): delete those jobs first."""
-    datasets.delete_dataset(engine=engine, caller=caller, dataset_id=dataset_id)
+    datasets.delete_dataset(db=db, caller=caller, dataset_id=dataset_id)
     return Response(status_code=204)

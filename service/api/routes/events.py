@@ -85,13 +85,13 @@ def _described(summary: str) -> str:
                                            "description": "No job with this id"}},
             description=_described("The job's status changes and metric points as they are "
                                     "stored, resumable."))
-def job_events(job_id: uuid.UUID, engine: EngineDep, caller: CallerDep, settings: SettingsDep,
+def job_events(job_id: uuid.UUID, db: EngineDep, caller: CallerDep, settings: SettingsDep,
                last_event_id_header: JobLastEventIdHeader = None,
                last_event_id: JobLastEventIdQuery = None) -> EventSourceResponse | JSONResponse:
     given = last_event_id_header or last_event_id
     try:
         stream = events.open_job_stream(
-            engine=engine, caller=caller, job_id=job_id, last_event_id=given,
+            db=db, caller=caller, job_id=job_id, last_event_id=given,
             stale_after=timedelta(seconds=settings.stale_after_seconds))
     except InvalidEventId as exc:
         return _invalid(exc, header=bool(last_event_id_header))
@@ -104,13 +104,13 @@ def job_events(job_id: uuid.UUID, engine: EngineDep, caller: CallerDep, settings
                                            "description": "No sweep with this id"}},
             description=_described("The same for every job of the sweep, until all of them "
                                     "are over."))
-def sweep_events(sweep_id: uuid.UUID, engine: EngineDep, caller: CallerDep, settings: SettingsDep,
+def sweep_events(sweep_id: uuid.UUID, db: EngineDep, caller: CallerDep, settings: SettingsDep,
                  last_event_id_header: LastEventIdHeader = None,
                  last_event_id: LastEventIdQuery = None) -> EventSourceResponse | JSONResponse:
     given = last_event_id_header or last_event_id
     try:
         stream = events.open_sweep_stream(
-            engine=engine, caller=caller, sweep_id=sweep_id, last_event_id=given,
+            db=db, caller=caller, sweep_id=sweep_id, last_event_id=given,
             stale_after=timedelta(seconds=settings.stale_after_seconds))
     except InvalidEventId as exc:
         return _invalid(exc, header=bool(last_event_id_header))

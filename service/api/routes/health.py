@@ -20,9 +20,9 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
-def readyz(engine: EngineDep, dispatcher: DispatcherDep, settings: SettingsDep) -> JSONResponse:
+def readyz(db: EngineDep, dispatcher: DispatcherDep, settings: SettingsDep) -> JSONResponse:
     """Database and broker reachable (and, where configured, a worker consuming); else 503."""
-    found = check_readiness(engine=engine, dispatcher=dispatcher, settings=settings)
+    found = check_readiness(db=db, dispatcher=dispatcher, settings=settings)
     body = Readiness.model_validate(found, from_attributes=True)
     headers = {} if found.ready else {"Retry-After": str(DATABASE_RETRY_SECONDS)}
     return JSONResponse(status_code=200 if found.ready else 503, content=body.model_dump(),

@@ -28,30 +28,30 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 
 @router.delete("/{job_id}", status_code=204, response_class=Response, responses={
     **NOT_FOUND, 409: {"model": ErrorPublic, "description": "Queued or running: cancel it first"}})
-def delete_job(job_id: uuid.UUID, engine: EngineDep, caller: CallerDep,
+def delete_job(job_id: uuid.UUID, db: EngineDep, caller: CallerDep,
                settings: SettingsDep) -> Response:
     """Delete a finished job with its points, tags, log lines and checkpoints."""
-    deletion.delete_job(engine=engine, caller=caller, job_id=job_id, settings=settings)
+    deletion.delete_job(db=db, caller=caller, job_id=job_id, settings=settings)
     return Response(status_code=204)
 
 
 @router.post("/{job_id}/rerun", status_code=201, response_model=JobPublic, responses={
     **NOT_FOUND, 503: {"model": ErrorPublic, "description": "The broker is unreachable"},
     **QUOTA})
-def rerun_job(job_id: uuid.UUID, response: Response, engine: EngineDep, caller: CallerDep,
+def rerun_job(job_id: uuid.UUID, response: Response, db: EngineDep, caller: CallerDep,
               dispatcher: DispatcherDep, settings: SettingsDep) -> JobPublic:
     """A new job with the same spec (in no sweep), submitted as ``POST /v1/jobs`` does."""
-    job = rerun.rerun_job(engine=engine, caller=caller, dispatcher=dispatcher, settings=settings,
+    job = rerun.rerun_job(db=db, caller=caller, dispatcher=dispatcher, settings=settings,
                           job_id=job_id)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return JobPublic.of(job)
 
 
 @router.patch("/{job_id}", response_model=JobPublic, responses=NOT_FOUND)
-def patch_job(job_id: uuid.UUID, patch: JobPatch, engine: EngineDep,
+def patch_job(job_id: uuid.UUID, patch: JobPatch, db: EngineDep,
               caller: CallerDep) -> JobPublic:
     """Rename the job or replace its tags (in its spec too), in any state."""
-    return JobPublic.of(relabel.relabel_job(engine=engine, caller=caller, job_id=job_id,
+    return JobPublic.of(relabel.relabel_job(db=db, caller=caller, job_id=job_id,
                         name=patch.name,
                                             tags=patch.tags))
 
@@ -62,12 +62,12 @@ def patch_job(job_id: uuid.UUID, patch: JobPatch, engine: EngineDep,
     404: {"model": ErrorPublic, "description": "No job with this id, or no checkpoint (at "
                                               "this step) yet"}})
 def download_checkpoint(
-        job_id: uuid.UUID, engine: EngineDep, settings: SettingsDep, caller: CallerDep,
+        job_id: uuid.UUID, db: EngineDep, settings: SettingsDep, caller: CallerDep,
         step: Annotated[int | None, Query(ge=0, description="a checkpointed step; default: "
                                                             "the latest")] = None) -> Response:
     """The model parameters (``state_dict``, as safetensors) of the job's latest checkpoint,
     or of the one at ``step``: while it runs, and its final model once it has finished."""
-    found = checkpoints.model_file(engine=engine, settings=settings, caller=caller,
+    found = checkpoints.model_file(db=db, settings=settings, caller=caller,
                                    job_id=job_id, step=step)
     return Response(content=found.content, media_type="application/octet-stream", headers={
         "Content-Disposition": f'attachment; filename="{found.filename}"',
@@ -75,21 +75,21 @@ def download_checkpoint(
 
 
 @router.get("/{job_id}/series", response_model=JobSeriesPublic, responses=NOT_FOUND)
-def list_series(job_id: uuid.UUID, engine: EngineDep, caller: CallerDep) -> JobSeriesPublic:
+def list_series(job_id: uuid.UUID, db: EngineDep, caller: CallerDep) -> JobSeriesPublic:
     """Every stored series with its point count and first and last step; loss and lr first."""
-    extents = queries.series_extents(engine=engine, caller=caller, job_id=job_id)
+    extents = queries.series_extents(db=db, caller=caller, job_id=job_id)
     return JobSeriesPublic(job_id=job_id, series=[SeriesExtentPublic.of(e) for e in extents])
 
 
 @router.get("/{job_id}/logs", response_model=JobLogsPublic, responses=NOT_FOUND)
-def read_logs(job_id: uuid.UUID, engine: EngineDep, caller: CallerDep,
+def read_logs(job_id: uuid.UUID, db: EngineDep, caller: CallerDep,
               attempt: Annotated[int | None, Query(
                   ge=1, le=2**31 - 1, description="one run's lines")] = None,
               min_level: logs.LevelName = "DEBUG",
               limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> JobLogsPublic:
     """What the worker logged while it ran the job (warnings and errors of torch and Python,
     the run's start and end), oldest first."""
-    lines = logs.read_logs(engine=engine, caller=caller, job_id=job_id, attempt=attempt,
+    lines = logs.read_logs(db=db, caller=caller, job_id=job_id, attempt=attempt,
                            min_level=min_level,
                            limit=limit)
     return JobLogsPublic(job_id=job_id, lines=[LogLinePublic.of(line) for line in lines])

@@ -25,17 +25,17 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorPublic, "description": "Body over the size limit"},
     503: {"model": ErrorPublic, "description": "The broker is unreachable; the job is failed"},
     **QUOTA})
-def create_job(spec: JobSpec, response: Response, engine: EngineDep, caller: CallerDep,
+def create_job(spec: JobSpec, response: Response, db: EngineDep, caller: CallerDep,
                dispatcher: DispatcherDep, settings: SettingsDep) -> JobPublic:
     """Validate the spec, store the job as queued and send it to a worker."""
-    job = submit.submit_job(engine=engine, caller=caller, dispatcher=dispatcher,
+    job = submit.submit_job(db=db, caller=caller, dispatcher=dispatcher,
                             settings=settings, spec=spec)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return JobPublic.of(job)
 
 
 @router.get("", response_model=JobsPublic)
-def list_jobs(engine: EngineDep, caller: CallerDep, status: Status | None = None,
+def list_jobs(db: EngineDep, caller: CallerDep, status: Status | None = None,
               tag: Annotated[str | None, Query(max_length=100)] = None,
               name: Annotated[str | None, Query(max_length=200,
                                                 description="a substring of the name")] = None,
@@ -53,7 +53,7 @@ def list_jobs(engine: EngineDep, caller: CallerDep, status: Status | None = None
     where = JobFilter(status=status, tag=tag, name=name, optimizer=optimizer, sweep_id=sweep,
                       created_after=_naive_utc(created_after),
                       created_before=_naive_utc(created_before))
-    page, next_cursor = listing.list_jobs(engine=engine, caller=caller, where=where, sort=sort,
+    page, next_cursor = listing.list_jobs(db=db, caller=caller, where=where, sort=sort,
                                           limit=limit,
                                           cursor=cursor)
     return JobsPublic(data=[JobPublic.of(job) for job in page], next_cursor=next_cursor)
@@ -67,13 +67,13 @@ def _naive_utc(value: datetime | None) -> datetime | None:
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses=NOT_FOUND)
-def get_job(job_id: uuid.UUID, engine: EngineDep, caller: CallerDep) -> JobPublic:
+def get_job(job_id: uuid.UUID, db: EngineDep, caller: CallerDep) -> JobPublic:
     """The job: status, spec, timestamps, error and summary (progress while it runs)."""
-    return JobPublic.of(queries.get_job(engine=engine, caller=caller, job_id=job_id))
+    return JobPublic.of(queries.get_job(db=db, caller=caller, job_id=job_id))
 
 
 @router.post("/{job_id}/cancel", response_model=JobPublic, responses={
     **NOT_FOUND, 409: {"model": ErrorPublic, "description": "The job has already finished"}})
-def cancel_job(job_id: uuid.UUID, engine: EngineDep, caller: CallerDep) -> JobPublic:
+def cancel_job(job_id: uuid.UUID, db: EngineDep, caller: CallerDep) -> JobPublic:
     """A queued job never runs; a running one stops within about a second, keeping its metrics."""
-    return JobPublic.of(cancel.cancel_job(engine=engine, caller=caller, job_id=job_id))
+    return JobPublic.of(cancel.cancel_job(db=db, caller=caller, job_id=job_id))

@@ -75,7 +75,7 @@ def _window(from_step: int | None, to_step: int | None, max_points: int | None,
 @router.get("/{job_id}/metrics", response_class=OrjsonResponse, response_model=None,
             responses={200: {"model": MetricsPublic,
                              "content": {"application/x-ndjson": {}}}, **NOT_FOUND})
-def get_metrics(job_id: uuid.UUID, engine: EngineDep, caller: CallerDep, names: NamesQuery = None,
+def get_metrics(job_id: uuid.UUID, db: EngineDep, caller: CallerDep, names: NamesQuery = None,
                 from_step: FromQuery = None, to_step: ToQuery = None,
                 max_points: MaxPointsQuery = None, smoothing: SmoothingQuery = None,
                 fmt: FormatQuery = "json") -> Response:
@@ -87,19 +87,19 @@ def get_metrics(job_id: uuid.UUID, engine: EngineDep, caller: CallerDep, names: 
     """
     window = _window(from_step, to_step, max_points, smoothing)
     if fmt == "ndjson":
-        rows = history.stream_history(engine=engine, caller=caller, job_id=job_id,
+        rows = history.stream_history(db=db, caller=caller, job_id=job_id,
                                       names=_names(names),
                                       window=window)
         return StreamingResponse(_ndjson(rows, smoothed=smoothing is not None),
                                  media_type="application/x-ndjson")
     if window.is_everything:  # the original contract, byte for byte
-        series = queries.read_metrics(engine=engine, caller=caller, job_id=job_id,
+        series = queries.read_metrics(db=db, caller=caller, job_id=job_id,
                                       names=_names(names))
         return OrjsonResponse({
             "job_id": job_id,
             "series": [{"name": s.name, "steps": s.steps, "values": s.values} for s in series],
         })
-    histories = history.read_histories(engine=engine, caller=caller, job_id=job_id,
+    histories = history.read_histories(db=db, caller=caller, job_id=job_id,
                                        names=_names(names),
                                        window=window)
     return OrjsonResponse({"job_id": job_id,
@@ -132,7 +132,7 @@ def _ndjson(rows: Iterator[history.Row], *, smoothed: bool) -> Iterator[bytes]:
 
 @router.get("/{job_id}/metrics.csv", response_class=StreamingResponse,
             responses={200: {"content": {"text/csv": {}}}, **NOT_FOUND})
-def get_metrics_csv(job_id: uuid.UUID, engine: EngineDep, caller: CallerDep,
+def get_metrics_csv(job_id: uuid.UUID, db: EngineDep, caller: CallerDep,
                     names: NamesQuery = None,
                     from_step: FromQuery = None, to_step: ToQuery = None,
                     max_points: MaxPointsQuery = None,
@@ -144,7 +144,7 @@ def get_metrics_csv(job_id: uuid.UUID, engine: EngineDep, caller: CallerDep,
     ``1e-300``, ``5e-324``, ``-0.0``; small exponents may be written out, ``0.000091``);
     NaN and infinities are ``nan``, ``inf`` and ``-inf``. A name with a comma, a quote or
     a newline is quoted, quotes doubled."""
-    chunks = history.stream_chunks(engine=engine, caller=caller, job_id=job_id, names=_names(names),
+    chunks = history.stream_chunks(db=db, caller=caller, job_id=job_id, names=_names(names),
                                    window=_window(from_step, to_step, max_points, smoothing))
     return StreamingResponse(_csv(chunks, smoothed=smoothing is not None),
                              media_type="text/csv",

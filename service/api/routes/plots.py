@@ -76,25 +76,25 @@ def _series(text: str) -> list[str]:
 
 
 @router.get("/v1/jobs/{job_id}/plot.{fmt}", response_class=Response, responses=JOB_NOT_FOUND)
-def plot_job(job_id: uuid.UUID, fmt: Format, engine: EngineDep, caller: CallerDep,
+def plot_job(job_id: uuid.UUID, fmt: Format, db: EngineDep, caller: CallerDep,
              metrics: MetricsQuery = "loss",
              max_points: MaxPointsQuery = 1000, log: LogQuery = None) -> Response:
     """The job's series over steps, downsampled to bucket means with their
     min–max band; the learning rate on a second axis when it varies; a diverged run's step
     marked."""
-    history = plots.job_history(engine=engine, caller=caller, job_id=job_id, names=_series(metrics),
+    history = plots.job_history(db=db, caller=caller, job_id=job_id, names=_series(metrics),
                                 max_points=max_points)
     return _image(draw_history(history, log=log), fmt, f"{job_id}-plot")
 
 
 @router.get("/v1/jobs/{job_id}/landscape.{fmt}", response_class=Response,
             responses=JOB_NOT_FOUND)
-def plot_job_landscape(job_id: uuid.UUID, fmt: Format, engine: EngineDep, caller: CallerDep,
+def plot_job_landscape(job_id: uuid.UUID, fmt: Format, db: EngineDep, caller: CallerDep,
                        max_points: PathPointsQuery = landscape.MAX_POINTS,
                        resolution: ResolutionQuery = RESOLUTION) -> Response:
     """For an expression model of two one-number parameters minimised itself (loss "none"):
     the contours of the objective, log-spaced, with the optimizer's path from start to end."""
-    found = landscape.job_landscape(engine=engine, caller=caller, job_id=job_id,
+    found = landscape.job_landscape(db=db, caller=caller, job_id=job_id,
                                     max_points=max_points)
     figure = draw_landscape(found.objective, found.paths, resolution=resolution,
                             title=found.title)
@@ -102,12 +102,12 @@ def plot_job_landscape(job_id: uuid.UUID, fmt: Format, engine: EngineDep, caller
 
 
 @router.get("/v1/compare/plot.{fmt}", response_class=Response, responses=JOBS_NOT_FOUND)
-def plot_comparison(fmt: Format, engine: EngineDep, caller: CallerDep, jobs: JobsQuery,
+def plot_comparison(fmt: Format, db: EngineDep, caller: CallerDep, jobs: JobsQuery,
                     metric: MetricQuery = "loss", max_points: MaxPointsQuery = 1000,
                     band: BandQuery = "minmax", log: LogQuery = None) -> Response:
     """The metric of several jobs on shared step buckets: one line per seed group (the mean,
     with a band across the seeds: minmax or std), legends from the spec fields that differ."""
-    result, curves = plots.compare_curves(engine=engine, caller=caller,
+    result, curves = plots.compare_curves(db=db, caller=caller,
                                           job_ids=compare.parse_ids(jobs),
                                           metric=metric, max_points=max_points, band=band)
     figure = draw_comparison(result.steps, result.bucket_width, curves, metric=metric, log=log,
@@ -116,12 +116,12 @@ def plot_comparison(fmt: Format, engine: EngineDep, caller: CallerDep, jobs: Job
 
 
 @router.get("/v1/compare/landscape.{fmt}", response_class=Response, responses=JOBS_NOT_FOUND)
-def plot_comparison_landscape(fmt: Format, engine: EngineDep, caller: CallerDep, jobs: JobsQuery,
+def plot_comparison_landscape(fmt: Format, db: EngineDep, caller: CallerDep, jobs: JobsQuery,
                               max_points: PathPointsQuery = landscape.MAX_POINTS,
                               resolution: ResolutionQuery = RESOLUTION) -> Response:
     """Several jobs' paths over the objective they share (the same expression of the same
     two parameters), e.g. SGD, momentum and Adam on Rosenbrock."""
-    found = landscape.compare_landscape(engine=engine, caller=caller,
+    found = landscape.compare_landscape(db=db, caller=caller,
                                         job_ids=compare.parse_ids(jobs),
                                         max_points=max_points)
     figure = draw_landscape(found.objective, found.paths, resolution=resolution,
@@ -131,7 +131,7 @@ def plot_comparison_landscape(fmt: Format, engine: EngineDep, caller: CallerDep,
 
 @router.get("/v1/sweeps/{sweep_id}/plot.{fmt}", response_class=Response,
             responses=SWEEP_NOT_FOUND)
-def plot_sweep(sweep_id: uuid.UUID, fmt: Format, engine: EngineDep, caller: CallerDep,
+def plot_sweep(sweep_id: uuid.UUID, fmt: Format, db: EngineDep, caller: CallerDep,
                metric: Annotated[str, Query(
                    min_length=1, max_length=100,
                    description="A numeric summary field: final_loss, best_loss, "
@@ -143,7 +143,7 @@ def plot_sweep(sweep_id: uuid.UUID, fmt: Format, engine: EngineDep, caller: Call
     """Each job's summary figure against one axis of the sweep (log scale when the axis
     spans decades), one line per combination of the other axes; seeds averaged, with their
     min–max as error bars; jobs without a value marked along the top."""
-    found = sweep_plots.sweep_plot(engine=engine, caller=caller, sweep_id=sweep_id, metric=metric,
+    found = sweep_plots.sweep_plot(db=db, caller=caller, sweep_id=sweep_id, metric=metric,
                                    x=x)
     figure = draw_sweep(found.points, x=found.x, metric=found.metric, log=log,
                         title=found.title)

@@ -35,18 +35,18 @@ def worker_settings(stack: Stack) -> Settings:
     return stack.settings.model_copy(update={"checkpoint_min_seconds": 0.0})
 
 
-def run(client: TestClient, engine: Engine, settings: Settings, spec: dict[str, Any]) -> str:
+def run(client: TestClient, db: Engine, settings: Settings, spec: dict[str, Any]) -> str:
     response = client.post("/v1/jobs", json=spec)
     assert response.status_code == 201, response.text
     job_id: str = response.json()["id"]
-    execute_job(job_id, engine=engine, settings=settings, worker="w")
+    execute_job(job_id, db=db, settings=settings, worker="w")
     assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "succeeded"
     return job_id
 
 
 def test_the_latest_checkpoint_downloads_as_safetensors(
-        client: TestClient, engine: Engine, worker_settings: Settings) -> None:
-    job_id = run(client, engine, worker_settings, SPEC)
+        client: TestClient, db: Engine, worker_settings: Settings) -> None:
+    job_id = run(client, db, worker_settings, SPEC)
     store = CheckpointStore(worker_settings.checkpoints)
     assert store.steps(job_id) == [9, 19, 29]
 
@@ -67,36 +67,36 @@ def test_the_latest_checkpoint_downloads_as_safetensors(
     assert client.get(f"/v1/jobs/{job_id}").json()["summary"]["checkpoint_step"] == 29
 
 
-def test_no_checkpoint_answers_404(client: TestClient, engine: Engine,
+def test_no_checkpoint_answers_404(client: TestClient, db: Engine,
                                    worker_settings: Settings) -> None:
     queued = client.post("/v1/jobs", json=SPEC).json()["id"]
     assert client.get(f"/v1/jobs/{queued}/checkpoint").status_code == 404
     assert client.get(f"/v1/jobs/{uuid.uuid4()}/checkpoint").status_code == 404
-    job_id = run(client, engine, worker_settings, SPEC)
+    job_id = run(client, db, worker_settings, SPEC)
     missing = client.get(f"/v1/jobs/{job_id}/checkpoint", params={"step": 5})
     assert missing.status_code == 404
     assert "9, 19, 29" in missing.json()["detail"]
 
 
 def test_init_from_starts_the_model_from_the_checkpoint(
-        client: TestClient, engine: Engine, worker_settings: Settings) -> None:
-    source = run(client, engine, worker_settings, SPEC)
+        client: TestClient, db: Engine, worker_settings: Settings) -> None:
+    source = run(client, db, worker_settings, SPEC)
     # lr 0: the parameters stay as loaded, so the first param_norm is the checkpoint's
     frozen = {**SPEC, "optimizer": {"name": "SGD", "lr": 0.0}, "steps": 2,
               "init_from": {"job": source, "step": 19}}
 
-    job_id = run(client, engine, worker_settings, frozen)
+    job_id = run(client, db, worker_settings, frozen)
 
     state = CheckpointStore(worker_settings.checkpoints).load(source, 19)
     assert state is not None
-    with engine.connect() as conn:
+    with db.connect() as conn:
         (norms,) = metrics.read_series(conn, uuid.UUID(job_id), ["param_norm"])
     assert norms.values[0] == total_norm(list(state["model"].values())).item()
 
 
 def test_init_from_a_missing_checkpoint_is_refused_naming_the_field(
-        client: TestClient, engine: Engine, worker_settings: Settings) -> None:
-    source = run(client, engine, worker_settings, SPEC)
+        client: TestClient, db: Engine, worker_settings: Settings) -> None:
+    source = run(client, db, worker_settings, SPEC)
 
     no_step = client.post("/v1/jobs", json={**SPEC, "init_from": {"job": source, "step": 12}})
     no_job = client.post("/v1/jobs", json={**SPEC, "init_from": {"job": str(uuid.uuid4()),
@@ -129,12 +129,12 @@ def test_checkpointing_more_often_than_the_service_allows_is_refused(
         assert response.json()["message"].startswith(f"{field}: ")
 
 
-def test_another_owners_checkpoint_is_not_found(stack: Stack, engine: Engine,
+def test_another_owners_checkpoint_is_not_found(stack: Stack, db: Engine,
                                                 worker_settings: Settings) -> None:
-    alice, bob = (keys.create_key(engine=engine, name=name).key for name in ("alice", "bob"))
+    alice, bob = (keys.create_key(db=db, name=name).key for name in ("alice", "bob"))
     with TestClient(create_app(worker_settings.model_copy(update={"auth": "required"}))) as c:
         c.headers["Authorization"] = f"Bearer {alice}"
-        job_id = run(c, engine, worker_settings, SPEC)
+        job_id = run(c, db, worker_settings, SPEC)
         assert c.get(f"/v1/jobs/{job_id}/checkpoint").status_code == 200
         c.headers["Authorization"] = f"Bearer {bob}"
         assert c.get(f"/v1/jobs/{job_id}/checkpoint").status_code == 404

@@ -16,11 +16,11 @@ from optimlab.service.db.models import Job
 from tests.seed_table import SEED_SPEC
 
 
-def stored(engine: Engine, losses: list[float], *, lr: float = 0.01, seed: int = 0,
+def stored(db: Engine, losses: list[float], *, lr: float = 0.01, seed: int = 0,
            summary: dict[str, Any] | None = None, name: str = "") -> str:
     spec = {**SEED_SPEC, "name": name, "seed": seed,
             "optimizer": {"name": "SGD", "lr": lr}}
-    with engine.begin() as conn:
+    with db.begin() as conn:
         job = jobs.insert_job(conn, name=name, spec=spec, queue="cpu")
         conn.execute(update(Job).where(Job.id == job.id).values(summary=summary))
         metrics.write_points(conn, job.id, [(i, "loss", v) for i, v in enumerate(losses)])
@@ -49,12 +49,12 @@ def close(a: list[float | None], b: list[float | None]) -> bool:
         for x, y in zip(a, b, strict=True))
 
 
-def test_jobs_of_different_lengths_share_buckets(client: TestClient, engine: Engine) -> None:
+def test_jobs_of_different_lengths_share_buckets(client: TestClient, db: Engine) -> None:
     rng = random.Random(3)
     long = [rng.uniform(0, 10) for _ in range(1000)]
     short = [rng.uniform(0, 10) for _ in range(250)]
     short[17] = math.nan  # a non-finite point is left out of its bucket's mean
-    a, b = stored(engine, long, lr=0.1), stored(engine, short, lr=0.2)
+    a, b = stored(db, long, lr=0.1), stored(db, short, lr=0.2)
 
     body = compare(client, [a, b], max_points=100)
 
@@ -68,10 +68,10 @@ def test_jobs_of_different_lengths_share_buckets(client: TestClient, engine: Eng
     assert by_id[a]["differs"] == {"optimizer.lr": 0.1}
 
 
-def test_seeds_form_one_group_with_a_band(client: TestClient, engine: Engine) -> None:
+def test_seeds_form_one_group_with_a_band(client: TestClient, db: Engine) -> None:
     runs = {seed: [float(seed + i) for i in range(20)] for seed in (0, 1, 5)}
-    grouped = [stored(engine, losses, seed=seed) for seed, losses in runs.items()]
-    other = stored(engine, [1.0] * 20, lr=0.5)
+    grouped = [stored(db, losses, seed=seed) for seed, losses in runs.items()]
+    other = stored(db, [1.0] * 20, lr=0.5)
 
     body = compare(client, [*grouped, other], max_points=20, band="std")
 
@@ -90,12 +90,12 @@ def test_seeds_form_one_group_with_a_band(client: TestClient, engine: Engine) ->
     assert minmax["high"] == [max(c) for c in columns]
 
 
-def test_ranking_sorts_the_summaries(client: TestClient, engine: Engine) -> None:
+def test_ranking_sorts_the_summaries(client: TestClient, db: Engine) -> None:
     rng = random.Random(7)
-    made = {stored(engine, [1.0], lr=0.01 * (i + 1),
+    made = {stored(db, [1.0], lr=0.01 * (i + 1),
                    summary={"best_loss": rng.uniform(0, 1), "steps_per_second": rng.uniform(1, 9)})
             : None for i in range(6)}
-    unfinished = stored(engine, [1.0], lr=1.0, summary=None)
+    unfinished = stored(db, [1.0], lr=1.0, summary=None)
     ids = [*made, unfinished]
 
     for rank_by, key, reverse in (("best_loss", "best_loss", False),
@@ -110,8 +110,8 @@ def test_ranking_sorts_the_summaries(client: TestClient, engine: Engine) -> None
         assert ranking[-1]["value"] is None
 
 
-def test_unknown_ids_are_named(client: TestClient, engine: Engine) -> None:
-    known = stored(engine, [1.0])
+def test_unknown_ids_are_named(client: TestClient, db: Engine) -> None:
+    known = stored(db, [1.0])
     missing = str(uuid.uuid4())
     response = client.get("/v1/compare", params={"jobs": f"{known},{missing}"})
     assert response.status_code == 404
@@ -119,8 +119,8 @@ def test_unknown_ids_are_named(client: TestClient, engine: Engine) -> None:
     assert known not in response.json()["detail"]
 
 
-def test_refusals_name_the_parameter(client: TestClient, engine: Engine) -> None:
-    known = stored(engine, [1.0])
+def test_refusals_name_the_parameter(client: TestClient, db: Engine) -> None:
+    known = stored(db, [1.0])
     cases = {"jobs": {"jobs": f"{known},not-an-id"},
              "rank_by": {"jobs": known, "rank_by": "os.system"},
              "band": {"jobs": known, "band": "wide"},
@@ -134,8 +134,8 @@ def test_refusals_name_the_parameter(client: TestClient, engine: Engine) -> None
     assert "jobs" in response.json()["message"]
 
 
-def test_a_metric_nobody_recorded_gives_empty_series(client: TestClient, engine: Engine) -> None:
-    known = stored(engine, [3.0, 2.0])
+def test_a_metric_nobody_recorded_gives_empty_series(client: TestClient, db: Engine) -> None:
+    known = stored(db, [3.0, 2.0])
     body = compare(client, [known], metric="val_accuracy")
     assert body["steps"] == []
     assert body["jobs"][0]["values"] == []

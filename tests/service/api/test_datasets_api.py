@@ -39,12 +39,12 @@ IMAGES = npz(X=np.random.default_rng(0).random((5, 3, 4), dtype=np.float32),
 
 
 @pytest.fixture(autouse=True)
-def no_datasets(engine: Engine) -> Iterator[None]:
+def no_datasets(db: Engine) -> Iterator[None]:
     """The PostgreSQL database lives for the whole session: start and end without uploads."""
-    with engine.begin() as conn:
+    with db.begin() as conn:
         conn.execute(delete(StoredDataset))
     yield
-    with engine.begin() as conn:
+    with db.begin() as conn:
         conn.execute(delete(StoredDataset))
 
 
@@ -53,16 +53,16 @@ def upload(client: TestClient, content: bytes, filename: str = "people.csv",
     return client.post("/v1/datasets", files={"file": (filename, content)}, data=form)
 
 
-def stored_count(engine: Engine) -> int:
-    with engine.connect() as conn:
+def stored_count(db: Engine) -> int:
+    with db.connect() as conn:
         return int(conn.scalar(select(func.count()).select_from(StoredDataset)) or 0)
 
 
-def insert_job(engine: Engine, dataset_id: str) -> str:
+def insert_job(db: Engine, dataset_id: str) -> str:
     spec = {"name": "", "model": {"kind": "linear"},
             "data": {"kind": "upload", "dataset_id": dataset_id},
             "optimizer": {"name": "SGD", "lr": 0.1}, "steps": 10, "seed": 0}
-    with engine.begin() as conn:
+    with db.begin() as conn:
         return str(jobs.insert_job(conn, name="uses the upload", spec=spec, queue="cpu").id)
 
 
@@ -109,16 +109,16 @@ def test_the_list_is_newest_first(client: TestClient) -> None:
 
 
 def test_uploading_the_same_file_again_gives_the_stored_dataset(client: TestClient,
-                                                               engine: Engine) -> None:
+                                                               db: Engine) -> None:
     first = upload(client, CSV, target="label")
     again = upload(client, CSV, filename="copy.csv", name="another name", target="label")
 
     assert again.status_code == 201
     assert again.json() == first.json()
-    assert stored_count(engine) == 1
+    assert stored_count(db) == 1
 
 
-def test_the_same_file_with_another_target_is_409(client: TestClient, engine: Engine) -> None:
+def test_the_same_file_with_another_target_is_409(client: TestClient, db: Engine) -> None:
     first = upload(client, CSV, target="label").json()
 
     response = upload(client, CSV, target="weight")
@@ -126,10 +126,10 @@ def test_the_same_file_with_another_target_is_409(client: TestClient, engine: En
     assert response.status_code == 409
     assert first["id"] in response.json()["detail"]
     assert client.get(f"/v1/datasets/{first['id']}").json()["target"] == "label"
-    assert stored_count(engine) == 1
+    assert stored_count(db) == 1
 
 
-def test_a_file_over_the_limit_is_413_and_not_stored(stack: Stack, engine: Engine) -> None:
+def test_a_file_over_the_limit_is_413_and_not_stored(stack: Stack, db: Engine) -> None:
     settings = stack.settings.model_copy(update={"max_upload_bytes": 1_000})
     big = b"a,label\n" + b"1.25,0\n" * 200
     with TestClient(create_app(settings)) as client:
@@ -139,7 +139,7 @@ def test_a_file_over_the_limit_is_413_and_not_stored(stack: Stack, engine: Engin
     assert refused.status_code == 413
     assert "1000 bytes" in refused.json()["detail"]
     assert accepted.status_code == 201
-    assert stored_count(engine) == 1
+    assert stored_count(db) == 1
 
 
 def pickled_npz() -> bytes:
@@ -166,7 +166,7 @@ MALFORMED: list[tuple[str, bytes, str, dict[str, str], list[str]]] = [
 @pytest.mark.parametrize(("case", "content", "filename", "form", "expected"), MALFORMED,
                          ids=[m[0] for m in MALFORMED])
 def test_a_malformed_file_is_422_naming_the_problem_and_not_stored(
-        client: TestClient, engine: Engine, case: str, content: bytes, filename: str,
+        client: TestClient, db: Engine, case: str, content: bytes, filename: str,
         form: dict[str, str], expected: list[str]) -> None:
     response = upload(client, content, filename=filename, **form)
 
@@ -175,16 +175,16 @@ def test_a_malformed_file_is_422_naming_the_problem_and_not_stored(
     assert body["detail"]
     for part in expected:
         assert part in body["message"], (case, part, body["message"])
-    assert stored_count(engine) == 0
+    assert stored_count(db) == 0
     assert client.get("/v1/datasets").json() == {"data": []}
 
 
-def test_a_request_without_a_file_is_422(client: TestClient, engine: Engine) -> None:
+def test_a_request_without_a_file_is_422(client: TestClient, db: Engine) -> None:
     response = client.post("/v1/datasets", data={"target": "label"})
 
     assert response.status_code == 422
     assert "file" in response.json()["message"]
-    assert stored_count(engine) == 0
+    assert stored_count(db) == 0
 
 
 def test_unknown_datasets_are_404(client: TestClient) -> None:
@@ -195,7 +195,7 @@ def test_unknown_datasets_are_404(client: TestClient) -> None:
     assert client.get("/v1/datasets/not-an-id").status_code == 404
 
 
-def test_delete_removes_the_dataset(client: TestClient, engine: Engine) -> None:
+def test_delete_removes_the_dataset(client: TestClient, db: Engine) -> None:
     dataset_id = upload(client, CSV, target="label").json()["id"]
 
     response = client.delete(f"/v1/datasets/{dataset_id}")
@@ -204,24 +204,24 @@ def test_delete_removes_the_dataset(client: TestClient, engine: Engine) -> None:
     assert response.content == b""
     assert client.get(f"/v1/datasets/{dataset_id}").status_code == 404
     assert client.get("/v1/datasets").json() == {"data": []}
-    assert stored_count(engine) == 0
+    assert stored_count(db) == 0
 
 
-def delete_jobs(engine: Engine, job_ids: list[str]) -> None:
-    with engine.begin() as conn:
+def delete_jobs(db: Engine, job_ids: list[str]) -> None:
+    with db.begin() as conn:
         conn.execute(delete(Job).where(Job.id.in_([uuid.UUID(j) for j in job_ids])))
 
 
-def set_status(engine: Engine, job_id: str, status: str) -> None:
-    with engine.begin() as conn:
+def set_status(db: Engine, job_id: str, status: str) -> None:
+    with db.begin() as conn:
         conn.execute(update(Job).where(Job.id == uuid.UUID(job_id)).values(status=status))
 
 
 def test_delete_is_409_while_a_queued_job_reads_the_dataset(client: TestClient,
-                                                           engine: Engine) -> None:
+                                                           db: Engine) -> None:
     dataset_id = upload(client, CSV, target="label").json()["id"]
     other_id = upload(client, IMAGES, filename="images.npz").json()["id"]
-    job_id = insert_job(engine, dataset_id)
+    job_id = insert_job(db, dataset_id)
 
     refused = client.delete(f"/v1/datasets/{dataset_id}")
 
@@ -234,15 +234,15 @@ def test_delete_is_409_while_a_queued_job_reads_the_dataset(client: TestClient,
     # a cancelled job still refers to it (it could be rerun); once it is gone, so may it be
     assert client.post(f"/v1/jobs/{job_id}/cancel").status_code == 200
     assert "1 cancelled" in client.delete(f"/v1/datasets/{dataset_id}").json()["detail"]
-    delete_jobs(engine, [job_id])
+    delete_jobs(db, [job_id])
     assert client.delete(f"/v1/datasets/{dataset_id}").status_code == 204
 
 
 def test_delete_is_409_while_a_running_job_reads_the_dataset(client: TestClient,
-                                                            engine: Engine) -> None:
+                                                            db: Engine) -> None:
     dataset_id = upload(client, CSV, target="label").json()["id"]
-    job_id = insert_job(engine, dataset_id)
-    with engine.begin() as conn:
+    job_id = insert_job(db, dataset_id)
+    with db.begin() as conn:
         claim = jobs.claim_job(conn, uuid.UUID(job_id), worker="test", stale_before=datetime.min,
                                max_attempts=3)
     assert claim is not None
@@ -251,13 +251,13 @@ def test_delete_is_409_while_a_running_job_reads_the_dataset(client: TestClient,
 
 
 def test_delete_is_409_while_jobs_in_any_state_refer_to_the_dataset(client: TestClient,
-                                                                    engine: Engine) -> None:
+                                                                    db: Engine) -> None:
     dataset_id = upload(client, CSV, target="label").json()["id"]
     statuses = [jobs.SUCCEEDED, jobs.FAILED, jobs.CANCELLED, jobs.SUCCEEDED, jobs.QUEUED,
                 jobs.SUCCEEDED, jobs.RUNNING]
-    job_ids = [insert_job(engine, dataset_id) for _ in statuses]
+    job_ids = [insert_job(db, dataset_id) for _ in statuses]
     for job_id, status in zip(job_ids, statuses, strict=True):
-        set_status(engine, job_id, status)
+        set_status(db, job_id, status)
 
     refused = client.delete(f"/v1/datasets/{dataset_id}")
 
@@ -271,19 +271,19 @@ def test_delete_is_409_while_jobs_in_any_state_refer_to_the_dataset(client: Test
     assert "and 2 more" in message
     assert client.get(f"/v1/datasets/{dataset_id}").status_code == 200
 
-    delete_jobs(engine, job_ids[:-1])  # one finished job is enough to keep it
-    set_status(engine, job_ids[-1], jobs.SUCCEEDED)
+    delete_jobs(db, job_ids[:-1])  # one finished job is enough to keep it
+    set_status(db, job_ids[-1], jobs.SUCCEEDED)
     still = client.delete(f"/v1/datasets/{dataset_id}")
     assert still.status_code == 409
     assert "1 succeeded" in still.json()["detail"]
 
-    delete_jobs(engine, job_ids[-1:])
+    delete_jobs(db, job_ids[-1:])
     assert client.delete(f"/v1/datasets/{dataset_id}").status_code == 204
 
 
-def test_jobs_on_other_data_have_no_say(client: TestClient, engine: Engine) -> None:
+def test_jobs_on_other_data_have_no_say(client: TestClient, db: Engine) -> None:
     dataset_id = upload(client, CSV, target="label").json()["id"]
-    with engine.begin() as conn:  # a spec that merely mentions the id elsewhere
+    with db.begin() as conn:  # a spec that merely mentions the id elsewhere
         jobs.insert_job(conn, name=dataset_id, spec={
             "model": {"kind": "linear"}, "data": {"kind": "sklearn", "name": "iris"},
             "optimizer": {"name": "SGD", "lr": 0.1}, "steps": 1, "tags": [dataset_id]},
@@ -295,10 +295,10 @@ def test_jobs_on_other_data_have_no_say(client: TestClient, engine: Engine) -> N
 # --- the engine's source of uploads ---------------------------------------------------------
 
 
-def test_the_sql_source_loads_what_was_uploaded(client: TestClient, engine: Engine) -> None:
+def test_the_sql_source_loads_what_was_uploaded(client: TestClient, db: Engine) -> None:
     csv_id = upload(client, CSV, target="weight").json()["id"]
     npz_id = upload(client, IMAGES, filename="images.npz").json()["id"]
-    source = SqlDatasetSource(engine)
+    source = SqlDatasetSource(db)
 
     from_csv = source.load(csv_id)
     from_npz = source.load(npz_id)
@@ -311,15 +311,15 @@ def test_the_sql_source_loads_what_was_uploaded(client: TestClient, engine: Engi
     assert from_npz.columns["x"].shape == (5, 1, 3, 4)
 
 
-def test_the_sql_source_refuses_unknown_ids_naming_the_field(engine: Engine) -> None:
+def test_the_sql_source_refuses_unknown_ids_naming_the_field(db: Engine) -> None:
     with pytest.raises(SpecError) as caught:
-        SqlDatasetSource(engine).load("f" * 64)
+        SqlDatasetSource(db).load("f" * 64)
 
     assert caught.value.loc == ("data", "dataset_id")
     assert "f" * 64 in caught.value.message
 
 
-def test_a_job_trains_on_an_uploaded_data_set(client: TestClient, engine: Engine,
+def test_a_job_trains_on_an_uploaded_data_set(client: TestClient, db: Engine,
                                               stack: Stack) -> None:
     from optimlab.worker.execution import execute_job
 
@@ -332,7 +332,7 @@ def test_a_job_trains_on_an_uploaded_data_set(client: TestClient, engine: Engine
     assert posted.status_code == 201, posted.text
     job_id = posted.json()["id"]
     refused = client.delete(f"/v1/datasets/{dataset['id']}")
-    execute_job(job_id, engine=engine, settings=stack.settings, worker="test")
+    execute_job(job_id, db=db, settings=stack.settings, worker="test")
     done = client.get(f"/v1/jobs/{job_id}").json()
     deleted = client.delete(f"/v1/datasets/{dataset['id']}")
 
@@ -345,7 +345,7 @@ def test_a_job_trains_on_an_uploaded_data_set(client: TestClient, engine: Engine
 
 
 def test_a_classifier_on_an_uploaded_data_set_uses_its_labels(client: TestClient,
-                                                              engine: Engine,
+                                                              db: Engine,
                                                               stack: Stack) -> None:
     from optimlab.worker.execution import execute_job
 
@@ -356,7 +356,7 @@ def test_a_classifier_on_an_uploaded_data_set_uses_its_labels(client: TestClient
 
     posted = client.post("/v1/jobs", json=spec)
     assert posted.status_code == 201, posted.text
-    execute_job(posted.json()["id"], engine=engine, settings=stack.settings, worker="test")
+    execute_job(posted.json()["id"], db=db, settings=stack.settings, worker="test")
     done = client.get(f"/v1/jobs/{posted.json()['id']}").json()
 
     assert done["status"] == "succeeded", done["error"]

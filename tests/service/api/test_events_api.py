@@ -61,15 +61,15 @@ def http(stack: Stack) -> Iterator[httpx.Client]:
         yield client
 
 
-def new_job(engine: Engine, sweep_id: uuid.UUID | None = None) -> uuid.UUID:
-    with engine.begin() as conn:
+def new_job(db: Engine, sweep_id: uuid.UUID | None = None) -> uuid.UUID:
+    with db.begin() as conn:
         return jobs.insert_job(conn, name="streamed", spec=SEED_SPEC, queue="cpu",
                                sweep_id=sweep_id).id
 
 
-def claim(engine: Engine, job_id: uuid.UUID) -> jobs.Claim:
+def claim(db: Engine, job_id: uuid.UUID) -> jobs.Claim:
     stale_before = datetime.now(UTC).replace(tzinfo=None) - timedelta(seconds=60)
-    with engine.begin() as conn:
+    with db.begin() as conn:
         claimed = jobs.claim_job(conn, job_id, worker="test", stale_before=stale_before,
                                  max_attempts=5)
     assert claimed is not None
@@ -82,27 +82,27 @@ def value(claimed: jobs.Claim, step: int, name: str) -> float:
     return claimed.attempt * 1000 + step + len(name) / 10
 
 
-def write_batch(engine: Engine, claimed: jobs.Claim, steps: Sequence[int]) -> list[Point]:
+def write_batch(db: Engine, claimed: jobs.Claim, steps: Sequence[int]) -> list[Point]:
     """One batch as the worker's sink writes it: every series of its steps, and the progress."""
     points = [(step, name, value(claimed, step, name)) for step in steps for name in NAMES]
-    with engine.begin() as conn:
+    with db.begin() as conn:
         assert jobs.lock_for_write(conn, claimed) is not None
         metrics.write_points(conn, claimed.job_id, points)
         jobs.save_progress(conn, claimed, {"steps_done": steps[-1] + 1})
     return [(step, name, stored(v)) for step, name, v in points]
 
 
-def finish(engine: Engine, claimed: jobs.Claim, status: str = "succeeded") -> None:
-    with engine.begin() as conn:
+def finish(db: Engine, claimed: jobs.Claim, status: str = "succeeded") -> None:
+    with db.begin() as conn:
         jobs.finish_job(conn, claimed, status=status, summary={"final": True})
 
 
 @pytest.mark.timeout(120)
 def test_a_running_job_sends_every_point_once_and_resumes_after_a_disconnect(
-        engine: Engine, http: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+        db: Engine, http: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(stream_module, "MAX_POINTS", 60)  # a batch of 150 points: 3 events
-    job_id = new_job(engine)
-    claimed = claim(engine, job_id)
+    job_id = new_job(db)
+    claimed = claim(db, job_id)
     written: list[Point] = []
     disconnected = False
 
@@ -113,9 +113,9 @@ def test_a_running_job_sends_every_point_once_and_resumes_after_a_disconnect(
                 while not disconnected and time.monotonic() < deadline:
                     time.sleep(0.01)
                 assert disconnected
-            written.extend(write_batch(engine, claimed, range(start, start + 50)))
+            written.extend(write_batch(db, claimed, range(start, start + 50)))
             time.sleep(0.03)
-        finish(engine, claimed)
+        finish(db, claimed)
 
     with ThreadPoolExecutor(1) as pool:
         worker = pool.submit(run)
@@ -150,10 +150,10 @@ def test_a_running_job_sends_every_point_once_and_resumes_after_a_disconnect(
 
 
 @pytest.mark.timeout(120)
-def test_a_new_run_resets_the_stream(engine: Engine, http: httpx.Client) -> None:
-    job_id = new_job(engine)
-    first_run = claim(engine, job_id)
-    write_batch(engine, first_run, range(100))
+def test_a_new_run_resets_the_stream(db: Engine, http: httpx.Client) -> None:
+    job_id = new_job(db)
+    first_run = claim(db, job_id)
+    write_batch(db, first_run, range(100))
     seen: list[Event] = []
     second_run: jobs.Claim | None = None
     written: list[Point] = []
@@ -162,13 +162,13 @@ def test_a_new_run_resets_the_stream(engine: Engine, http: httpx.Client) -> None
             seen.append(event)
             if event.event == "metrics" and event.id == "1:99":
                 # the worker is lost; another run starts over from step 0
-                with engine.begin() as conn:
+                with db.begin() as conn:
                     job = jobs.get_job(conn, job_id)
                     assert job is not None
                     assert jobs.requeue_job(conn, job)
-                second_run = claim(engine, job_id)
-                written = write_batch(engine, second_run, range(30))
-                finish(engine, second_run)
+                second_run = claim(db, job_id)
+                written = write_batch(db, second_run, range(30))
+                finish(db, second_run)
     assert second_run is not None
     assert second_run.attempt == 2
 
@@ -193,24 +193,24 @@ def test_a_new_run_resets_the_stream(engine: Engine, http: httpx.Client) -> None
 
 
 @pytest.mark.timeout(120)
-def test_a_cancelled_run_is_followed_until_it_stops_writing(engine: Engine,
+def test_a_cancelled_run_is_followed_until_it_stops_writing(db: Engine,
                                                             http: httpx.Client) -> None:
-    job_id = new_job(engine)
-    claimed = claim(engine, job_id)
-    written = write_batch(engine, claimed, range(50))
+    job_id = new_job(db)
+    claimed = claim(db, job_id)
+    written = write_batch(db, claimed, range(50))
     seen: list[Event] = []
     with stream(http, f"/v1/jobs/{job_id}/events") as response:
         for event in read_events(response):
             seen.append(event)
             if event.event == "metrics" and event.id == "1:49":
-                with engine.begin() as conn:
+                with db.begin() as conn:
                     assert jobs.cancel_job(conn, job_id)
             if event.event == "status" and event.data["status"] == "cancelled" and \
                     event.data["summary"] == {"steps_done": 50}:
                 time.sleep(1)  # several polls: a stream that ends now misses what follows
                 # the run writes its last batch before it sees the cancellation, then stops
-                written += write_batch(engine, claimed, range(50, 80))
-                finish(engine, claimed, status="cancelled")
+                written += write_batch(db, claimed, range(50, 80))
+                finish(db, claimed, status="cancelled")
 
     assert_each_once(points_of(seen), written)
     assert [e.data["status"] for e in seen if e.event == "status"] == \
@@ -220,14 +220,14 @@ def test_a_cancelled_run_is_followed_until_it_stops_writing(engine: Engine,
 
 
 @pytest.mark.timeout(120)
-def test_a_sweep_streams_its_jobs_points_once_and_resumes(engine: Engine,
+def test_a_sweep_streams_its_jobs_points_once_and_resumes(db: Engine,
                                                           http: httpx.Client) -> None:
-    with engine.begin() as conn:
+    with db.begin() as conn:
         sweep = sweeps.insert_sweep(conn, name="pair", request={}, size=3, tags=[])
-    a, b, never = (new_job(engine, sweep.id) for _ in range(3))
-    outsider = new_job(engine)
-    runs = {job_id: claim(engine, job_id) for job_id in (a, b, outsider)}
-    with engine.begin() as conn:
+    a, b, never = (new_job(db, sweep.id) for _ in range(3))
+    outsider = new_job(db)
+    runs = {job_id: claim(db, job_id) for job_id in (a, b, outsider)}
+    with db.begin() as conn:
         assert jobs.cancel_job(conn, never)  # cancelled while queued: it never runs
     written: dict[uuid.UUID, list[Point]] = {a: [], b: []}
     disconnected = False
@@ -242,12 +242,12 @@ def test_a_sweep_streams_its_jobs_points_once_and_resumes(engine: Engine,
             for job_id in (a, b):
                 if job_id == b and start >= 450:
                     continue  # b ends earlier
-                written[job_id] += write_batch(engine, runs[job_id], range(start, start + 30))
-            write_batch(engine, runs[outsider], range(start, start + 30))
+                written[job_id] += write_batch(db, runs[job_id], range(start, start + 30))
+            write_batch(db, runs[outsider], range(start, start + 30))
             if start == 420:
-                finish(engine, runs[b], status="failed")
+                finish(db, runs[b], status="failed")
             time.sleep(0.03)
-        finish(engine, runs[a])
+        finish(db, runs[a])
 
     with ThreadPoolExecutor(1) as pool:
         worker = pool.submit(run)
@@ -291,7 +291,7 @@ def test_a_sweep_streams_its_jobs_points_once_and_resumes(engine: Engine,
 
 
 @pytest.mark.timeout(60)
-def test_a_client_that_leaves_stops_the_polling(engine: Engine, http: httpx.Client,
+def test_a_client_that_leaves_stops_the_polling(db: Engine, http: httpx.Client,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     polls: list[float] = []
     read_states = EventStream._read_states
@@ -301,8 +301,8 @@ def test_a_client_that_leaves_stops_the_polling(engine: Engine, http: httpx.Clie
         return read_states(self, conn)
 
     monkeypatch.setattr(EventStream, "_read_states", counted)
-    job_id = new_job(engine)
-    claim(engine, job_id)  # running, and it never ends
+    job_id = new_job(db)
+    claim(db, job_id)  # running, and it never ends
     with stream(http, f"/v1/jobs/{job_id}/events") as response:
         received = read_events(response)  # kept: dropping it would close the connection
         assert next(received).event == "status"
@@ -314,7 +314,7 @@ def test_a_client_that_leaves_stops_the_polling(engine: Engine, http: httpx.Clie
     assert len(polls) == left, "the stream went on polling after its client left"
 
 
-def test_unknown_ids_are_404_and_a_foreign_last_event_id_is_422(engine: Engine,
+def test_unknown_ids_are_404_and_a_foreign_last_event_id_is_422(db: Engine,
                                                                client: TestClient) -> None:
     assert client.get(f"/v1/jobs/{uuid.uuid4()}/events").status_code == 404
     response = client.get(f"/v1/sweeps/{uuid.uuid4()}/events")
@@ -322,10 +322,10 @@ def test_unknown_ids_are_404_and_a_foreign_last_event_id_is_422(engine: Engine,
     assert "not found" in response.json()["detail"]
     assert client.get("/v1/jobs/not-a-uuid/events").status_code == 422
 
-    job_id = new_job(engine)
-    claimed = claim(engine, job_id)
-    write_batch(engine, claimed, range(10))
-    with engine.begin() as conn:
+    job_id = new_job(db)
+    claimed = claim(db, job_id)
+    write_batch(db, claimed, range(10))
+    with db.begin() as conn:
         sweep = sweeps.insert_sweep(conn, name="s", request={}, size=1, tags=[])
         jobs.insert_job(conn, name="in sweep", spec=SEED_SPEC, queue="cpu", sweep_id=sweep.id)
     url = f"/v1/jobs/{job_id}/events"
@@ -349,12 +349,12 @@ def test_unknown_ids_are_404_and_a_foreign_last_event_id_is_422(engine: Engine,
         assert "is not an event id of this sweep's stream" in response.json()["message"]
 
 
-def test_a_finished_jobs_stream_sends_its_history_and_ends(engine: Engine,
+def test_a_finished_jobs_stream_sends_its_history_and_ends(db: Engine,
                                                           client: TestClient) -> None:
-    job_id = new_job(engine)
-    claimed = claim(engine, job_id)
-    written = write_batch(engine, claimed, range(40))
-    finish(engine, claimed)
+    job_id = new_job(db)
+    claimed = claim(db, job_id)
+    written = write_batch(db, claimed, range(40))
+    finish(db, claimed)
 
     # a finished job's stream ends by itself: the buffering TestClient can read it
     response = client.get(f"/v1/jobs/{job_id}/events", params={"last_event_id": "1:19"})
@@ -370,11 +370,11 @@ def test_a_finished_jobs_stream_sends_its_history_and_ends(engine: Engine,
 
 @pytest.mark.timeout(60)
 def test_a_cancelled_job_whose_worker_was_lost_ends_once_its_heartbeat_is_stale(
-        engine: Engine, client: TestClient, stack: Stack) -> None:
-    job_id = new_job(engine)
-    claimed = claim(engine, job_id)
-    written = write_batch(engine, claimed, range(20))
-    with engine.begin() as conn:
+        db: Engine, client: TestClient, stack: Stack) -> None:
+    job_id = new_job(db)
+    claimed = claim(db, job_id)
+    written = write_batch(db, claimed, range(20))
+    with db.begin() as conn:
         assert jobs.cancel_job(conn, job_id)  # and no run will ever clear the heartbeat
 
     started = time.monotonic()

@@ -14,12 +14,12 @@ from optimlab.service.db.models import Job, utcnow
 from tests.seed_table import SEED_SPEC
 
 
-def stored(engine: Engine, *, name: str = "", tags: tuple[str, ...] = (),
+def stored(db: Engine, *, name: str = "", tags: tuple[str, ...] = (),
            optimizer: str = "SGD", summary: dict[str, Any] | None = None,
            age: float = 0.0) -> str:
     spec = {**SEED_SPEC, "name": name, "tags": list(tags),
             "optimizer": {"name": optimizer, "lr": 0.01}}
-    with engine.begin() as conn:
+    with db.begin() as conn:
         job = jobs.insert_job(conn, name=name, spec=spec, queue="cpu")
         conn.execute(update(Job).where(Job.id == job.id).values(
             summary=summary, created_at=utcnow() - timedelta(seconds=age)))
@@ -32,10 +32,10 @@ def ids(client: TestClient, **params: Any) -> list[str]:
     return [job["id"] for job in response.json()["data"]]
 
 
-def test_filters_combine(client: TestClient, engine: Engine) -> None:
-    a = stored(engine, name="lr sweep 1", tags=("seed", "sgd"), age=30)
-    b = stored(engine, name="lr sweep 2", tags=("seed",), optimizer="Adam", age=20)
-    c = stored(engine, name="rosenbrock", tags=("sgd",), age=10)
+def test_filters_combine(client: TestClient, db: Engine) -> None:
+    a = stored(db, name="lr sweep 1", tags=("seed", "sgd"), age=30)
+    b = stored(db, name="lr sweep 2", tags=("seed",), optimizer="Adam", age=20)
+    c = stored(db, name="rosenbrock", tags=("sgd",), age=10)
 
     assert ids(client, tag="seed") == [b, a]
     assert ids(client, tag="sgd", name="sweep") == [a]
@@ -47,9 +47,9 @@ def test_filters_combine(client: TestClient, engine: Engine) -> None:
     assert first["tags"] == ["seed", "sgd"]
 
 
-def test_created_range(client: TestClient, engine: Engine) -> None:
-    old = stored(engine, age=3600)
-    new = stored(engine, age=0)
+def test_created_range(client: TestClient, db: Engine) -> None:
+    old = stored(db, age=3600)
+    new = stored(db, age=0)
     middle = (utcnow() - timedelta(minutes=30)).isoformat() + "Z"
 
     assert ids(client, created_after=middle) == [new]
@@ -57,19 +57,19 @@ def test_created_range(client: TestClient, engine: Engine) -> None:
 
 
 def test_sort_by_a_summary_figure_with_missing_ones_last(client: TestClient,
-                                                        engine: Engine) -> None:
-    worst = stored(engine, summary={"best_loss": 3.0, "evaluation": {"val_accuracy": 0.5}})
-    best = stored(engine, summary={"best_loss": 0.5, "evaluation": {"val_accuracy": 0.9}})
-    middle = stored(engine, summary={"best_loss": 1.0, "evaluation": {"val_accuracy": 0.7}})
-    unknown = stored(engine, summary=None)
+                                                        db: Engine) -> None:
+    worst = stored(db, summary={"best_loss": 3.0, "evaluation": {"val_accuracy": 0.5}})
+    best = stored(db, summary={"best_loss": 0.5, "evaluation": {"val_accuracy": 0.9}})
+    middle = stored(db, summary={"best_loss": 1.0, "evaluation": {"val_accuracy": 0.7}})
+    unknown = stored(db, summary=None)
 
     assert ids(client, sort="best_loss") == [best, middle, worst, unknown]
     assert ids(client, sort="-best_loss") == [worst, middle, best, unknown]
     assert ids(client, sort="-evaluation.val_accuracy") == [best, middle, worst, unknown]
 
 
-def test_sorted_pages_cover_every_job_once(client: TestClient, engine: Engine) -> None:
-    created = [stored(engine, summary={"final_loss": float(i % 4)}) for i in range(9)]
+def test_sorted_pages_cover_every_job_once(client: TestClient, db: Engine) -> None:
+    created = [stored(db, summary={"final_loss": float(i % 4)}) for i in range(9)]
     seen: list[str] = []
     cursor = None
     while True:

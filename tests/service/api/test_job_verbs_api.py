@@ -20,15 +20,15 @@ from tests.service.api.test_jobs_api import submit
 from tests.stacks import queued_messages
 
 
-def count(engine: Engine, table: Any, job_id: str) -> int:
-    with engine.connect() as conn:
+def count(db: Engine, table: Any, job_id: str) -> int:
+    with db.connect() as conn:
         return int(conn.scalar(select(func.count()).select_from(table)
                                .where(table.job_id == uuid.UUID(job_id))) or 0)
 
 
-def add_lines(engine: Engine, job_id: str, lines: list[tuple[int, int, str]]) -> None:
+def add_lines(db: Engine, job_id: str, lines: list[tuple[int, int, str]]) -> None:
     """(attempt, level, message) lines, a second apart from noon."""
-    with engine.begin() as conn:
+    with db.begin() as conn:
         job_logs.write_lines(conn, [
             (uuid.UUID(job_id), attempt, LogLine(datetime(2026, 1, 1, 12, 0, k), level,
                                                  "tests", message))
@@ -36,11 +36,11 @@ def add_lines(engine: Engine, job_id: str, lines: list[tuple[int, int, str]]) ->
 
 
 def test_a_finished_job_is_deleted_with_its_points_tags_and_lines(client: TestClient,
-                                                                  engine: Engine) -> None:
+                                                                  db: Engine) -> None:
     job = submit(client, tags=["keep-me"])
-    with engine.begin() as conn:
+    with db.begin() as conn:
         metrics.write_points(conn, uuid.UUID(job["id"]), [(0, "loss", 1.0), (0, "lr", 0.1)])
-    add_lines(engine, job["id"], [(1, logging.WARNING, "w")])
+    add_lines(db, job["id"], [(1, logging.WARNING, "w")])
     assert client.post(f"/v1/jobs/{job['id']}/cancel").status_code == 200
 
     deleted = client.delete(f"/v1/jobs/{job['id']}")
@@ -50,7 +50,7 @@ def test_a_finished_job_is_deleted_with_its_points_tags_and_lines(client: TestCl
     assert client.get(f"/v1/jobs/{job['id']}").status_code == 404
     assert client.delete(f"/v1/jobs/{job['id']}").status_code == 404
     for table in (MetricChunk, JobTag, JobLog):
-        assert count(engine, table, job["id"]) == 0
+        assert count(db, table, job["id"]) == 0
     assert client.get("/v1/jobs", params={"tag": "keep-me"}).json()["data"] == []
 
 
@@ -141,10 +141,10 @@ def test_patch_of_an_unknown_job_is_404(client: TestClient) -> None:
 
 
 def test_series_lists_every_stored_series_loss_and_lr_first(client: TestClient,
-                                                             engine: Engine) -> None:
+                                                             db: Engine) -> None:
     job_id = submit(client)["id"]
     assert client.get(f"/v1/jobs/{job_id}/series").json() == {"job_id": job_id, "series": []}
-    with engine.begin() as conn:  # two batches, as a worker writes them
+    with db.begin() as conn:  # two batches, as a worker writes them
         for first in (0, 10):
             metrics.write_columns(conn, uuid.UUID(job_id), {
                 name: (range(first, first + 10), [1.0] * 10)
@@ -161,12 +161,12 @@ def test_series_lists_every_stored_series_loss_and_lr_first(client: TestClient,
     assert client.get(f"/v1/jobs/{uuid.uuid4()}/series").status_code == 404
 
 
-def test_logs_are_oldest_first_and_filtered(client: TestClient, engine: Engine) -> None:
+def test_logs_are_oldest_first_and_filtered(client: TestClient, db: Engine) -> None:
     job_id = submit(client)["id"]
-    add_lines(engine, job_id, [(1, logging.INFO, "run 1 starts"),
-                               (1, logging.WARNING, "a torch warning"),
-                               (2, logging.INFO, "run 2 starts"),
-                               (2, logging.ERROR, "it failed"), (2, 25, "between levels")])
+    add_lines(db, job_id, [(1, logging.INFO, "run 1 starts"),
+                           (1, logging.WARNING, "a torch warning"),
+                           (2, logging.INFO, "run 2 starts"),
+                           (2, logging.ERROR, "it failed"), (2, 25, "between levels")])
 
     def messages(**params: Any) -> list[str]:
         response = client.get(f"/v1/jobs/{job_id}/logs", params=params)

@@ -105,10 +105,10 @@ def test_cancel_a_queued_job_once(client: TestClient) -> None:
     assert "cancelled" in again.json()["detail"]
 
 
-def test_metrics_give_stored_series_by_name(client: TestClient, engine: Engine) -> None:
+def test_metrics_give_stored_series_by_name(client: TestClient, db: Engine) -> None:
     job = submit(client)
     job_id = uuid.UUID(job["id"])
-    with engine.begin() as conn:
+    with db.begin() as conn:
         metrics.write_points(conn, job_id, [
             (0, "loss", 225.0), (0, "lr", 0.01), (0, "param.x", 1.600000023841858),
             (1, "loss", 180.6335906982422), (1, "lr", 0.01), (1, "param.x", 2.46016001701355),
@@ -127,9 +127,9 @@ def test_metrics_give_stored_series_by_name(client: TestClient, engine: Engine) 
     assert chosen["series"][0]["values"] == [1.600000023841858, 2.46016001701355]
 
 
-def test_metrics_csv_has_the_same_points(client: TestClient, engine: Engine) -> None:
+def test_metrics_csv_has_the_same_points(client: TestClient, db: Engine) -> None:
     job_id = uuid.UUID(submit(client)["id"])
-    with engine.begin() as conn:
+    with db.begin() as conn:
         metrics.write_points(conn, job_id, [(0, "loss", 225.0), (1, "loss", 0.1 + 0.2),
                                             (0, "lr", 0.01), (1, "loss2", math.nan)])
 

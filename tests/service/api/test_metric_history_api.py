@@ -21,14 +21,14 @@ from tests.service.api.test_jobs_api import submit
 N = 1200
 
 
-def job_with_history(client: TestClient, engine: Engine) -> tuple[str, dict[int, float]]:
+def job_with_history(client: TestClient, db: Engine) -> tuple[str, dict[int, float]]:
     """A job with a spiky 'loss' of N steps (a NaN and an inf among them) and a constant lr."""
     rng = random.Random(42)
     loss = {s: 4.0 / (1 + s / 100) + rng.gauss(0, 0.02) for s in range(N)}
     loss[317], loss[901] = 75.0, -75.0
     loss[640], loss[641] = math.nan, math.inf
     job_id = submit(client)["id"]
-    with engine.begin() as conn:
+    with db.begin() as conn:
         metrics.write_points(conn, uuid.UUID(job_id),
                              [(s, "loss", v) for s, v in loss.items()]
                              + [(s, "lr", 0.05) for s in range(N)])
@@ -60,8 +60,8 @@ def get(client: TestClient, job_id: str, **params: Any) -> dict[str, Any]:
     return response.json()  # type: ignore[no-any-return]
 
 
-def test_without_parameters_the_body_is_unchanged(client: TestClient, engine: Engine) -> None:
-    job_id, _loss = job_with_history(client, engine)
+def test_without_parameters_the_body_is_unchanged(client: TestClient, db: Engine) -> None:
+    job_id, _loss = job_with_history(client, db)
 
     body = get(client, job_id)
 
@@ -74,8 +74,8 @@ def test_without_parameters_the_body_is_unchanged(client: TestClient, engine: En
     assert first["values"][640] is None
 
 
-def test_max_points_downsamples_and_says_how(client: TestClient, engine: Engine) -> None:
-    job_id, loss = job_with_history(client, engine)
+def test_max_points_downsamples_and_says_how(client: TestClient, db: Engine) -> None:
+    job_id, loss = job_with_history(client, db)
 
     body = get(client, job_id, max_points=100, names="loss")
 
@@ -99,8 +99,8 @@ def test_max_points_downsamples_and_says_how(client: TestClient, engine: Engine)
         assert value == (loss[step] if math.isfinite(loss[step]) else None)
 
 
-def test_a_budget_that_fits_returns_every_point(client: TestClient, engine: Engine) -> None:
-    job_id, _ = job_with_history(client, engine)
+def test_a_budget_that_fits_returns_every_point(client: TestClient, db: Engine) -> None:
+    job_id, _ = job_with_history(client, db)
 
     body = get(client, job_id, max_points=5000, names="lr")
 
@@ -108,8 +108,8 @@ def test_a_budget_that_fits_returns_every_point(client: TestClient, engine: Engi
                                "downsampled": None}]
 
 
-def test_a_step_range(client: TestClient, engine: Engine) -> None:
-    job_id, _ = job_with_history(client, engine)
+def test_a_step_range(client: TestClient, db: Engine) -> None:
+    job_id, _ = job_with_history(client, db)
 
     ranged = get(client, job_id, from_step=100, to_step=199)["series"]
     tail = get(client, job_id, from_step=1150, max_points=8, names="loss")["series"]
@@ -124,8 +124,8 @@ def test_a_step_range(client: TestClient, engine: Engine) -> None:
 
 
 def test_smoothing_adds_the_ema_of_the_returned_points(client: TestClient,
-                                                      engine: Engine) -> None:
-    job_id, _ = job_with_history(client, engine)
+                                                      db: Engine) -> None:
+    job_id, _ = job_with_history(client, db)
 
     full = get(client, job_id, smoothing=0.9, names="loss")["series"][0]
     thinned = get(client, job_id, smoothing=0.6, max_points=200, names="loss,lr")["series"]
@@ -152,9 +152,9 @@ def test_smoothing_adds_the_ema_of_the_returned_points(client: TestClient,
     ({"from_step": 10, "to_step": 9}, "to_step"),
     ({"format": "xml"}, "format"),
 ])
-def test_bad_parameters_are_422_naming_the_field(client: TestClient, engine: Engine,
+def test_bad_parameters_are_422_naming_the_field(client: TestClient, db: Engine,
                                                  params: dict[str, Any], field: str) -> None:
-    job_id, _ = job_with_history(client, engine)
+    job_id, _ = job_with_history(client, db)
     for path in ("metrics", "metrics.csv"):
         if path == "metrics.csv" and field == "format":
             continue
@@ -196,9 +196,9 @@ def from_json(body: dict[str, Any], key: str = "values") -> dict[str, dict[int, 
     {"max_points": 64, "smoothing": 0.8},
     {"smoothing": 0.5, "names": "lr,loss"},
 ])
-def test_ndjson_lines_are_the_json_history(client: TestClient, engine: Engine,
+def test_ndjson_lines_are_the_json_history(client: TestClient, db: Engine,
                                            params: dict[str, Any]) -> None:
-    job_id, _ = job_with_history(client, engine)
+    job_id, _ = job_with_history(client, db)
 
     rows = ndjson(client, job_id, **params)
     body = get(client, job_id, **params)
@@ -220,8 +220,8 @@ def read_csv(client: TestClient, job_id: str, **params: Any) -> list[dict[str, s
     return list(csv.DictReader(io.StringIO(response.text)))
 
 
-def test_csv_takes_the_same_parameters(client: TestClient, engine: Engine) -> None:
-    job_id, _ = job_with_history(client, engine)
+def test_csv_takes_the_same_parameters(client: TestClient, db: Engine) -> None:
+    job_id, _ = job_with_history(client, db)
 
     plain = read_csv(client, job_id)
     ranged = read_csv(client, job_id, from_step=10, to_step=12, names="loss")
@@ -252,12 +252,12 @@ def bits(value: float) -> int:
     return int(np.array(value).view(np.int64))
 
 
-def test_csv_values_read_back_bit_for_bit(client: TestClient, engine: Engine) -> None:
+def test_csv_values_read_back_bit_for_bit(client: TestClient, db: Engine) -> None:
     rng = np.random.default_rng(5)
     random_floats = rng.integers(-2**63, 2**63 - 1, 3000, dtype=np.int64).view(np.float64)
     values = TRICKY + [float(v) for v in random_floats if math.isfinite(v)]
     job_id = submit(client)["id"]
-    with engine.begin() as conn:
+    with db.begin() as conn:
         metrics.write_points(conn, uuid.UUID(job_id),
                              [(s, "loss", v) for s, v in enumerate(values)])
 
@@ -281,10 +281,10 @@ def digits(text: str) -> str:
     return mantissa.strip("0") or "0"
 
 
-def test_csv_quotes_names_that_need_it(client: TestClient, engine: Engine) -> None:
+def test_csv_quotes_names_that_need_it(client: TestClient, db: Engine) -> None:
     names = ['a,b', 'say "hi"', "two\nlines", 'nan"', 'N', "plain", '"-inf"', "é"]
     job_id = submit(client)["id"]
-    with engine.begin() as conn:
+    with db.begin() as conn:
         metrics.write_points(conn, uuid.UUID(job_id),
                              [(s, name, v) for name in names
                               for s, v in enumerate([0.0, -math.inf, 2.0])])
@@ -303,7 +303,7 @@ def test_csv_quotes_names_that_need_it(client: TestClient, engine: Engine) -> No
 @pytest.mark.parametrize("params", [
     {}, {"smoothing": 0.9}, {"from_step": 777, "to_step": 4321}, {"max_points": 500},
     {"max_points": 500, "smoothing": 0.3, "from_step": 10}])
-def test_csv_is_the_json_history_across_many_chunks(client: TestClient, engine: Engine,
+def test_csv_is_the_json_history_across_many_chunks(client: TestClient, db: Engine,
                                                    params: dict[str, Any]) -> None:
     # 12,000 points in stored batches of 1 to 700 (so the export crosses chunk and
     # 256 KiB piece boundaries), NaN and inf among them, and a second series.
@@ -312,7 +312,7 @@ def test_csv_is_the_json_history_across_many_chunks(client: TestClient, engine: 
     values = {s: rng.gauss(0, 1) * 10.0 ** rng.randint(-30, 30) for s in range(12_000)}
     values[100], values[5000], values[5001] = math.nan, math.inf, -math.inf
     start = 0
-    with engine.begin() as conn:
+    with db.begin() as conn:
         while start < 12_000:
             part = range(start, min(12_000, start + rng.randint(1, 700)))
             metrics.write_points(conn, uuid.UUID(job_id),

@@ -71,11 +71,11 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 
 @pytest.fixture
 def api_key(stack: Stack) -> str:
-    engine = make_engine(stack.settings.database)
+    db = make_engine(stack.settings.database)
     try:
-        return keys.create_key(engine=engine, name="fuzz").key
+        return keys.create_key(db=db, name="fuzz").key
     finally:
-        engine.dispose()
+        db.dispose()
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ CSV = b"a,b,label\n1,2,0\n2,1,1\n3,3,0\n4,1,1\n"
 @dataclass
 class Owners:
     client: TestClient
-    engine: Engine
+    db: Engine
     alice: str
     bob: str
     admin: str
@@ -45,14 +45,14 @@ class Owners:
 
 def started(stack: Stack, **settings: Any) -> Iterator[Owners]:
     configured = stack.settings.model_copy(update={"auth": "required", **settings})
-    engine = make_engine(stack.settings.database)
-    made = {name: keys.create_key(engine=engine, name=name, admin=name == "root").key
+    db = make_engine(stack.settings.database)
+    made = {name: keys.create_key(db=db, name=name, admin=name == "root").key
             for name in ("alice", "bob", "root", "gone")}
-    gone = keys.list_keys(engine=engine)[-1]
-    keys.revoke_key(engine=engine, key_id=gone.id)
+    gone = keys.list_keys(db=db)[-1]
+    keys.revoke_key(db=db, key_id=gone.id)
     with TestClient(create_app(configured)) as client:
-        yield Owners(client, engine, made["alice"], made["bob"], made["root"], made["gone"])
-    engine.dispose()
+        yield Owners(client, db, made["alice"], made["bob"], made["root"], made["gone"])
+    db.dispose()
 
 
 @pytest.fixture
@@ -249,7 +249,7 @@ def test_an_admin_key_sees_and_acts_on_everyone_s(owners: Owners) -> None:
 
 def test_keys_of_one_owner_share_what_it_owns(owners: Owners) -> None:
     alices = alices_things(owners)
-    ci = keys.create_key(engine=owners.engine, name="alice's ci", owner="alice").key
+    ci = keys.create_key(db=owners.db, name="alice's ci", owner="alice").key
     assert owners.call(ci, "GET", f"/v1/jobs/{alices.job}").status_code == 200
     assert owners.call(ci, "GET", f"/v1/datasets/{alices.dataset}").status_code == 200
     spec = upload_spec(alices.dataset)  # her data set is known to her other key
@@ -258,14 +258,14 @@ def test_keys_of_one_owner_share_what_it_owns(owners: Owners) -> None:
 
 def test_jobs_sweeps_and_data_sets_carry_their_owner(owners: Owners) -> None:
     alices_things(owners)
-    with owners.engine.connect() as conn:
+    with owners.db.connect() as conn:
         for table in (Job, Sweep, StoredDataset):
             assert set(conn.scalars(select(table.owner))) == {"alice"}, table
 
 
 def test_a_key_is_stored_only_as_its_hash_and_last_use_is_recorded(owners: Owners) -> None:
     assert owners.call(owners.alice, "GET", "/v1/jobs").status_code == 200
-    with owners.engine.connect() as conn:
+    with owners.db.connect() as conn:
         rows = [tuple(str(v) for v in row) for row in conn.execute(select(ApiKey.__table__))]
         alice = conn.execute(select(ApiKey.__table__).where(ApiKey.name == "alice")).one()
     assert not any(owners.alice in value for row in rows for value in row)
@@ -303,12 +303,12 @@ def test_the_queued_quota_refuses_a_job_and_a_sweep_whole(limited: Owners) -> No
 def test_the_running_and_stored_points_quotas(limited: Owners) -> None:
     o = limited
     job = o.call(o.alice, "POST", "/v1/jobs", json=SEED_SPEC).json()
-    with o.engine.begin() as conn:  # as a worker would have it: running, some points stored
+    with o.db.begin() as conn:  # as a worker would have it: running, some points stored
         conn.execute(update(Job).where(Job.id == uuid.UUID(job["id"])).values(status="running"))
     refused = o.call(o.alice, "POST", "/v1/jobs", json=SEED_SPEC)
     assert refused.status_code == 429
     assert refused.json()["quota"] == "quota_running_jobs"
-    with o.engine.begin() as conn:
+    with o.db.begin() as conn:
         conn.execute(update(Job).where(Job.id == uuid.UUID(job["id"])).values(status="succeeded"))
         metrics.write_points(conn, uuid.UUID(job["id"]),
                              [(step, "loss", 1.0) for step in range(5)])

@@ -24,10 +24,10 @@ ROSENBROCK: dict[str, Any] = {
 MEDIA = {"svg": "image/svg+xml", "png": "image/png"}
 
 
-def store(engine: Engine, spec: dict[str, Any], series: dict[str, list[float]], *,
+def store(db: Engine, spec: dict[str, Any], series: dict[str, list[float]], *,
           name: str = "", summary: dict[str, Any] | None = None,
           sweep_id: uuid.UUID | None = None, point: dict[str, Any] | None = None) -> str:
-    with engine.begin() as conn:
+    with db.begin() as conn:
         job = jobs.insert_job(conn, name=name, spec=spec, queue="cpu", sweep_id=sweep_id,
                               sweep_point=point)
         for key, values in series.items():
@@ -56,10 +56,10 @@ def rosenbrock_path(steps: int = 50) -> dict[str, list[float]]:
 
 
 def test_a_job_plot_is_valid_svg_and_png_with_its_series_and_lr(client: TestClient,
-                                                                  engine: Engine) -> None:
-    job_id = store(engine, SEED_SPEC, {"loss": descent(40),
-                                       "lr": [0.1 * 0.5 ** (i // 10) for i in range(40)],
-                                       "val_loss": [v * 1.1 for v in descent(40)]},
+                                                                  db: Engine) -> None:
+    job_id = store(db, SEED_SPEC, {"loss": descent(40),
+                                   "lr": [0.1 * 0.5 ** (i // 10) for i in range(40)],
+                                   "val_loss": [v * 1.1 for v in descent(40)]},
                    name="seed run")
     url = f"/v1/jobs/{job_id}/plot.{{fmt}}"
     texts = svg_texts(image(client, url, "svg", metrics="loss,val_loss"))
@@ -68,9 +68,9 @@ def test_a_job_plot_is_valid_svg_and_png_with_its_series_and_lr(client: TestClie
 
 
 def test_a_diverged_history_with_nan_and_inf_is_drawn(client: TestClient,
-                                                       engine: Engine) -> None:
+                                                       db: Engine) -> None:
     losses = [1.0, 3.0, 30.0, 1e6, math.inf, math.nan]
-    job_id = store(engine, SEED_SPEC, {"loss": losses, "lr": [0.5] * len(losses)},
+    job_id = store(db, SEED_SPEC, {"loss": losses, "lr": [0.5] * len(losses)},
                    summary={"outcome": "diverged", "diverged_at": 4})
     url = f"/v1/jobs/{job_id}/plot.{{fmt}}"
     texts = svg_texts(image(client, url, "svg"))
@@ -79,9 +79,9 @@ def test_a_diverged_history_with_nan_and_inf_is_drawn(client: TestClient,
     assert png_size(image(client, url, "png"))
 
 
-def test_a_long_history_is_read_as_buckets(client: TestClient, engine: Engine) -> None:
-    job_id = store(engine, SEED_SPEC, {"loss": descent(5_000, 0.999)})
-    history = job_history(engine=engine, caller=LOCAL, job_id=uuid.UUID(job_id), names=["loss"],
+def test_a_long_history_is_read_as_buckets(client: TestClient, db: Engine) -> None:
+    job_id = store(db, SEED_SPEC, {"loss": descent(5_000, 0.999)})
+    history = job_history(db=db, caller=LOCAL, job_id=uuid.UUID(job_id), names=["loss"],
                           max_points=100)
     assert len(history.starts) == 100
     assert history.bucket_width == 50
@@ -91,11 +91,11 @@ def test_a_long_history_is_read_as_buckets(client: TestClient, engine: Engine) -
 
 
 def test_unknown_jobs_formats_and_series_are_refused(client: TestClient,
-                                                     engine: Engine) -> None:
+                                                     db: Engine) -> None:
     missing = uuid.uuid4()
     for url in (f"/v1/jobs/{missing}/plot.svg", f"/v1/jobs/{missing}/landscape.png"):
         assert client.get(url).status_code == 404
-    known = store(engine, SEED_SPEC, {"loss": [1.0]})
+    known = store(db, SEED_SPEC, {"loss": [1.0]})
     response = client.get("/v1/compare/plot.svg", params={"jobs": f"{known},{missing}"})
     assert response.status_code == 404
     assert str(missing) in response.json()["detail"]
@@ -107,12 +107,12 @@ def test_unknown_jobs_formats_and_series_are_refused(client: TestClient,
     assert client.get("/v1/compare/plot.png", params={"jobs": "nope"}).status_code == 422
 
 
-def test_a_comparison_is_labelled_by_what_differs(client: TestClient, engine: Engine) -> None:
-    fast = store(engine, {**SEED_SPEC, "optimizer": {"name": "SGD", "lr": 0.1}},
+def test_a_comparison_is_labelled_by_what_differs(client: TestClient, db: Engine) -> None:
+    fast = store(db, {**SEED_SPEC, "optimizer": {"name": "SGD", "lr": 0.1}},
                  {"loss": descent(30, 0.8)})
-    slow = store(engine, {**SEED_SPEC, "optimizer": {"name": "SGD", "lr": 0.01}},
+    slow = store(db, {**SEED_SPEC, "optimizer": {"name": "SGD", "lr": 0.01}},
                  {"loss": descent(30, 0.95)})
-    adam = [store(engine, {**SEED_SPEC, "optimizer": {"name": "Adam", "lr": 0.01}, "seed": s},
+    adam = [store(db, {**SEED_SPEC, "optimizer": {"name": "Adam", "lr": 0.01}, "seed": s},
                   {"loss": descent(30, 0.9 + 0.01 * s)}) for s in (1, 2)]
     url = "/v1/compare/plot.{fmt}"
     ids = ",".join([fast, slow, *adam])
@@ -124,8 +124,8 @@ def test_a_comparison_is_labelled_by_what_differs(client: TestClient, engine: En
 
 
 def test_a_landscape_draws_the_objective_and_the_path(client: TestClient,
-                                                      engine: Engine) -> None:
-    job_id = store(engine, ROSENBROCK, rosenbrock_path(), name="sgd on rosenbrock")
+                                                      db: Engine) -> None:
+    job_id = store(db, ROSENBROCK, rosenbrock_path(), name="sgd on rosenbrock")
     url = f"/v1/jobs/{job_id}/landscape.{{fmt}}"
     texts = svg_texts(image(client, url, "svg", resolution=40))
     assert {"sgd on rosenbrock", "SGD lr=0.001", "start", "end", "x", "y", "objective"} <= \
@@ -144,8 +144,8 @@ def test_a_landscape_draws_the_objective_and_the_path(client: TestClient,
       "loss": "cross_entropy"}, "'mlp'"),
 ])
 def test_a_landscape_of_another_model_is_refused_with_the_reason(
-        client: TestClient, engine: Engine, spec: dict[str, Any], reason: str) -> None:
-    job_id = store(engine, spec, {"loss": [1.0]})
+        client: TestClient, db: Engine, spec: dict[str, Any], reason: str) -> None:
+    job_id = store(db, spec, {"loss": [1.0]})
     response = client.get(f"/v1/jobs/{job_id}/landscape.png")
     assert response.status_code == 422
     assert reason in response.json()["message"]
@@ -153,30 +153,30 @@ def test_a_landscape_of_another_model_is_refused_with_the_reason(
 
 
 def test_compare_overlays_paths_of_one_objective_only(client: TestClient,
-                                                      engine: Engine) -> None:
-    sgd = store(engine, ROSENBROCK, rosenbrock_path())
-    adam = store(engine, {**ROSENBROCK, "optimizer": {"name": "Adam", "lr": 0.02}},
+                                                      db: Engine) -> None:
+    sgd = store(db, ROSENBROCK, rosenbrock_path())
+    adam = store(db, {**ROSENBROCK, "optimizer": {"name": "Adam", "lr": 0.02}},
                  rosenbrock_path(20))
     url = "/v1/compare/landscape.{fmt}"
     texts = svg_texts(image(client, url, "svg", jobs=f"{sgd},{adam}", resolution=30))
     assert "optimizer.name=SGD, optimizer.lr=0.001" in texts
     assert "optimizer.name=Adam, optimizer.lr=0.02" in texts
     assert png_size(image(client, url, "png", jobs=f"{sgd},{adam}", resolution=30))
-    other = store(engine, {**ROSENBROCK, "model": {**ROSENBROCK["model"],
-                                                   "expression": "x**2 + y**2"}}, {})
+    other = store(db, {**ROSENBROCK, "model": {**ROSENBROCK["model"],
+                                               "expression": "x**2 + y**2"}}, {})
     response = client.get("/v1/compare/landscape.png", params={"jobs": f"{sgd},{other}"})
     assert response.status_code == 422
     assert "another objective" in response.json()["message"]
 
 
 def test_a_sweep_plot_draws_a_summary_figure_against_an_axis(client: TestClient,
-                                                            engine: Engine) -> None:
-    with engine.begin() as conn:
+                                                            db: Engine) -> None:
+    with db.begin() as conn:
         sweep = sweeps.insert_sweep(conn, name="lr grid", request={}, size=6, tags=[])
     for name in ("SGD", "Adam"):
         for lr in (0.001, 0.01, 0.1):
             final = None if (name, lr) == ("SGD", 0.1) else lr * 10
-            store(engine, {**SEED_SPEC, "optimizer": {"name": name, "lr": lr}},
+            store(db, {**SEED_SPEC, "optimizer": {"name": name, "lr": lr}},
                   {}, sweep_id=sweep.id, point={"optimizer.name": name, "optimizer.lr": lr},
                   summary={"final_loss": final, "best_loss": lr, "outcome": "completed"})
     url = f"/v1/sweeps/{sweep.id}/plot.{{fmt}}"
@@ -195,14 +195,14 @@ def test_a_sweep_plot_draws_a_summary_figure_against_an_axis(client: TestClient,
         assert response.json()["detail"][0]["loc"] == ["query", field]
 
 
-def test_a_job_without_points_yet_is_drawn_empty(client: TestClient, engine: Engine) -> None:
-    queued = store(engine, SEED_SPEC, {})
+def test_a_job_without_points_yet_is_drawn_empty(client: TestClient, db: Engine) -> None:
+    queued = store(db, SEED_SPEC, {})
     texts = svg_texts(image(client, f"/v1/jobs/{queued}/plot.{{fmt}}", "svg"))
     assert "no finite values recorded yet" in texts
     assert "no points: loss" in " ".join(texts)
     texts = svg_texts(image(client, "/v1/compare/plot.{fmt}", "svg", jobs=queued))
     assert "no finite loss values recorded yet" in texts
-    waiting = store(engine, ROSENBROCK, {})
+    waiting = store(db, ROSENBROCK, {})
     texts = svg_texts(image(client, f"/v1/jobs/{waiting}/landscape.{{fmt}}", "svg",
                             resolution=20))
     assert "start" in texts  # the path is its initial point alone

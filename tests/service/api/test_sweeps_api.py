@@ -21,13 +21,13 @@ GRID: dict[str, Any] = {"name": "lr x momentum", "tags": ["grid"], "base": SEED_
                         "seeds": 2}
 
 
-def counts(engine: Engine) -> tuple[int, int]:
-    with engine.connect() as conn:
+def counts(db: Engine) -> tuple[int, int]:
+    with db.connect() as conn:
         return (int(conn.scalar(select(func.count()).select_from(Sweep)) or 0),
                 int(conn.scalar(select(func.count()).select_from(Job)) or 0))
 
 
-def test_a_grid_queues_one_job_per_point_and_seed(client: TestClient, engine: Engine,
+def test_a_grid_queues_one_job_per_point_and_seed(client: TestClient, db: Engine,
                                                   stack: Stack) -> None:
     response = client.post("/v1/sweeps", json=GRID)
     assert response.status_code == 201, response.text
@@ -65,7 +65,7 @@ def test_fuse_false_sends_every_job_alone(client: TestClient, stack: Stack) -> N
     assert all("fuse: false" in entry["reason"] for entry in sweep["fusion"]["alone"])
 
 
-def test_one_invalid_point_refuses_the_whole_sweep(client: TestClient, engine: Engine,
+def test_one_invalid_point_refuses_the_whole_sweep(client: TestClient, db: Engine,
                                                    stack: Stack) -> None:
     bad = {**GRID, "axes": {"optimizer.lr": [0.01, -1.0], "optimizer.momentum": [0.0, 0.9]}}
     response = client.post("/v1/sweeps", json=bad)
@@ -75,7 +75,7 @@ def test_one_invalid_point_refuses_the_whole_sweep(client: TestClient, engine: E
     assert message.startswith("points.4: point 4 (optimizer.lr=-1, optimizer.momentum=0, "
                               "seed=0): optimizer"), message
     assert "lr" in message
-    assert counts(engine) == (0, 0)
+    assert counts(db) == (0, 0)
     assert queued_messages(stack) == 0
 
 
@@ -90,7 +90,7 @@ FOUR_ROWS: dict[str, Any] = {
 
 
 def test_the_one_point_that_fails_is_named_among_points_sharing_their_problem(
-        client: TestClient, engine: Engine, stack: Stack) -> None:
+        client: TestClient, db: Engine, stack: Stack) -> None:
     """Points that differ in options and seed share their problem's checks, but each one's
     optimizer, step and schedule are checked: the first that fails is refused by name."""
     cases = [  # (body, the message's start)
@@ -117,12 +117,12 @@ def test_the_one_point_that_fails_is_named_among_points_sharing_their_problem(
             continue
         assert response.status_code == 422, response.text
         assert response.json()["message"].startswith(start), response.json()["message"]
-    assert counts(engine) == (1, 9)
+    assert counts(db) == (1, 9)
     assert queued_messages(stack) == 1
 
 
 def test_a_batch_size_or_data_field_that_breaks_the_model_is_refused(
-        client: TestClient, engine: Engine, stack: Stack) -> None:
+        client: TestClient, db: Engine, stack: Stack) -> None:
     """Points that differ in batching or data are different problems, each one checked."""
     cases = [
         ({"batch_size": [None, 4, 2]},
@@ -135,7 +135,7 @@ def test_a_batch_size_or_data_field_that_breaks_the_model_is_refused(
         response = client.post("/v1/sweeps", json=body)
         assert response.status_code == 422, response.text
         assert response.json()["message"].startswith(start), response.json()["message"]
-    assert counts(engine) == (0, 0)
+    assert counts(db) == (0, 0)
     assert queued_messages(stack) == 0
     fine = client.post("/v1/sweeps", json={"base": FOUR_ROWS, "seeds": 2,
                                            "axes": {"batch_size": [None, 4]}})
@@ -143,10 +143,10 @@ def test_a_batch_size_or_data_field_that_breaks_the_model_is_refused(
 
 
 def test_jobs_are_stored_and_sent_in_the_order_of_their_points(client: TestClient,
-                                                               engine: Engine,
+                                                               db: Engine,
                                                                stack: Stack) -> None:
     sweep = client.post("/v1/sweeps", json={**GRID, "fuse": False}).json()
-    with engine.connect() as conn:
+    with db.connect() as conn:
         rows = conn.execute(select(Job.id, Job.sweep_point, Job.spec, Job.name, Job.queue)
                             .where(Job.sweep_id == uuid.UUID(sweep["id"]))
                             .order_by(Job.created_at, Job.id)).all()
@@ -159,7 +159,7 @@ def test_jobs_are_stored_and_sent_in_the_order_of_their_points(client: TestClien
     assert rows[0].spec["tags"] == ["grid"]
 
 
-def test_refusals_name_the_field(client: TestClient, engine: Engine) -> None:
+def test_refusals_name_the_field(client: TestClient, db: Engine) -> None:
     cases = [  # (where the message starts, what else it must name, body)
         ("axes", "use mode 'random'",
          {**GRID, "axes": {"optimizer.lr": {"log_uniform": [1e-3, 1e-1]}}}),
@@ -178,21 +178,21 @@ def test_refusals_name_the_field(client: TestClient, engine: Engine) -> None:
         message = response.json()["message"]
         assert message.startswith((f"{field}:", f"{field}.")), message
         assert detail in message, message
-    assert counts(engine) == (0, 0)
+    assert counts(db) == (0, 0)
 
 
 def test_an_oversized_sweep_is_refused_before_expanding(client: TestClient,
-                                                        engine: Engine) -> None:
+                                                        db: Engine) -> None:
     huge = {**GRID, "axes": {f"a{i}": list(range(100)) for i in range(8)}}
     response = client.post("/v1/sweeps", json=huge)
     assert response.status_code == 422
     assert "at most 5000" in response.json()["message"]
 
 
-def test_leaderboard_ranks_the_stored_summaries(client: TestClient, engine: Engine) -> None:
+def test_leaderboard_ranks_the_stored_summaries(client: TestClient, db: Engine) -> None:
     sweep = client.post("/v1/sweeps", json=GRID).json()
     rng = random.Random(1)
-    with engine.begin() as conn:
+    with db.begin() as conn:
         ids = list(conn.scalars(select(Job.id).where(Job.sweep_id == uuid.UUID(sweep["id"]))))
         for job_id in ids[:-1]:
             conn.execute(update(Job).where(Job.id == job_id).values(
@@ -224,9 +224,9 @@ def test_leaderboard_ranks_the_stored_summaries(client: TestClient, engine: Engi
     assert refused.json()["message"].startswith("rank_by:")
 
 
-def test_cancel_stops_every_unfinished_job(client: TestClient, engine: Engine) -> None:
+def test_cancel_stops_every_unfinished_job(client: TestClient, db: Engine) -> None:
     sweep = client.post("/v1/sweeps", json=GRID).json()
-    with engine.begin() as conn:
+    with db.begin() as conn:
         first = conn.scalars(select(Job.id).where(Job.sweep_id == uuid.UUID(sweep["id"]))).first()
         conn.execute(update(Job).where(Job.id == first).values(status="succeeded"))
 

@@ -26,9 +26,9 @@ def api(stack: Stack) -> Iterator[TestClient]:
         yield client
 
 
-def gpu_worker(engine: Engine, stack: Stack) -> None:
+def gpu_worker(db: Engine, stack: Stack) -> None:
     s = stack.settings
-    with engine.begin() as conn:
+    with db.begin() as conn:
         workers.register_worker(conn, name="gpu0@test", queues=[s.queue("gpu"), s.queue("cpu")],
                                 device="cuda:0", pid=1)
 
@@ -52,15 +52,15 @@ def test_cuda_without_a_gpu_worker_is_refused_naming_device(api: TestClient) -> 
 
 
 def test_a_cuda_job_left_without_gpu_worker_fails_after_the_wait(
-        api: TestClient, engine: Engine, stack: Stack) -> None:
-    gpu_worker(engine, stack)
+        api: TestClient, db: Engine, stack: Stack) -> None:
+    gpu_worker(db, stack)
     cuda = api.post("/v1/jobs", json=CUDA)
     cpu = api.post("/v1/jobs", json={**SEED_SPEC, "device": "cpu"})
     auto = api.post("/v1/jobs", json={**SEED_SPEC, "device": "auto"})
     assert cuda.status_code == cpu.status_code == auto.status_code == 201, cuda.text
     assert api.get(f"/v1/jobs/{cuda.json()['id']}").json()["status"] == "queued"
 
-    with engine.begin() as conn:
+    with db.begin() as conn:
         workers.unregister_worker(conn, "gpu0@test")  # the last GPU worker goes
     failed = wait_for(lambda: (job := api.get(f"/v1/jobs/{cuda.json()['id']}").json())
                       ["status"] == "failed" and job, timeout=30, interval=0.2,

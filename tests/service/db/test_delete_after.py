@@ -25,8 +25,8 @@ def value(name: str, step: int) -> float:
     return -0.0 if step == 12 else math.nan if step == 27 else step / 7 + len(name)
 
 
-def store(engine: Engine) -> uuid.UUID:
-    with engine.begin() as conn:
+def store(db: Engine) -> uuid.UUID:
+    with db.begin() as conn:
         job_id = jobs.insert_job(conn, name="", spec=SEED_SPEC, queue="cpu").id
         for batch in BATCHES:
             metrics.write_columns(conn, job_id, {
@@ -34,8 +34,8 @@ def store(engine: Engine) -> uuid.UUID:
     return job_id
 
 
-def stored(engine: Engine, job_id: uuid.UUID) -> dict[str, list[tuple[int, float]]]:
-    with engine.connect() as conn:
+def stored(db: Engine, job_id: uuid.UUID) -> dict[str, list[tuple[int, float]]]:
+    with db.connect() as conn:
         series = metrics.read_series(conn, job_id, ["loss", "val_loss"])
     return {s.name: list(zip(s.steps, s.values, strict=True)) for s in series}
 
@@ -54,15 +54,15 @@ def same(a: dict[str, list[tuple[int, float]]], b: dict[str, list[tuple[int, flo
 
 @pytest.mark.parametrize("after", [-1, 0, 4, 9, 12, 16, 24, 27, 29, 100])
 def test_points_past_a_step_are_deleted_and_the_rest_kept_bit_for_bit(
-        engine: Engine, after: int) -> None:
-    job_id, other = store(engine), store(engine)
+        db: Engine, after: int) -> None:
+    job_id, other = store(db), store(db)
 
-    with engine.begin() as conn:
+    with db.begin() as conn:
         metrics.delete_after(conn, job_id, after)
 
-    assert same(stored(engine, job_id), expected(after))
-    assert same(stored(engine, other), expected(100))  # another job's points untouched
-    with engine.connect() as conn:
+    assert same(stored(db, job_id), expected(after))
+    assert same(stored(db, other), expected(100))  # another job's points untouched
+    with db.connect() as conn:
         assert metrics.last_step(conn, job_id, "loss") == (None if after < 0 else min(after, 29))
         counts = conn.execute(select(MetricChunk.name, func.sum(MetricChunk.count))
                               .where(MetricChunk.job_id == job_id)
@@ -70,11 +70,11 @@ def test_points_past_a_step_are_deleted_and_the_rest_kept_bit_for_bit(
     assert dict(counts) == {n: len(p) for n, p in expected(after).items() if p}
 
 
-def test_new_points_after_the_cut_read_back_as_one_history(engine: Engine) -> None:
-    job_id = store(engine)
-    with engine.begin() as conn:
+def test_new_points_after_the_cut_read_back_as_one_history(db: Engine) -> None:
+    job_id = store(db)
+    with db.begin() as conn:
         metrics.delete_after(conn, job_id, 16)
         metrics.write_columns(conn, job_id, {
             "loss": (range(17, 30), [value("loss", s) for s in range(17, 30)]),
             "val_loss": ([19, 24, 29], [value("val_loss", s) for s in (19, 24, 29)])})
-    assert same(stored(engine, job_id), expected(100))
+    assert same(stored(db, job_id), expected(100))

@@ -14,8 +14,8 @@ from optimlab.service.db.metrics import Point
 from tests.seed_table import SEED_SPEC
 
 
-def claimed_job(engine: Engine) -> jobs.Claim:
-    with engine.begin() as conn:
+def claimed_job(db: Engine) -> jobs.Claim:
+    with db.begin() as conn:
         job = jobs.insert_job(conn, name="events", spec=SEED_SPEC, queue="cpu")
         claim = jobs.claim_job(conn, job.id, worker="test", max_attempts=5,
                                stale_before=datetime.now(UTC).replace(tzinfo=None)
@@ -37,13 +37,13 @@ def history() -> list[Point]:
     return points
 
 
-def test_pages_hold_whole_steps_and_every_point_once(engine: Engine) -> None:
-    claim = claimed_job(engine)
+def test_pages_hold_whole_steps_and_every_point_once(db: Engine) -> None:
+    claim = claimed_job(db)
     points = history()
-    with engine.begin() as conn:
+    with db.begin() as conn:
         metrics.write_points(conn, claim.job_id, points)
 
-    with engine.connect() as conn:
+    with db.connect() as conn:
         ends = events.series_ends(conn, claim.job_id, claim.attempt)
         assert ends == {"late": 299, "loss": 299, "lr": 299, "val_loss": 294}
         upto = max(ends.values())
@@ -73,15 +73,15 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def test_a_page_never_goes_past_upto(engine: Engine) -> None:
-    claim = claimed_job(engine)
-    with engine.begin() as conn:
+def test_a_page_never_goes_past_upto(db: Engine) -> None:
+    claim = claimed_job(db)
+    with db.begin() as conn:
         metrics.write_points(conn, claim.job_id, [(s, "loss", 1.0) for s in range(10)])
         ends = events.series_ends(conn, claim.job_id, claim.attempt)
-    with engine.begin() as conn:  # a later batch: not in the ends read before it
+    with db.begin() as conn:  # a later batch: not in the ends read before it
         metrics.write_points(conn, claim.job_id,
                              [(s, n, 1.0) for s in range(10, 20) for n in ("loss", "new")])
-    with engine.connect() as conn:
+    with db.connect() as conn:
         page = events.next_page(conn, claim.job_id, claim.attempt, after=-1, upto=9, ends=ends,
                                 max_points=1000)
     assert page is not None
@@ -90,11 +90,11 @@ def test_a_page_never_goes_past_upto(engine: Engine) -> None:
 
 
 def test_reads_name_the_attempt_and_find_nothing_once_another_run_claimed_the_job(
-        engine: Engine) -> None:
-    claim = claimed_job(engine)
-    with engine.begin() as conn:
+        db: Engine) -> None:
+    claim = claimed_job(db)
+    with db.begin() as conn:
         metrics.write_points(conn, claim.job_id, [(s, "loss", 1.0) for s in range(10)])
-    with engine.connect() as conn:
+    with db.connect() as conn:
         ends = events.series_ends(conn, claim.job_id, claim.attempt)
         assert events.series_ends(conn, claim.job_id, claim.attempt + 1) == {}
         assert events.next_page(conn, claim.job_id, claim.attempt + 1, after=-1, upto=9,
@@ -105,15 +105,15 @@ def test_reads_name_the_attempt_and_find_nothing_once_another_run_claimed_the_jo
     assert page.series == [("loss", [5, 6, 7, 8, 9], [1.0] * 5)]
 
 
-def test_job_states_and_a_sweeps_jobs(engine: Engine) -> None:
+def test_job_states_and_a_sweeps_jobs(db: Engine) -> None:
     from optimlab.service.db import sweeps
 
-    with engine.begin() as conn:
+    with db.begin() as conn:
         sweep = sweeps.insert_sweep(conn, name="s", request={}, size=2, tags=[])
         first = jobs.insert_job(conn, name="a", spec=SEED_SPEC, queue="cpu", sweep_id=sweep.id)
         second = jobs.insert_job(conn, name="b", spec=SEED_SPEC, queue="cpu", sweep_id=sweep.id)
         jobs.insert_job(conn, name="alone", spec=SEED_SPEC, queue="cpu")
-    with engine.connect() as conn:
+    with db.connect() as conn:
         in_sweep = events.sweep_job_states(conn, sweep.id)
         detailed = events.job_states(conn, [first.id, uuid.uuid4()], detail=True)
     assert {s.id for s in in_sweep} == {first.id, second.id}

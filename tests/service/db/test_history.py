@@ -19,16 +19,16 @@ from optimlab.service.db.models import Job
 from tests.seed_table import SEED_SPEC
 
 
-def store(engine: Engine, points: dict[int, float], name: str = "loss") -> uuid.UUID:
-    with engine.begin() as conn:
+def store(db: Engine, points: dict[int, float], name: str = "loss") -> uuid.UUID:
+    with db.begin() as conn:
         job = jobs.insert_job(conn, name="", spec=SEED_SPEC, queue="cpu")
         metrics.write_points(conn, job.id, [(s, name, v) for s, v in points.items()])
     return job.id
 
 
-def read(engine: Engine, job_id: uuid.UUID, *, max_points: int | None, lo: int | None = None,
+def read(db: Engine, job_id: uuid.UUID, *, max_points: int | None, lo: int | None = None,
          hi: int | None = None) -> history.History:
-    with engine.connect() as conn:
+    with db.connect() as conn:
         return history.read_history(conn, job_id, "loss", lo=lo, hi=hi, max_points=max_points)
 
 
@@ -73,12 +73,12 @@ def check_m4(points: dict[int, float], got: history.History, max_points: int) ->
 
 
 @pytest.mark.parametrize("max_points", [4, 40, 101, 999])
-def test_spikes_extremes_and_ends_survive(engine: Engine, max_points: int) -> None:
+def test_spikes_extremes_and_ends_survive(db: Engine, max_points: int) -> None:
     rng = random.Random(max_points)
     points = spiky(rng, list(range(1000)))
-    job_id = store(engine, points)
+    job_id = store(db, points)
 
-    got = read(engine, job_id, max_points=max_points)
+    got = read(db, job_id, max_points=max_points)
 
     check_m4(points, got, max_points)
     lowest = min(points, key=points.__getitem__)
@@ -90,13 +90,13 @@ def test_spikes_extremes_and_ends_survive(engine: Engine, max_points: int) -> No
     assert got.steps[-1] == 999
 
 
-def test_buckets_are_of_steps_not_of_points(engine: Engine) -> None:
+def test_buckets_are_of_steps_not_of_points(db: Engine) -> None:
     # Evaluations every 7 steps, starting late: buckets span steps 100..7093.
     steps = list(range(100, 7100, 7))
     points = spiky(random.Random(7), steps)
-    job_id = store(engine, points)
+    job_id = store(db, points)
 
-    got = read(engine, job_id, max_points=60)
+    got = read(db, job_id, max_points=60)
 
     check_m4(points, got, 60)
     assert got.downsampled is not None
@@ -104,12 +104,12 @@ def test_buckets_are_of_steps_not_of_points(engine: Engine) -> None:
     assert got.downsampled.buckets >= 15
 
 
-def test_a_history_that_fits_comes_whole(engine: Engine) -> None:
+def test_a_history_that_fits_comes_whole(db: Engine) -> None:
     points = {s: float(s) ** 0.5 for s in range(0, 50, 2)}
-    job_id = store(engine, points)
+    job_id = store(db, points)
 
-    exact = read(engine, job_id, max_points=len(points))
-    everything = read(engine, job_id, max_points=None)
+    exact = read(db, job_id, max_points=len(points))
+    everything = read(db, job_id, max_points=None)
 
     assert exact.downsampled is None
     assert everything.downsampled is None
@@ -117,13 +117,13 @@ def test_a_history_that_fits_comes_whole(engine: Engine) -> None:
     assert exact.values == everything.values == [points[s] for s in sorted(points)]
 
 
-def test_the_range_bounds_the_points_and_the_buckets(engine: Engine) -> None:
+def test_the_range_bounds_the_points_and_the_buckets(db: Engine) -> None:
     points = spiky(random.Random(3), list(range(2000)))
-    job_id = store(engine, points)
+    job_id = store(db, points)
 
-    got = read(engine, job_id, max_points=40, lo=500, hi=1499)
-    whole = read(engine, job_id, max_points=None, lo=500, hi=1499)
-    above = read(engine, job_id, max_points=40, lo=1990)
+    got = read(db, job_id, max_points=40, lo=500, hi=1499)
+    whole = read(db, job_id, max_points=None, lo=500, hi=1499)
+    above = read(db, job_id, max_points=40, lo=1990)
 
     check_m4({s: v for s, v in points.items() if 500 <= s <= 1499}, got, 40)
     assert got.steps[0] == 500
@@ -133,15 +133,15 @@ def test_the_range_bounds_the_points_and_the_buckets(engine: Engine) -> None:
     assert above.downsampled is None
 
 
-def test_non_finite_values_are_kept_as_the_extremes_of_their_bucket(engine: Engine) -> None:
+def test_non_finite_values_are_kept_as_the_extremes_of_their_bucket(db: Engine) -> None:
     # SQLite stores NaN as NULL, PostgreSQL as NaN: both rank it above +inf.
     points = {s: 1.0 + math.sin(s / 10) for s in range(400)}
     points[105], points[190], points[333] = math.inf, -math.inf, math.nan
     points[250] = math.nan  # and a finite spike in the same bucket (200..299) as a NaN:
     points[260] = 50.0      # the NaN wins the bucket's maximum
-    job_id = store(engine, points)
+    job_id = store(db, points)
 
-    got = read(engine, job_id, max_points=16)  # 4 buckets of 100 steps
+    got = read(db, job_id, max_points=16)  # 4 buckets of 100 steps
 
     assert got.downsampled is not None
     assert got.downsampled.bucket_width == 100
@@ -157,11 +157,11 @@ def test_non_finite_values_are_kept_as_the_extremes_of_their_bucket(engine: Engi
         assert same(points[step], value)
 
 
-def test_a_diverged_tail_of_nans_keeps_its_ends(engine: Engine) -> None:
+def test_a_diverged_tail_of_nans_keeps_its_ends(db: Engine) -> None:
     points = {s: (10.0 - s / 100 if s < 300 else math.nan) for s in range(1000)}
-    job_id = store(engine, points)
+    job_id = store(db, points)
 
-    got = read(engine, job_id, max_points=40)  # 10 buckets of 100 steps
+    got = read(db, job_id, max_points=40)  # 10 buckets of 100 steps
 
     check_m4(points, got, 40)
     kept = dict(zip(got.steps, got.values, strict=True))
@@ -171,11 +171,11 @@ def test_a_diverged_tail_of_nans_keeps_its_ends(engine: Engine) -> None:
     assert kept[299] == points[299]  # the last finite value
 
 
-def test_a_constant_series_keeps_first_and_last_of_each_bucket(engine: Engine) -> None:
+def test_a_constant_series_keeps_first_and_last_of_each_bucket(db: Engine) -> None:
     points = dict.fromkeys(range(1000), 0.01)
-    job_id = store(engine, points)
+    job_id = store(db, points)
 
-    got = read(engine, job_id, max_points=20)
+    got = read(db, job_id, max_points=20)
 
     check_m4(points, got, 20)
     assert set(got.values) == {0.01}
@@ -198,8 +198,8 @@ def curve(kind: str, n: int) -> npt.NDArray[np.float64]:
     return np.full(n, 0.25)  # constant
 
 
-def store_array(engine: Engine, values: npt.NDArray[np.float64]) -> uuid.UUID:
-    with engine.begin() as conn:
+def store_array(db: Engine, values: npt.NDArray[np.float64]) -> uuid.UUID:
+    with db.begin() as conn:
         job = jobs.insert_job(conn, name="", spec=SEED_SPEC, queue="cpu")
         for start in range(0, values.size, 2000):  # as a run flushes them
             part = values[start:start + 2000]
@@ -209,12 +209,12 @@ def store_array(engine: Engine, values: npt.NDArray[np.float64]) -> uuid.UUID:
 
 
 @pytest.mark.parametrize("kind", ["monotone", "noisy", "spiky", "wavy", "constant"])
-def test_the_points_returned_come_close_to_max_points(engine: Engine, kind: str) -> None:
+def test_the_points_returned_come_close_to_max_points(db: Engine, kind: str) -> None:
     values = curve(kind, 40_000)
-    job_id = store_array(engine, values)
+    job_id = store_array(db, values)
     points = dict(enumerate(values.tolist()))
     for max_points in (100, 1000):
-        got = read(engine, job_id, max_points=max_points)
+        got = read(db, job_id, max_points=max_points)
 
         check_m4(points, got, max_points)
         assert 0.95 * max_points <= len(got.steps) <= max_points, (kind, max_points)
@@ -227,12 +227,12 @@ def test_the_points_returned_come_close_to_max_points(engine: Engine, kind: str)
 @pytest.mark.parametrize("kind", ["monotone", "noisy", "constant"])
 @pytest.mark.parametrize("n", [101, 150, 250, 399, 1000])
 def test_a_short_range_keeps_at_least_what_a_quarter_of_the_budget_in_buckets_would(
-        engine: Engine, kind: str, n: int) -> None:
+        db: Engine, kind: str, n: int) -> None:
     # With fewer steps than 4 x max_points the widths are a few whole steps: the count
     # can fall short of max_points, but never below M4 over max_points // 4 buckets.
     values = curve(kind, n)
-    job_id = store_array(engine, values)
-    got = read(engine, job_id, max_points=100)
+    job_id = store_array(db, values)
+    got = read(db, job_id, max_points=100)
 
     check_m4(dict(enumerate(values.tolist())), got, 100)
     quarter = history.m4(np.arange(n), history.order_key(values), plan_buckets(0, n - 1, 25))
@@ -252,10 +252,10 @@ def test_the_buckets_are_the_narrowest_that_fit(kind: str) -> None:
     assert keep.tolist() == history.m4(steps, history.order_key(values), buckets).tolist()
 
 
-def test_fewer_than_four_points_cannot_be_promised(engine: Engine) -> None:
-    job_id = store(engine, dict.fromkeys(range(10), 1.0))
+def test_fewer_than_four_points_cannot_be_promised(db: Engine) -> None:
+    job_id = store(db, dict.fromkeys(range(10), 1.0))
     with pytest.raises(ValueError, match="at least 4"):
-        read(engine, job_id, max_points=3)
+        read(db, job_id, max_points=3)
 
 
 # ------------------------------------------------------------------ PostgreSQL only
@@ -263,18 +263,18 @@ def test_fewer_than_four_points_cannot_be_promised(engine: Engine) -> None:
 @pytest.fixture
 def postgres(postgres_database: str) -> Iterator[Engine]:
     """The session's PostgreSQL database; the jobs a test makes are deleted after it."""
-    engine = make_engine(postgres_database)
-    with engine.connect() as conn:
+    db = make_engine(postgres_database)
+    with db.connect() as conn:
         before = set(conn.scalars(select(Job.id)))
-    yield engine
-    with engine.begin() as conn:
+    yield db
+    with db.begin() as conn:
         made = set(conn.scalars(select(Job.id))) - before
         if made:
             conn.execute(delete(Job).where(Job.id.in_(made)))
-    engine.dispose()
+    db.dispose()
 
 
-def test_a_series_stored_in_many_batches_reads_as_one(engine: Engine,
+def test_a_series_stored_in_many_batches_reads_as_one(db: Engine,
                                                       postgres: Engine) -> None:
     rng = random.Random(11)
     points = spiky(rng, sorted(rng.sample(range(50_000), 5000)))
@@ -283,16 +283,16 @@ def test_a_series_stored_in_many_batches_reads_as_one(engine: Engine,
     tail = max(points) + 1
     points.update(dict.fromkeys(range(tail, tail + 300), 2.5))  # a constant stretch: ties
     steps = sorted(points)
-    for db in (engine, postgres):
-        whole = store(db, points)
-        with db.begin() as conn:  # the same points in batches of 1 to 400 points
+    for backend in (db, postgres):
+        whole = store(backend, points)
+        with backend.begin() as conn:  # the same points in batches of 1 to 400 points
             job = jobs.insert_job(conn, name="", spec=SEED_SPEC, queue="cpu")
             start = 0
             while start < len(steps):
                 part = steps[start:start + rng.randint(1, 400)]
                 metrics.write_points(conn, job.id, [(s, "loss", points[s]) for s in part])
                 start += len(part)
-        with db.connect() as conn:
+        with backend.connect() as conn:
             for lo, hi, max_points in ((None, None, None), (None, None, 100), (777, 30_001, 40),
                                        (tail - 5, None, 8), (123, 123, None)):
                 one = history.read_history(conn, whole, "loss", lo=lo, hi=hi,

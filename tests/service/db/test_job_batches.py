@@ -14,12 +14,12 @@ from tests.seed_table import SEED_SPEC
 SKIPPED = {"id", "created_at", "sweep_id"}
 
 
-def test_a_batch_stores_the_rows_one_by_one_inserts_store(engine: Engine) -> None:
+def test_a_batch_stores_the_rows_one_by_one_inserts_store(db: Engine) -> None:
     specs = [{**SEED_SPEC, "seed": seed, "tags": tags}
              for seed, tags in ((0, ["b", "a", "b"]), (1, []), (2, ["a"]))]
     new = [NewJob(name=f"job {i}", spec=spec, queue=f"q{i % 2}",
                   sweep_point={"seed": spec["seed"]}) for i, spec in enumerate(specs)]
-    with engine.begin() as conn:
+    with db.begin() as conn:
         batch = sweeps.insert_sweep(conn, name="batch", request={}, size=3, tags=[])
         alone = sweeps.insert_sweep(conn, name="alone", request={}, size=3, tags=[])
         ids = job_batches.insert_jobs(conn, new, sweep_id=batch.id)
@@ -27,7 +27,7 @@ def test_a_batch_stores_the_rows_one_by_one_inserts_store(engine: Engine) -> Non
             jobs.insert_job(conn, name=job.name, spec=job.spec, queue=job.queue,
                             sweep_id=alone.id, sweep_point=job.sweep_point)
         assert job_batches.insert_jobs(conn, [], sweep_id=batch.id) == []
-    with engine.connect() as conn:
+    with db.connect() as conn:
         stored = {sweep.id: conn.execute(select(Job.__table__).where(Job.sweep_id == sweep.id)
                                          .order_by(Job.created_at, Job.id)).all()
                   for sweep in (batch, alone)}

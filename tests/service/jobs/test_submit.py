@@ -30,7 +30,7 @@ def test_jobs_route_to_the_gpu_queue_when_they_need_or_can_use_a_gpu(
     assert chosen == stack.settings.queue(queue)
 
 
-def test_an_auto_job_goes_to_the_gpu_queue_while_a_gpu_worker_lives(engine: Engine,
+def test_an_auto_job_goes_to_the_gpu_queue_while_a_gpu_worker_lives(db: Engine,
                                                                      stack: Stack) -> None:
     sent: list[str] = []
 
@@ -45,16 +45,16 @@ def test_an_auto_job_goes_to_the_gpu_queue_while_a_gpu_worker_lives(engine: Engi
             pass
 
     s = stack.settings
-    submit_job(engine=engine, caller=LOCAL, dispatcher=Recorder(), settings=s, spec=spec("auto"))
-    with engine.begin() as conn:
+    submit_job(db=db, caller=LOCAL, dispatcher=Recorder(), settings=s, spec=spec("auto"))
+    with db.begin() as conn:
         workers.register_worker(conn, name="gpu0@test", queues=[s.queue("gpu"), s.queue("cpu")],
                                 device="cuda:0", pid=1)
-    submit_job(engine=engine, caller=LOCAL, dispatcher=Recorder(), settings=s, spec=spec("auto"))
+    submit_job(db=db, caller=LOCAL, dispatcher=Recorder(), settings=s, spec=spec("auto"))
 
     assert sent == [s.queue("cpu"), s.queue("gpu")]
 
 
-def test_an_unreachable_broker_fails_the_job_and_says_so(engine: Engine, stack: Stack) -> None:
+def test_an_unreachable_broker_fails_the_job_and_says_so(db: Engine, stack: Stack) -> None:
     class Down:
         def dispatch(self, job_id: str, queue: str) -> None:
             raise ConnectionRefusedError("connection refused")
@@ -66,10 +66,10 @@ def test_an_unreachable_broker_fails_the_job_and_says_so(engine: Engine, stack: 
             raise ConnectionRefusedError("connection refused")
 
     with pytest.raises(BrokerUnavailable, match="unreachable"):
-        submit_job(engine=engine, caller=LOCAL, dispatcher=Down(), settings=stack.settings,
+        submit_job(db=db, caller=LOCAL, dispatcher=Down(), settings=stack.settings,
                    spec=spec("cpu"))
 
-    with engine.connect() as conn:
+    with db.connect() as conn:
         (stored,) = jobs.list_jobs(conn, status=None, limit=10, after=None)
         live = workers.live_workers(conn, within=timedelta(minutes=1))
     assert stored.status == jobs.FAILED
