@@ -133,6 +133,14 @@ def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+# What the store answers (tests/service/db, and the API tests whose answers come from its
+# SQL: listings, histories, events, comparisons, sweeps, uploads, outages) is tested on both
+# stacks. Tests of what the API decides before it stores anything (validation, hostile
+# input, spec escapes) run on the embedded one only:
+# ``pytestmark = EMBEDDED_ONLY``.
+EMBEDDED_ONLY = pytest.mark.parametrize("stack", ["embedded"], indirect=True)
+
+
 @pytest.fixture(params=["embedded", "postgres"])
 def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
     """Both deployments: SQLite + folder broker, and PostgreSQL + Redis."""

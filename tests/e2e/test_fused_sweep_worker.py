@@ -24,7 +24,7 @@ from tests.processes import stop
 from tests.seed_table import SEED_SPEC
 from tests.stacks import wait_for
 from tests.worker.engine.fused.fusing import CollectingSink
-from tests.worker.engine.histories import engine_history
+from tests.worker.engine.histories import expected_history
 
 SWEEP: dict[str, Any] = {
     "name": "fused seed sweep", "base": {**SEED_SPEC, "steps": 300}, "seeds": 2,
@@ -76,7 +76,7 @@ def test_a_fused_sweep_gives_every_job_its_own_numbers(stack: Stack, db: Engine,
     for job in jobs:
         assert job["status"] == "succeeded", job["error"]
         assert job["summary"]["fusion"] == {"fused_with": 11, "mode": "broadcast", "reason": None}
-        alone, summary = engine_history(job["spec"])
+        alone, summary = expected_history(job["spec"])
         stored = client.get(f"/v1/jobs/{job['id']}/metrics").json()["series"]
         assert engine_series(stored) == \
             {name: [v if math.isfinite(v) else None for v in values]
@@ -115,7 +115,7 @@ def test_an_mlp_sweep_runs_batched_in_the_worker_with_every_job_its_numbers(
         fusion = job["summary"]["fusion"]
         if torch.backends.mkl.is_available():
             assert fusion["mode"] == "batched", fusion
-        alone, _ = engine_history(job["spec"])
+        alone, _ = expected_history(job["spec"])
         stored = client.get(f"/v1/jobs/{job['id']}/metrics").json()["series"]
         assert engine_series(stored) == \
             {name: [v if math.isfinite(v) else None for v in values]

@@ -29,7 +29,7 @@ from tests.processes import optimlab, stop
 from tests.seed_table import SEED_SPEC
 from tests.stacks import wait_for
 from tests.tcp_proxy import tcp_proxy
-from tests.worker.engine.histories import engine_history
+from tests.worker.engine.histories import expected_history
 
 # The broker's Redis database of the flush test: its own, never db 0 (other tests use it).
 FLUSHED_REDIS_DB = 11
@@ -54,7 +54,7 @@ def start_worker(stack: Stack, db: Engine, log: Path,
 
 def assert_uninterrupted_history(db: Engine, job_id: str, spec: dict[str, Any]) -> None:
     """The stored series equal, bit for bit, an uninterrupted run of ``spec``."""
-    expected, _ = engine_history(spec)
+    expected, _ = expected_history(spec)
     with db.connect() as conn:
         stored = metrics.read_series(conn, uuid.UUID(job_id), sorted(expected))
         names = set(metrics.series_names(conn, uuid.UUID(job_id))) - {WALL_TIME}

@@ -13,7 +13,7 @@ from tests.conftest import Stack
 from tests.e2e.test_worker_stack import start_worker
 from tests.processes import stop
 from tests.stacks import wait_for
-from tests.worker.engine.histories import engine_history
+from tests.worker.engine.histories import expected_history
 
 BASE: dict[str, Any] = {
     "model": {"kind": "linear"},
@@ -57,6 +57,6 @@ def test_a_grid_sweep_runs_and_ranks_its_jobs(stack: Stack, db: Engine, client: 
     # a sweep's job is the job it describes: its stored history is the engine's, run alone
     job = by_hand[0]
     stored = client.get(f"/v1/jobs/{job['id']}/metrics", params={"names": "loss,lr"}).json()
-    alone, _ = engine_history(job["spec"])
+    alone, _ = expected_history(job["spec"])
     assert stored["series"][0]["values"] == alone["loss"]
     assert stored["series"][1]["values"] == alone["lr"]

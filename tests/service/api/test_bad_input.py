@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import Stack
+from tests.conftest import EMBEDDED_ONLY, Stack
 from tests.seed_table import SEED_SPEC
 from tests.stacks import queued_messages
 
+pytestmark = EMBEDDED_ONLY  # the API's own checks: the store is not asked
 
 def spec_with(path: str, value: Any) -> dict[str, Any]:
     """The seed spec with ``path`` (dotted) set to ``value``; value ... deletes the key."""

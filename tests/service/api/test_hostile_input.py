@@ -11,10 +11,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from optimlab.service.api.main import create_app
-from tests.conftest import Stack
+from tests.conftest import EMBEDDED_ONLY, Stack
 from tests.seed_table import SEED_SPEC
 from tests.stacks import queued_messages
 
+pytestmark = EMBEDDED_ONLY  # the API's own checks: the store is not asked
 
 def _job(client: TestClient) -> str:
     response = client.post("/v1/jobs", json=SEED_SPEC)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import json
 import math
 from typing import Any
 
@@ -17,6 +19,19 @@ def engine_history(raw: dict[str, Any]) -> tuple[History, TrainingSummary]:
     summary = run_training(JobSpec.model_validate(raw), sink)
     names = sorted({name for _, name, _ in sink.points})
     return {name: sink.series(name) for name in names}, summary
+
+
+_COMPUTED: dict[str, tuple[History, TrainingSummary]] = {}
+
+
+def expected_history(raw: dict[str, Any]) -> tuple[History, TrainingSummary]:
+    """``engine_history(raw)``, computed once per test process: the reference that the
+    end-to-end tests compare a worker's stored history with (several train the same spec).
+    Never for a test of the engine's own determinism, which must run it each time."""
+    key = json.dumps(raw, sort_keys=True)
+    if key not in _COMPUTED:
+        _COMPUTED[key] = engine_history(raw)
+    return copy.deepcopy(_COMPUTED[key])
 
 
 def relative_deviation(a: float, b: float) -> float:
