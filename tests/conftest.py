@@ -144,9 +144,17 @@ EMBEDDED_ONLY = pytest.mark.parametrize("stack", ["embedded"], indirect=True)
 @pytest.fixture(params=["embedded", "postgres"])
 def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
     """Both deployments: SQLite + folder broker, and PostgreSQL + Redis."""
+    with stack_of(request.param, tmp_path, request) as stack:
+        yield stack
+
+
+@contextlib.contextmanager
+def stack_of(kind: str, folder: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """A stack of ``kind`` with its data in ``folder``: its own SQLite copy or, on
+    PostgreSQL, the session's database emptied afterwards; its own queue names."""
     prefix = f"test-{uuid.uuid4().hex[:8]}-"
-    if request.param == "embedded":
-        settings = Settings(data_dir=tmp_path / "data", database_url=None, broker_url=None,
+    if kind == "embedded":
+        settings = Settings(data_dir=folder / "data", database_url=None, broker_url=None,
                             queue_prefix=prefix, **FAST)
         settings.data_dir.mkdir()
         _copy_sqlite(request.getfixturevalue("migrated_sqlite"), settings.database)
@@ -154,11 +162,13 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
         return
     database = request.getfixturevalue("postgres_database")
     broker = request.getfixturevalue("redis_url")
-    settings = Settings(data_dir=tmp_path / "data", database_url=database, broker_url=broker,
+    settings = Settings(data_dir=folder / "data", database_url=database, broker_url=broker,
                         queue_prefix=prefix, **FAST)
-    yield Stack("postgres", settings)
-    _empty_postgres(database)
-    _delete_redis_keys(broker, prefix)
+    try:
+        yield Stack("postgres", settings)
+    finally:
+        _empty_postgres(database)
+        _delete_redis_keys(broker, prefix)
 
 
 @pytest.fixture

@@ -1,20 +1,18 @@
-"""A real worker's job followed live through GET /v1/jobs/{id}/events, with a reconnection."""
+"""A real worker's job followed live through GET /v1/jobs/{id}/events, with a reconnection
+(one worker per stack runs the module's jobs)."""
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine
 
 from optimlab.service.api.main import create_app
 from optimlab.worker.sql_sink import WALL_TIME
 from tests.conftest import Stack
-from tests.e2e.test_worker_stack import SERIES_PER_STEP, start_worker
-from tests.processes import stop
+from tests.e2e.test_worker_stack import SERIES_PER_STEP
 from tests.seed_table import SEED_SPEC
 from tests.sse import (
     Event,
@@ -30,6 +28,12 @@ from tests.sse import (
 STEPS = 30_000  # a few seconds of batches on this machine
 
 
+@pytest.fixture
+def stack(shared_worker_stack: Stack) -> Stack:
+    """The module's worker runs every test's jobs (tests/e2e/conftest.py)."""
+    return shared_worker_stack
+
+
 def without_wall_time(points: list[Point]) -> list[Point]:
     """The engine's points: the worker's wall_time (a point per batch) streams too, and
     counts in ``assert_each_once``, but not per step."""
@@ -38,30 +42,26 @@ def without_wall_time(points: list[Point]) -> list[Point]:
 
 @pytest.mark.timeout(240)
 def test_a_client_that_reconnects_midway_gets_the_stored_history_once(
-        stack: Stack, db: Engine, tmp_path: Path) -> None:
-    worker = start_worker(stack, db, tmp_path / "worker.log")
-    try:
-        with live_server(create_app(stack.settings)) as url, \
-                httpx.Client(base_url=url, timeout=60) as http:
-            created = http.post("/v1/jobs", json={**SEED_SPEC, "name": "followed",
-                                                  "steps": STEPS})
-            assert created.status_code == 201, created.text
-            job_id = created.json()["id"]
-            path = f"/v1/jobs/{job_id}/events"
+        stack: Stack) -> None:
+    with live_server(create_app(stack.settings)) as url, \
+            httpx.Client(base_url=url, timeout=60) as http:
+        created = http.post("/v1/jobs", json={**SEED_SPEC, "name": "followed",
+                                              "steps": STEPS})
+        assert created.status_code == 201, created.text
+        job_id = created.json()["id"]
+        path = f"/v1/jobs/{job_id}/events"
 
-            first: list[Event] = []
-            with stream(http, path) as response:
-                for event in read_events(response):
-                    first.append(event)
-                    if len([e for e in first if e.event == "metrics"]) == 2:
-                        break  # the client goes away mid-run
-            time.sleep(0.5)  # the run goes on meanwhile
-            with stream(http, path, last_event_id=last_id(first)) as response:
-                second = list(read_events(response))
-            history: dict[str, Any] = http.get(f"/v1/jobs/{job_id}/metrics").json()
-            job: dict[str, Any] = http.get(f"/v1/jobs/{job_id}").json()
-    finally:
-        stop(worker)
+        first: list[Event] = []
+        with stream(http, path) as response:
+            for event in read_events(response):
+                first.append(event)
+                if len([e for e in first if e.event == "metrics"]) == 2:
+                    break  # the client goes away mid-run
+        time.sleep(0.5)  # the run goes on meanwhile
+        with stream(http, path, last_event_id=last_id(first)) as response:
+            second = list(read_events(response))
+        history: dict[str, Any] = http.get(f"/v1/jobs/{job_id}/metrics").json()
+        job: dict[str, Any] = http.get(f"/v1/jobs/{job_id}").json()
 
     assert job["status"] == "succeeded", job["error"]
     stored: list[Point] = [(step, series["name"], value) for series in history["series"]
@@ -82,32 +82,28 @@ def test_a_client_that_reconnects_midway_gets_the_stored_history_once(
 
 @pytest.mark.timeout(240)
 def test_a_sweeps_stream_resumed_midway_holds_each_jobs_stored_history_once(
-        stack: Stack, db: Engine, tmp_path: Path) -> None:
-    worker = start_worker(stack, db, tmp_path / "worker.log")
-    try:
-        with live_server(create_app(stack.settings)) as url, \
-                httpx.Client(base_url=url, timeout=60) as http:
-            created = http.post("/v1/sweeps", json={
-                "name": "followed", "base": {**SEED_SPEC, "steps": STEPS // 3},
-                "axes": {"optimizer.lr": [0.01, 0.001]}})
-            assert created.status_code == 201, created.text
-            sweep_id = created.json()["id"]
-            path = f"/v1/sweeps/{sweep_id}/events"
+        stack: Stack) -> None:
+    with live_server(create_app(stack.settings)) as url, \
+            httpx.Client(base_url=url, timeout=60) as http:
+        created = http.post("/v1/sweeps", json={
+            "name": "followed", "base": {**SEED_SPEC, "steps": STEPS // 3},
+            "axes": {"optimizer.lr": [0.01, 0.001]}})
+        assert created.status_code == 201, created.text
+        sweep_id = created.json()["id"]
+        path = f"/v1/sweeps/{sweep_id}/events"
 
-            first: list[Event] = []
-            with stream(http, path) as response:
-                for event in read_events(response):
-                    first.append(event)
-                    if len([e for e in first if e.event == "metrics"]) == 2:
-                        break
-            time.sleep(0.5)
-            with stream(http, path, last_event_id=last_id(first)) as response:
-                second = list(read_events(response))
-            jobs = http.get("/v1/jobs", params={"sweep": sweep_id}).json()["data"]
-            histories = {job["id"]: http.get(f"/v1/jobs/{job['id']}/metrics").json()
-                         for job in jobs}
-    finally:
-        stop(worker)
+        first: list[Event] = []
+        with stream(http, path) as response:
+            for event in read_events(response):
+                first.append(event)
+                if len([e for e in first if e.event == "metrics"]) == 2:
+                    break
+        time.sleep(0.5)
+        with stream(http, path, last_event_id=last_id(first)) as response:
+            second = list(read_events(response))
+        jobs = http.get("/v1/jobs", params={"sweep": sweep_id}).json()["data"]
+        histories = {job["id"]: http.get(f"/v1/jobs/{job['id']}/metrics").json()
+                     for job in jobs}
 
     assert len(jobs) == 2
     assert {job["status"] for job in jobs} == {"succeeded"}

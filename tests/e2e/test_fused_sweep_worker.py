@@ -1,10 +1,10 @@
-"""Fused sweeps through a real worker, on both stacks: each point is still its own job,
-with the numbers it has alone; a diverging point and a cancelled one end alone."""
+"""Sweeps through a real worker, one per stack for the module's tests: a grid sweep ranks
+its jobs; a fused sweep's points are still their own jobs, with the numbers they have
+alone; a diverging point and a cancelled one end alone."""
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,15 +12,12 @@ import numpy as np
 import pytest
 import torch
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
 
 from optimlab.service.db.summaries import converged_at
 from optimlab.worker.engine.fused.loop import run_fused
 from optimlab.worker.spec import JobSpec
 from optimlab.worker.sql_sink import WALL_TIME
 from tests.conftest import Stack
-from tests.e2e.test_worker_stack import start_worker
-from tests.processes import stop
 from tests.seed_table import SEED_SPEC
 from tests.stacks import wait_for
 from tests.worker.engine.fused.fusing import CollectingSink
@@ -51,23 +48,22 @@ def sweep_jobs(client: httpx.Client, sweep_id: str) -> list[dict[str, Any]]:
     return jobs
 
 
-def run_sweep(stack: Stack, db: Engine, client: TestClient, tmp_path: Path,
-              request: dict[str, Any]) -> dict[str, Any]:
-    """POST the sweep, let a real worker run it, return the finished sweep."""
-    worker = start_worker(stack, db, tmp_path / "worker.log")
-    try:
-        created = client.post("/v1/sweeps", json=request)
-        assert created.status_code == 201, created.text
-        return finished_sweep(client, created.json()["id"], timeout=240)
-    finally:
-        stop(worker)
+@pytest.fixture
+def stack(shared_worker_stack: Stack) -> Stack:
+    """The module's worker runs every test's jobs (tests/e2e/conftest.py)."""
+    return shared_worker_stack
+
+
+def run_sweep(client: TestClient, request: dict[str, Any]) -> dict[str, Any]:
+    """POST the sweep, let the module's worker run it, return the finished sweep."""
+    created = client.post("/v1/sweeps", json=request)
+    assert created.status_code == 201, created.text
+    return finished_sweep(client, created.json()["id"], timeout=240)
 
 
 @pytest.mark.timeout(300)
-def test_a_fused_sweep_gives_every_job_its_own_numbers(stack: Stack, db: Engine,
-                                                       client: TestClient,
-                                                       tmp_path: Path) -> None:
-    sweep = run_sweep(stack, db, client, tmp_path, SWEEP)
+def test_a_fused_sweep_gives_every_job_its_own_numbers(client: TestClient) -> None:
+    sweep = run_sweep(client, SWEEP)
 
     jobs = sweep_jobs(client, sweep["id"])
     assert len(sweep["fusion"]["tasks"]) == 1
@@ -102,10 +98,10 @@ MLP_SWEEP: dict[str, Any] = {
 
 @pytest.mark.timeout(300)
 def test_an_mlp_sweep_runs_batched_in_the_worker_with_every_job_its_numbers(
-        stack: Stack, db: Engine, client: TestClient, tmp_path: Path) -> None:
+        client: TestClient) -> None:
     """The worker makes MKL's products independent of its thread count (numerics.py), so a
     batched product over the jobs sums as each job's own: the probe keeps ``batched``."""
-    sweep = run_sweep(stack, db, client, tmp_path, MLP_SWEEP)
+    sweep = run_sweep(client, MLP_SWEEP)
 
     jobs = sweep_jobs(client, sweep["id"])
     assert len(jobs) == 8
@@ -123,26 +119,21 @@ def test_an_mlp_sweep_runs_batched_in_the_worker_with_every_job_its_numbers(
 
 
 @pytest.mark.timeout(300)
-def test_cancelling_one_point_stops_only_it(stack: Stack, db: Engine, client: TestClient,
-                                            tmp_path: Path) -> None:
+def test_cancelling_one_point_stops_only_it(client: TestClient) -> None:
     long = {**SWEEP, "base": {**SEED_SPEC, "steps": 15_000}, "seeds": None,
             "axes": {"optimizer.lr": [0.0001, 0.0002], "optimizer.momentum": [0.0, 0.5]}}
-    worker = start_worker(stack, db, tmp_path / "worker.log")
-    try:
-        sweep_id = client.post("/v1/sweeps", json=long).json()["id"]
+    sweep_id = client.post("/v1/sweeps", json=long).json()["id"]
 
-        def progressing() -> list[dict[str, Any]] | None:
-            jobs = sweep_jobs(client, sweep_id)
-            started = all(j["status"] == "running" and (j["summary"] or {}).get("steps_done")
-                          for j in jobs)
-            return jobs if started else None
+    def progressing() -> list[dict[str, Any]] | None:
+        jobs = sweep_jobs(client, sweep_id)
+        started = all(j["status"] == "running" and (j["summary"] or {}).get("steps_done")
+                      for j in jobs)
+        return jobs if started else None
 
-        jobs = wait_for(progressing, timeout=120, interval=0.1, what="the fused run to store")
-        victim = jobs[0]["id"]
-        assert client.post(f"/v1/jobs/{victim}/cancel").status_code == 200
-        finished_sweep(client, sweep_id, timeout=240)
-    finally:
-        stop(worker)
+    jobs = wait_for(progressing, timeout=120, interval=0.1, what="the fused run to store")
+    victim = jobs[0]["id"]
+    assert client.post(f"/v1/jobs/{victim}/cancel").status_code == 200
+    finished_sweep(client, sweep_id, timeout=240)
 
     by_id = {j["id"]: j for j in sweep_jobs(client, sweep_id)}
     assert by_id[victim]["status"] == "cancelled"
@@ -159,3 +150,38 @@ def test_cancelling_one_point_stops_only_it(stack: Stack, db: Engine, client: Te
         assert job["summary"]["steps_done"] == 15_000
         assert job["summary"]["final_loss"] == summary.final_loss
         assert job["summary"]["best_loss"] == summary.best_loss
+
+
+GRID_BASE: dict[str, Any] = {
+    "model": {"kind": "linear"},
+    "data": {"kind": "synthetic", "generator": "linear", "samples": 64, "features": 3},
+    "optimizer": {"name": "SGD", "lr": 0.01}, "batch_size": 8, "steps": 60}
+GRID_SWEEP: dict[str, Any] = {"name": "linreg grid", "base": GRID_BASE, "seeds": 2,
+                              "axes": {"optimizer.lr": [0.003, 0.01, 0.03],
+                                       "optimizer.momentum": [0.0, 0.5, 0.9]}}
+
+
+@pytest.mark.timeout(300)
+def test_a_grid_sweep_runs_and_ranks_its_jobs(client: TestClient) -> None:
+    sweep = run_sweep(client, GRID_SWEEP)
+    sweep_id = sweep["id"]
+
+    assert sweep["counts"] == {"succeeded": 18}
+    jobs = client.get("/v1/jobs", params={"sweep": sweep_id, "limit": 100}).json()["data"]
+    by_hand = sorted(jobs, key=lambda j: j["summary"]["final_loss"])
+    assert [e["job_id"] for e in sweep["leaderboard"]] == [j["id"] for j in by_hand]
+    assert [e["value"] for e in sweep["leaderboard"]] == \
+        [j["summary"]["final_loss"] for j in by_hand]
+    # the seeds draw different data and batches: no ties to hide an ordering mistake
+    assert len({e["value"] for e in sweep["leaderboard"]}) == 18
+
+    best = client.get(f"/v1/sweeps/{sweep_id}", params={"rank_by": "best_loss"}).json()
+    assert [e["job_id"] for e in best["leaderboard"]] == \
+        [j["id"] for j in sorted(jobs, key=lambda j: j["summary"]["best_loss"])]
+
+    # a sweep's job is the job it describes: its stored history is the engine's, run alone
+    job = by_hand[0]
+    stored = client.get(f"/v1/jobs/{job['id']}/metrics", params={"names": "loss,lr"}).json()
+    alone, _ = expected_history(job["spec"])
+    assert stored["series"][0]["values"] == alone["loss"]
+    assert stored["series"][1]["values"] == alone["lr"]
