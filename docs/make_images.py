@@ -5,7 +5,7 @@
 SGD, SGD with momentum and Adam minimise the Rosenbrock function (the specs of
 ``examples/rosenbrock_*.json``). Everything runs in this process on a throwaway SQLite
 database: the jobs are submitted with ``POST /v1/jobs``, trained by the worker's own
-``execute_job`` (the engine writing through the SQL sink), and drawn by
+``execute`` (the engine writing through the SQL sink), and drawn by
 ``GET /v1/compare/plot.png`` and ``GET /v1/compare/landscape.png``. No broker, no server.
 """
 
@@ -21,7 +21,7 @@ from optimlab.migrations import upgrade
 from optimlab.service.api.main import create_app
 from optimlab.service.db.connection import make_engine
 from optimlab.service.settings import Settings
-from optimlab.worker.execution import execute_job
+from optimlab.worker.execution import execute
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT / "docs" / "images"
@@ -58,7 +58,7 @@ def main() -> None:
                 client.post("/v1/jobs", json=spec).raise_for_status()
             db = make_engine(settings.database)
             for job_id in collected.job_ids:
-                execute_job(job_id, db=db, settings=settings, worker="make_images")
+                execute([job_id], db=db, settings=settings, worker="make_images")
             db.dispose()
             for job_id in collected.job_ids:
                 job = client.get(f"/v1/jobs/{job_id}").json()

@@ -1,305 +1,60 @@
-"""Run one job: claim its row, train it with the engine, store metrics and the outcome.
+"""The one executor: a task's job ids in, their rows claimed, the jobs trained, every
+outcome stored.
 
-Called by the Celery task with a job id (never a payload): the spec is read
-back from the job row, which stays the source of truth for status.
+A task names its jobs, never their specs: the spec is read back from each job row, which
+stays the source of truth for status. A job sent alone runs on the engine's single-job
+kernel (alone.py). The jobs of a sweep's fused task (all of them, or those a new attempt
+could claim, or one whose group checkpoint it resumes) run as one fused run where
+kernels.choose_kernel finds that exact (fused_run.py), and one by one otherwise.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import threading
-import traceback
-import uuid
 from collections.abc import Sequence
-from datetime import timedelta
-from types import TracebackType
-from typing import Any
 
-import torch
-from pydantic import ValidationError
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
-from optimlab.service.db import job_logs, jobs, metrics, summaries
-from optimlab.service.db.dataset_source import SqlDatasetSource
-from optimlab.service.db.holders import this_process
-from optimlab.service.db.models import utcnow
+from optimlab.service.db import jobs, metrics
 from optimlab.service.settings import Settings
-from optimlab.worker.checkpoints import CheckpointStore
-from optimlab.worker.db_retry import Backoff, retrying
-from optimlab.worker.engine import SpecError, TrainingSummary, run_training
-from optimlab.worker.engine.devices import resolve_device
-from optimlab.worker.engine.resume import ResumeError
+from optimlab.worker.alone import run_claimed
+from optimlab.worker.fused_checkpoints import fused_group
+from optimlab.worker.fused_run import run_fused_task
+from optimlab.worker.job_rows import Heartbeat, claim_jobs, store_lines
 from optimlab.worker.limits import use_limits
-from optimlab.worker.outcomes import Outcome
-from optimlab.worker.resumption import (
-    StoreCheckpointer,
-    checkpoint_policy,
-    initial_model,
-    plan_resume,
-)
-from optimlab.worker.run_log import Pending, RunLog, capturing, rows_for
-from optimlab.worker.spec import JobSpec
-from optimlab.worker.sql_sink import SqlJobsSink, backoff_of, finite_json
-from optimlab.worker.usage import ProcessMeter
+from optimlab.worker.run_log import capturing
 
 log = logging.getLogger(__name__)
 
-def execute_job(job_id: str, *, db: Engine, settings: Settings, worker: str) -> None:
-    claim = claim_job(job_id, db=db, settings=settings, worker=worker)
-    if claim is not None:
-        with use_limits(settings.limits):  # the spec is checked as the API checked it
-            run_claimed(claim, db=db, settings=settings, worker=worker)
 
-
-def claim_job(job_id: str, *, db: Engine, settings: Settings,
-              worker: str) -> jobs.Claim | None:
-    """Take the job for a new run (queued, or running with a stale heartbeat), or None.
-    Earlier runs' points stay: the run replaces those past its checkpoint (run_claimed)."""
-    claims = claim_jobs([job_id], db=db, settings=settings, worker=worker,
-                        keep_points=True)
-    return claims[0] if claims else None
-
-
-def claim_jobs(job_ids: Sequence[str], *, db: Engine, settings: Settings,
-               worker: str, keep_points: bool = False) -> list[jobs.Claim]:
-    """Claim each job that is free for a new run, in the given order, in one transaction:
-    the queued ones in one statement, the rest (runs whose process died or that stopped
-    beating, jobs out of attempts) one by one. The claims name this process as holder.
-    ``keep_points``: earlier runs' points stay, for a run that resumes to replace."""
-    stale_before = utcnow() - timedelta(seconds=settings.stale_after_seconds)
-    holder = this_process()
-    alive_before = utcnow() - timedelta(seconds=settings.outage_grace_seconds)
-    wanted = [uuid.UUID(job_id) for job_id in job_ids]
-    with db.begin() as conn:
-        found = {claim.job_id: claim for claim in jobs.claim_queued(
-            conn, wanted, worker=worker, max_attempts=settings.max_attempts, holder=holder,
-            keep_points=keep_points)}
-        for job_id in wanted:
-            if job_id not in found and (claim := jobs.claim_job(
-                    conn, job_id, worker=worker, stale_before=stale_before,
-                    max_attempts=settings.max_attempts, holder=holder,
-                    alive_before=alive_before, keep_points=keep_points)) is not None:
-                found[job_id] = claim
-    for job_id in wanted:
-        if job_id not in found:
-            log.debug("job %s: nothing to run (finished, cancelled, or running in a live "
-                      "process)", job_id)
-    return [found[job_id] for job_id in wanted if job_id in found]
-
-
-def run_claimed(claim: jobs.Claim, *, db: Engine, settings: Settings, worker: str,
-                note: dict[str, Any] | None = None, beat: bool = True) -> None:
-    """Train a claimed job alone and store its outcome (``note`` joins its summary), with
-    the run's log lines and what it cost the process. ``beat=False``: the caller's own
-    heartbeat covers the job."""
-    with capturing() as run_log:
-        run_log.note(log, claim.job_id, "job %s: run %d starts on %s", claim.job_id,
-                     claim.attempt, worker)
-        sink = SqlJobsSink(db, [claim], run_log, settings=settings,
-                           max_seconds=settings.max_job_seconds, threaded=False)
-        heartbeat = Heartbeat(db, [claim], every=settings.heartbeat_seconds) if beat \
-            else contextlib.nullcontext()
-        with ProcessMeter(cuda=_cuda_device(claim.spec)) as meter, heartbeat:
-            status, summary, error = _train(claim, sink, settings)
-            try:  # what waited for the database is stored before the outcome
-                sink.close()
-                sink.replace_now()  # a run that stored nothing still replaces old points
-            except Exception as exc:  # not the database away (that is waited for)
-                log.exception("job %s: storing its last metrics failed", claim.job_id)
-                status, error = jobs.FAILED, f"storing metrics failed: {exc}"
-        if sink.superseded:
-            log.warning("job %s: run %d was superseded (or the job deleted); its result is "
-                        "dropped", claim.job_id, claim.attempt)
+def execute(job_ids: Sequence[str], *, db: Engine, settings: Settings, worker: str) -> None:
+    with use_limits(settings.limits):  # each spec is checked as the API checked it
+        # the points of a dead attempt stay until the run knows which step it resumes from
+        claims = claim_jobs(job_ids, db=db, settings=settings, worker=worker,
+                            keep_points=True)
+        if not claims:
             return
-        if summary is not None:
-            summary.update(note or {})
-            summary["process"] = meter.figures()
-        finish_all(db, [(claim, status, summary, error)], run_log=run_log,
-                   backoff=backoff_of(settings))
-
-
-def _cuda_device(spec: dict[str, Any]) -> torch.device | None:
-    """The CUDA device the job will run on, or None (CPU, or a spec that will fail)."""
-    try:
-        device = resolve_device(JobSpec.model_validate(spec).device)
-    except Exception:
-        return None
-    return device if device.type == "cuda" else None
-
-
-# (the run, its status, its summary, its error)
-JobResult = tuple[jobs.Claim, str, dict[str, Any] | None, str | None]
-
-
-def finish_all(db: Engine, outcomes: Sequence[JobResult], *,
-               run_log: RunLog | None = None, backoff: Backoff | None = None) -> None:
-    """Store runs' outcomes in one transaction, with ``converged_at`` read off their stored
-    loss histories (in one query). The end line of each run, and the lines of ``run_log`` no
-    write took yet, are stored with the outcomes. With ``backoff``, a database that is away
-    is waited for: the run's end is recorded when it is back (a run that trained through an
-    outage must not be rerun for want of its last write)."""
-    for claim, status, summary, error in outcomes:
-        line = ("job %s: run %d ends %s", claim.job_id, claim.attempt,
-                _ending(status, summary, error))
-        if run_log is not None:
-            run_log.note(log, claim.job_id, *line)
-        else:
-            log.info(*line)
-    lines = run_log.take(last=True) if run_log is not None else []  # once, for every try
-    if backoff is None:
-        _store_outcomes(db, outcomes, lines)
-    else:
-        retrying(lambda: _store_outcomes(db, outcomes, lines), backoff=backoff,
-                 what=f"jobs {[str(claim.job_id) for claim, _, _, _ in outcomes]}: outcome")
-
-
-def _store_outcomes(db: Engine, outcomes: Sequence[JobResult], lines: list[Pending]) -> None:
-    # Safe to try again after a commit whose acknowledgement was lost: the updates are
-    # conditional on the job still running under this attempt, and so are the lines.
-    with db.begin() as conn:
-        store_lines(conn, [claim for claim, _, _, _ in outcomes], lines)
-        losses = metrics.load_jobs(conn, [claim.job_id for claim, _, summary, _ in outcomes
-                                          if summary is not None], "loss")
-        for claim, _, summary, _ in outcomes:
-            if summary is not None:
-                summary["converged_at"] = summaries.converged_at(
-                    losses[claim.job_id], final=summary.get("final_loss"),
-                    tolerance=_tolerance(claim), window=_window(claim))
-        jobs.finish_jobs(conn, [(claim, status, summary)
-                                for claim, status, summary, error in outcomes if error is None])
-        for claim, status, summary, error in outcomes:
-            if error is not None:
-                jobs.finish_job(conn, claim, status=status, summary=summary, error=error)
-
-
-def _ending(status: str, summary: dict[str, Any] | None, error: str | None) -> str:
-    """``succeeded (completed after 20 steps)``, ``cancelled (after 12 steps)``, ``failed: ...``"""
-    if error is not None:
-        return f"{status}: {(error.splitlines() or [''])[0][:300]}"
-    if summary is None:
-        return status
-    outcome, steps = summary.get("outcome"), summary.get("steps_done")
-    if outcome == Outcome.CANCELLED:  # the run stopped for a cancel: the job stays cancelled
-        return f"cancelled (after {steps} steps)"
-    return f"{status} ({outcome} after {steps} steps)"
-
-
-def store_lines(conn: Connection, claims: Sequence[jobs.Claim], pending: list[Pending]) -> None:
-    """Store captured lines for the runs that still hold their jobs (a deleted job or a
-    superseded run gets none), their rows locked first."""
-    if not pending or not claims:
-        return
-    held = [(claim.job_id, claim.attempt) for claim, status in
-            zip(claims, jobs.lock_many_for_write(conn, list(claims)), strict=True)
-            if status is not None]
-    job_logs.write_lines(conn, rows_for(pending, held))
-
-
-def _tolerance(claim: jobs.Claim) -> float:
-    return float(claim.spec.get("summary", {}).get("tolerance", 0.01))
-
-
-def _window(claim: jobs.Claim) -> int | None:
-    window = claim.spec.get("summary", {}).get("converge_window")
-    return None if window is None else int(window)
-
-
-def _train(claim: jobs.Claim, sink: SqlJobsSink,
-           settings: Settings) -> tuple[str, dict[str, Any] | None, str | None]:
-    try:
-        spec = JobSpec.model_validate(claim.spec)
-        summary = _resume_or_start(claim, spec, sink, settings)
-    except (SpecError, ValidationError) as exc:
-        return jobs.FAILED, sink.last_summary(0), f"invalid spec: {exc}"
-    except Exception as exc:  # a failed job is a result; the worker must go on
-        log.exception("job %s failed", claim.job_id)
-        detail = "".join(traceback.format_exception_only(exc)).strip()
-        return jobs.FAILED, sink.last_summary(0), detail
-    if (timed_out := sink.timed_out.get(0)) is not None:
-        stopped_for_wall_time(summary)
-    result = finite_json({**summary.as_dict(), **sink.notes[0]})
-    return jobs.SUCCEEDED if timed_out is None else jobs.FAILED, result, timed_out
-
-
-def _resume_or_start(claim: jobs.Claim, spec: JobSpec, sink: SqlJobsSink,
-                     settings: Settings) -> TrainingSummary:
-    """Train from the newest usable checkpoint of the job (an earlier attempt's), else from
-    step 0; the sink replaces the points stored past that step in its first write."""
-    store = CheckpointStore(settings.checkpoints)
-    key = str(claim.job_id)
-    with sink.db.connect() as conn:
-        stored_through = metrics.last_step(conn, claim.job_id, "loss")
-    plan = plan_resume(store, key, stored_through=stored_through)
-    checkpointer = StoreCheckpointer(store, key, checkpoint_policy(spec, settings),
-                                     keep=settings.checkpoint_keep,
-                                     extra={"steps_recomputed": plan.steps_recomputed})
-    sink.begin(0, after=plan.step, note={"attempts": claim.attempt,
-                                         "steps_recomputed": plan.steps_recomputed})
-    source = SqlDatasetSource(sink.db)
-    if plan.state is not None:
-        try:
-            line = ("job %s: run %d resumes from the checkpoint of step %d (%d steps "
-                    "recomputed)", claim.job_id, claim.attempt, plan.step, plan.steps_recomputed)
-            if sink.run_log is not None:
-                sink.run_log.note(log, claim.job_id, *line)
-            else:
-                log.info(*line)
-            return run_training(spec, sink, flush_seconds=settings.flush_seconds,
-                                source=source, checkpointer=checkpointer, resume=plan.state)
-        except ResumeError as exc:
-            log.warning("job %s: checkpoint of step %d not resumed (%s); starting from "
-                        "step 0", claim.job_id, plan.step, exc)
-            recomputed = 0 if stored_through is None else stored_through + 1
-            checkpointer.extra["steps_recomputed"] = recomputed
-            sink.begin(0, after=-1, note={"attempts": claim.attempt,
-                                          "steps_recomputed": recomputed})
-    return run_training(spec, sink, flush_seconds=settings.flush_seconds, source=source,
-                        checkpointer=checkpointer, init_model=initial_model(store, spec))
-
-
-def stopped_for_wall_time(summary: TrainingSummary) -> None:
-    """The ended run's summary says why: the engine saw only its sink asking it to stop."""
-    summary.outcome, summary.stop_reason = Outcome.STOPPED, "wall-time limit"
-
-
-class Heartbeat:
-    """Refreshes the jobs' heartbeats from a thread, so a long single step is not taken for
-    death (a fused run beats for all its jobs in one transaction)."""
-
-    def __init__(self, db: Engine, claims: list[jobs.Claim], *, every: float) -> None:
-        self.db = db
-        # In id order, as the writes lock the rows (jobs.lock_many_for_write): a beat and a
-        # fused flush that locked two jobs' rows in opposite orders would deadlock.
-        self.claims = sorted(claims, key=lambda claim: claim.job_id)
-        self.every = every
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="job-heartbeat", daemon=True)
-
-    def __enter__(self) -> Heartbeat:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self.stopped.set()
-        self.thread.join()
-
-    def _run(self) -> None:
-        failures = 0
-        while not self.stopped.wait(self.every):
-            try:
-                with self.db.begin() as conn:
-                    for claim in self.claims:
-                        jobs.heartbeat(conn, claim)
-            except Exception:  # a missed beat is retried; the run goes on
-                failures += 1
-                # While the database is away: one traceback, then a line every tenth beat.
-                if failures == 1 or failures % 10 == 0:
-                    log.warning("jobs %s: heartbeat failed (%d in a row)",
-                                [str(c.job_id) for c in self.claims], failures,
-                                exc_info=failures == 1)
-                continue
-            if failures:
-                log.warning("jobs %s: heartbeat back after %d failures",
-                            [str(c.job_id) for c in self.claims], failures)
-                failures = 0
+        group = fused_group(db, job_ids, [str(claim.job_id) for claim in claims])
+        # One heartbeat for every claimed job until the task ends: the probe takes seconds,
+        # and jobs waiting for their turn to run alone must not look abandoned meanwhile.
+        with Heartbeat(db, claims, every=settings.heartbeat_seconds):
+            if len(group.ids) == 1:  # a job sent alone, of no fused task
+                run_claimed(claims[0], db=db, settings=settings, worker=worker)
+                return
+            with capturing() as run_log:  # the probe's warnings are the run's too
+                result = run_fused_task(group, claims, db=db, settings=settings,
+                                        worker=worker, run_log=run_log)
+                if result.left:
+                    with db.begin() as conn:
+                        store_lines(conn, result.left, run_log.take(last=True))
+            if result.left:
+                log.debug("fused task of %d jobs runs them one by one: %s", len(result.left),
+                          result.reason)
+            for claim in result.left:
+                if result.started:  # start again from step 0, under the same attempt
+                    with db.begin() as conn:
+                        if jobs.lock_for_write(conn, claim) is None:
+                            continue
+                        metrics.delete_points(conn, claim.job_id)
+                run_claimed(claim, db=db, settings=settings, worker=worker,
+                            note={"fusion": {"fused_with": 0, "reason": result.reason}})

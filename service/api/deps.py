@@ -14,7 +14,7 @@ from optimlab.service.jobs.dispatch import Dispatcher
 from optimlab.service.settings import Settings
 
 
-def get_engine(request: Request) -> Engine:
+def get_db(request: Request) -> Engine:
     return request.app.state.db  # type: ignore[no-any-return]
 
 
@@ -26,7 +26,7 @@ def get_app_settings(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
-EngineDep = Annotated[Engine, Depends(get_engine)]
+DbDep = Annotated[Engine, Depends(get_db)]
 DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 

@@ -17,7 +17,8 @@ from optimlab.service.db import jobs, metrics
 from optimlab.service.db.models import Job, MetricChunk, utcnow
 from optimlab.service.jobs.callers import LOCAL
 from optimlab.service.jobs.cancel import cancel_job
-from optimlab.worker.execution import claim_jobs, execute_job, finish_all
+from optimlab.worker.execution import execute
+from optimlab.worker.job_rows import claim_jobs, finish_all
 from optimlab.worker.recovery import requeue_orphans
 from optimlab.worker.sql_sink import WALL_TIME
 from tests.conftest import Stack
@@ -41,7 +42,7 @@ def insert(db: Engine, spec: dict[str, Any], *, status: str = jobs.QUEUED,
 
 
 def run(db: Engine, stack: Stack, job_id: uuid.UUID) -> None:
-    execute_job(str(job_id), db=db, settings=stack.settings, worker="test-worker")
+    execute([str(job_id)], db=db, settings=stack.settings, worker="test-worker")
 
 
 def job(db: Engine, job_id: uuid.UUID) -> Job:

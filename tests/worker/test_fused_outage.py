@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 
 from optimlab.service.db import jobs, metrics
 from optimlab.service.db.connection import make_engine
-from optimlab.worker.fused_execution import execute_fused
+from optimlab.worker.execution import execute
 from tests.conftest import Stack
 from tests.e2e.test_outages import assert_uninterrupted_history
 from tests.seed_table import SEED_SPEC
@@ -38,7 +38,7 @@ def test_a_fused_run_rides_out_a_database_cut(db: Engine, stack: Stack) -> None:
     with tcp_proxy((database.host, database.port)) as proxy:
         proxied = make_engine(database.set(host="127.0.0.1", port=proxy.port)
                               .render_as_string(hide_password=False))
-        run = threading.Thread(target=execute_fused, args=([str(i) for i in ids],), kwargs={
+        run = threading.Thread(target=execute, args=([str(i) for i in ids],), kwargs={
             "db": proxied, "settings": stack.settings, "worker": "test-worker"})
         run.start()
         wait_for(lambda: stored(db, ids[0]), timeout=60, what="the first fused batch")

@@ -22,8 +22,8 @@ from optimlab.service.jobs.sweeps import submit_sweep
 from optimlab.service.settings import Settings
 from optimlab.worker.checkpoints import CheckpointStore
 from optimlab.worker.engine.fused.loop import run_fused
+from optimlab.worker.execution import execute
 from optimlab.worker.fused_checkpoints import StoreCheckpointer, fused_group
-from optimlab.worker.fused_execution import execute_fused
 from optimlab.worker.recovery import requeue_orphans
 from optimlab.worker.spec import JobSpec
 from optimlab.worker.sql_sink import WALL_TIME, SqlJobsSink
@@ -113,7 +113,7 @@ def killed(task: list[str], db: Engine, settings: Settings,
     with monkeypatch.context() as patch:
         die_after_checkpoints(patch, count=count, writes=writes)
         with pytest.raises(Killed):
-            execute_fused(task, db=db, settings=settings, worker="first")
+            execute(task, db=db, settings=settings, worker="first")
 
 
 def orphaned(db: Engine, ids: list[uuid.UUID]) -> None:
@@ -167,7 +167,7 @@ def test_a_killed_fused_task_resumes_from_its_checkpoint_with_every_history_exac
     assert requeue_orphans(db, again, stale_after=timedelta(seconds=60)) == 3
     assert again.alone == []
     assert again.fused == [[task[0], task[2], task[3]]]
-    execute_fused(again.fused[0], db=db, settings=settings, worker="second")
+    execute(again.fused[0], db=db, settings=settings, worker="second")
 
     specs = [get(db, i).spec for i in ids]
     expected = uninterrupted(specs)
@@ -195,7 +195,7 @@ def test_a_task_without_a_checkpoint_starts_again_from_step_zero(
     orphaned(db, ids)
     with db.connect() as conn:
         left = metrics.last_steps(conn, ids)
-    execute_fused(task, db=db, settings=settings, worker="second")
+    execute(task, db=db, settings=settings, worker="second")
 
     expected = uninterrupted([get(db, i).spec for i in ids])
     for index, job_id in enumerate(ids):

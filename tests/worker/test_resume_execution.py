@@ -21,7 +21,8 @@ from optimlab.service.settings import Settings
 from optimlab.worker.checkpoints import CheckpointStore
 from optimlab.worker.engine import run_training
 from optimlab.worker.engine.sink import JobUpdate
-from optimlab.worker.execution import claim_job, execute_job
+from optimlab.worker.execution import execute
+from optimlab.worker.job_rows import claim_job
 from optimlab.worker.resumption import StoreCheckpointer, checkpoint_policy
 from optimlab.worker.spec import JobSpec
 from optimlab.worker.sql_sink import WALL_TIME, SqlJobsSink
@@ -95,7 +96,7 @@ def die_after(db: Engine, settings: Settings, job_id: uuid.UUID, step: int) -> N
 
 def reference(db: Engine, settings: Settings) -> dict[str, list[tuple[int, bytes]]]:
     job_id = insert(db, SPEC)
-    execute_job(str(job_id), db=db, settings=settings, worker="w")
+    execute([str(job_id)], db=db, settings=settings, worker="w")
     assert job(db, job_id).status == jobs.SUCCEEDED
     return history(db, job_id)
 
@@ -110,7 +111,7 @@ def test_a_new_attempt_resumes_from_the_checkpoint_and_replaces_what_came_after(
     store = CheckpointStore(settings.checkpoints)
     assert store.steps(str(job_id)) == [4, 9]
 
-    execute_job(str(job_id), db=db, settings=settings, worker="w")
+    execute([str(job_id)], db=db, settings=settings, worker="w")
 
     done = job(db, job_id)
     assert done.status == jobs.SUCCEEDED, done.error
@@ -139,7 +140,7 @@ def test_a_damaged_checkpoint_means_step_zero_with_a_log_line(
         store.fs.pipe_file(f"{store.root}/{job_id}/step-{step:012d}.pt", b"not a checkpoint")
 
     with caplog.at_level(logging.WARNING):
-        execute_job(str(job_id), db=db, settings=settings, worker="w")
+        execute([str(job_id)], db=db, settings=settings, worker="w")
 
     done = job(db, job_id)
     assert done.status == jobs.SUCCEEDED, done.error
@@ -160,7 +161,7 @@ def test_a_checkpoint_past_the_stored_history_is_not_resumed_from(
     with db.begin() as conn:  # the points of steps 7.. were lost (say)
         metrics.delete_after(conn, job_id, 6)
 
-    execute_job(str(job_id), db=db, settings=settings, worker="w")
+    execute([str(job_id)], db=db, settings=settings, worker="w")
 
     done = job(db, job_id)
     assert history(db, job_id) == expected
@@ -177,7 +178,7 @@ def test_a_run_that_fails_before_storing_anything_still_replaces_the_points_afte
         spec = {**SPEC, "data": {"kind": "upload", "dataset_id": "0" * 64}}
         conn.execute(update(Job).where(Job.id == job_id).values(spec=spec))
 
-    execute_job(str(job_id), db=db, settings=settings, worker="w")
+    execute([str(job_id)], db=db, settings=settings, worker="w")
 
     assert job(db, job_id).status == jobs.FAILED
     assert [step for step, _ in history(db, job_id)["loss"]] == list(range(10))
@@ -186,7 +187,7 @@ def test_a_run_that_fails_before_storing_anything_still_replaces_the_points_afte
 def test_deleting_a_job_deletes_its_checkpoints(db: Engine, stack: Stack) -> None:
     settings = fast(stack)
     job_id = insert(db, SPEC)
-    execute_job(str(job_id), db=db, settings=settings, worker="w")
+    execute([str(job_id)], db=db, settings=settings, worker="w")
     store = CheckpointStore(settings.checkpoints)
     assert store.steps(str(job_id))
 
@@ -207,7 +208,7 @@ def test_a_checkpoint_store_that_fails_costs_the_checkpoints_not_the_job(
     job_id = insert(db, SPEC)
 
     with caplog.at_level(logging.WARNING):
-        execute_job(str(job_id), db=db, settings=settings, worker="w")
+        execute([str(job_id)], db=db, settings=settings, worker="w")
 
     done = job(db, job_id)
     assert done.status == jobs.SUCCEEDED, done.error

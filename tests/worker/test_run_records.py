@@ -18,8 +18,8 @@ from optimlab.service.db.models import JobLog, MetricChunk
 from optimlab.service.jobs.callers import LOCAL
 from optimlab.service.jobs.cancel import cancel_job
 from optimlab.service.jobs.deletion import delete_job
-from optimlab.worker import execution, fused_execution
-from optimlab.worker.fused_execution import execute_fused
+from optimlab.worker import execution, fused_run
+from optimlab.worker.execution import execute
 from optimlab.worker.run_log import capturing
 from optimlab.worker.sql_sink import WALL_TIME
 from tests.conftest import Stack
@@ -77,7 +77,7 @@ def test_a_fused_run_writes_each_job_its_wall_time(db: Engine, stack: Stack) -> 
     ids = [insert(db, {**SEED_SPEC, "steps": 30_000,
                        "optimizer": {"name": "SGD", "lr": lr}}) for lr in (0.001, 0.002)]
 
-    execute_fused([str(i) for i in ids], db=db, settings=stack.settings, worker="w")
+    execute([str(i) for i in ids], db=db, settings=stack.settings, worker="w")
 
     for job_id in ids:
         done = job(db, job_id)
@@ -97,7 +97,7 @@ def test_a_fused_tasks_jobs_beat_while_the_probe_decides(db: Engine, stack: Stac
     monitor took the claimed jobs for abandoned and ran them again, one by one."""
     ids = [insert(db, {**SEED_SPEC, "optimizer": {"name": "SGD", "lr": lr}})
            for lr in (0.01, 0.02)]
-    plan = fused_execution._fusion_plan
+    plan = fused_run._fusion_plan
     beaten: list[bool] = []
 
     def slow_plan(claims: list[jobs.Claim], db: Engine, **options: Any) -> Any:
@@ -108,8 +108,8 @@ def test_a_fused_tasks_jobs_beat_while_the_probe_decides(db: Engine, stack: Stac
             timeout=20, what="heartbeats during the plan")))
         return plan(claims, db, **options)
 
-    monkeypatch.setattr(fused_execution, "_fusion_plan", slow_plan)
-    execute_fused([str(i) for i in ids], db=db, settings=stack.settings, worker="w")
+    monkeypatch.setattr(fused_run, "_fusion_plan", slow_plan)
+    execute([str(i) for i in ids], db=db, settings=stack.settings, worker="w")
 
     assert beaten == [True]
     assert [job(db, i).summary["fusion"]["fused_with"] for i in ids] == [1, 1]  # type: ignore[index]
@@ -160,7 +160,7 @@ def test_a_fused_runs_lines_go_to_every_job_its_own_start_and_end_to_each(
     specs = [{**WARNING_SPEC, "optimizer": {"name": "SGD", "lr": lr}} for lr in (0.01, 0.02)]
     ids = [insert(db, spec) for spec in specs]
 
-    execute_fused([str(i) for i in ids], db=db, settings=stack.settings, worker="w")
+    execute([str(i) for i in ids], db=db, settings=stack.settings, worker="w")
 
     for job_id in ids:
         found = lines(db, job_id)
@@ -223,7 +223,7 @@ def test_a_fused_runs_jobs_share_the_process_figures(db: Engine, stack: Stack) -
     ids = [insert(db, {**SEED_SPEC, "optimizer": {"name": "SGD", "lr": lr}})
            for lr in (0.01, 0.02, 0.03)]
 
-    execute_fused([str(i) for i in ids], db=db, settings=stack.settings, worker="w")
+    execute([str(i) for i in ids], db=db, settings=stack.settings, worker="w")
 
     figures = [job(db, i).summary["process"] for i in ids]  # type: ignore[index]
     assert figures[0] == figures[1] == figures[2]

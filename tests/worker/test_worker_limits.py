@@ -11,8 +11,7 @@ from sqlalchemy import Engine
 
 from optimlab.service.db import jobs, metrics
 from optimlab.service.db.models import Job
-from optimlab.worker.execution import execute_job
-from optimlab.worker.fused_execution import execute_fused
+from optimlab.worker.execution import execute
 from tests.conftest import Stack
 from tests.seed_table import SEED_SPEC
 
@@ -37,7 +36,7 @@ def test_the_worker_checks_a_spec_against_its_settings_limits(db: Engine,
     job_id = _insert(db, SEED_SPEC)
     settings = stack.settings.model_copy(update={"max_steps": 10})
 
-    execute_job(str(job_id), db=db, settings=settings, worker="test-worker")
+    execute([str(job_id)], db=db, settings=settings, worker="test-worker")
 
     failed = _job(db, job_id)
     assert failed.status == jobs.FAILED
@@ -52,7 +51,7 @@ def test_a_run_past_its_wall_time_fails_saying_so_and_keeps_its_metrics(
     settings = stack.settings.model_copy(update={"max_job_seconds": 0.5,
                                                  "flush_seconds": 0.1})
 
-    execute_job(str(job_id), db=db, settings=settings, worker="test-worker")
+    execute([str(job_id)], db=db, settings=settings, worker="test-worker")
 
     failed = _job(db, job_id)
     assert failed.status == jobs.FAILED
@@ -74,7 +73,7 @@ def test_without_a_wall_time_limit_a_job_runs_to_its_end(db: Engine,
                                                          stack: Stack) -> None:
     job_id = _insert(db, SEED_SPEC)
 
-    execute_job(str(job_id), db=db, settings=stack.settings, worker="test-worker")
+    execute([str(job_id)], db=db, settings=stack.settings, worker="test-worker")
 
     assert _job(db, job_id).status == jobs.SUCCEEDED
 
@@ -86,7 +85,7 @@ def test_a_fused_run_past_its_wall_time_fails_each_job_and_keeps_their_metrics(
     settings = stack.settings.model_copy(update={"max_job_seconds": 0.5,
                                                  "flush_seconds": 0.1})
 
-    execute_fused([str(job_id) for job_id in ids], db=db, settings=settings,
+    execute([str(job_id) for job_id in ids], db=db, settings=settings,
                   worker="test-worker")
 
     for job_id in ids:

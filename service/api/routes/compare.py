@@ -6,10 +6,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from optimlab.service.api.comparison_schemas import ComparisonPublic
-from optimlab.service.api.deps import CallerDep, EngineDep
+from optimlab.service.api.deps import CallerDep, DbDep
 from optimlab.service.api.responses import OrjsonResponse
 from optimlab.service.api.schemas.common import ErrorPublic, ValidationErrorPublic
+from optimlab.service.api.schemas.comparison import ComparisonPublic
 from optimlab.service.jobs import compare
 from optimlab.service.jobs.listing import SORT_KEYS
 
@@ -33,7 +33,7 @@ RankQuery = Annotated[str, Query(
 
 
 @router.get("", response_class=OrjsonResponse, response_model=None, responses=RESPONSES)
-def compare_jobs(db: EngineDep, caller: CallerDep, jobs: JobsQuery,
+def compare_jobs(db: DbDep, caller: CallerDep, jobs: JobsQuery,
                  metric: MetricQuery = "loss",
                  max_points: MaxPointsQuery = 500, rank_by: RankQuery = "final_loss",
                  band: compare.Band = "minmax") -> OrjsonResponse:

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Response, UploadFile
 
-from optimlab.service.api.deps import CallerDep, EngineDep, SettingsDep
+from optimlab.service.api.deps import CallerDep, DbDep, SettingsDep
 from optimlab.service.api.schemas.common import ErrorPublic, ValidationErrorPublic
 from optimlab.service.api.schemas.datasets import DatasetPublic, DatasetsPublic
 from optimlab.service.jobs import datasets
@@ -25,7 +25,7 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
     422: {"model": ValidationErrorPublic,
           "description": "The file cannot be read as a data set; `message` says why"}})
 def upload_dataset(
-        response: Response, db: EngineDep, caller: CallerDep, settings: SettingsDep,
+        response: Response, db: DbDep, caller: CallerDep, settings: SettingsDep,
         file: Annotated[UploadFile, File(
             description="CSV with a header row, or NPZ with arrays X and y")],
         target: Annotated[str | None, Form(
@@ -47,14 +47,14 @@ def upload_dataset(
 
 
 @router.get("", response_model=DatasetsPublic)
-def list_datasets(db: EngineDep, caller: CallerDep) -> DatasetsPublic:
+def list_datasets(db: DbDep, caller: CallerDep) -> DatasetsPublic:
     """Every uploaded data set the key may see, newest first."""
     return DatasetsPublic(data=[DatasetPublic.of(d)
                                 for d in datasets.list_datasets(db=db, caller=caller)])
 
 
 @router.get("/{dataset_id}", response_model=DatasetPublic, responses=NOT_FOUND)
-def get_dataset(dataset_id: str, db: EngineDep, caller: CallerDep) -> DatasetPublic:
+def get_dataset(dataset_id: str, db: DbDep, caller: CallerDep) -> DatasetPublic:
     """The data set's description: format, target, rows, features, classes, size."""
     return DatasetPublic.of(datasets.get_dataset(db=db, caller=caller,
                             dataset_id=dataset_id))
@@ -64,7 +64,7 @@ def get_dataset(dataset_id: str, db: EngineDep, caller: CallerDep) -> DatasetPub
     **NOT_FOUND,
     409: {"model": ErrorPublic,
           "description": "Jobs (in any state) refer to the data set; `detail` says which"}})
-def delete_dataset(dataset_id: str, db: EngineDep, caller: CallerDep) -> Response:
+def delete_dataset(dataset_id: str, db: DbDep, caller: CallerDep) -> Response:
     """Remove the data set; refused with 409 while any job, in any state, refers to it (a
     finished job keeps its data so that it can be rerun): delete those jobs first."""
     datasets.delete_dataset(db=db, caller=caller, dataset_id=dataset_id)

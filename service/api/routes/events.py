@@ -12,7 +12,7 @@ from fastapi import APIRouter, Header, Query
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.responses import JSONResponse, StreamingResponse
 
-from optimlab.service.api.deps import CallerDep, EngineDep, SettingsDep
+from optimlab.service.api.deps import CallerDep, DbDep, SettingsDep
 from optimlab.service.api.errors import unprocessable
 from optimlab.service.api.schemas.common import ErrorPublic, ValidationErrorPublic
 from optimlab.service.jobs import events
@@ -85,7 +85,7 @@ def _described(summary: str) -> str:
                                            "description": "No job with this id"}},
             description=_described("The job's status changes and metric points as they are "
                                     "stored, resumable."))
-def job_events(job_id: uuid.UUID, db: EngineDep, caller: CallerDep, settings: SettingsDep,
+def job_events(job_id: uuid.UUID, db: DbDep, caller: CallerDep, settings: SettingsDep,
                last_event_id_header: JobLastEventIdHeader = None,
                last_event_id: JobLastEventIdQuery = None) -> EventSourceResponse | JSONResponse:
     given = last_event_id_header or last_event_id
@@ -104,7 +104,7 @@ def job_events(job_id: uuid.UUID, db: EngineDep, caller: CallerDep, settings: Se
                                            "description": "No sweep with this id"}},
             description=_described("The same for every job of the sweep, until all of them "
                                     "are over."))
-def sweep_events(sweep_id: uuid.UUID, db: EngineDep, caller: CallerDep, settings: SettingsDep,
+def sweep_events(sweep_id: uuid.UUID, db: DbDep, caller: CallerDep, settings: SettingsDep,
                  last_event_id_header: LastEventIdHeader = None,
                  last_event_id: LastEventIdQuery = None) -> EventSourceResponse | JSONResponse:
     given = last_event_id_header or last_event_id

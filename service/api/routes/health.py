@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.responses import JSONResponse
 
-from optimlab.service.api.deps import DispatcherDep, EngineDep, SettingsDep
+from optimlab.service.api.deps import DbDep, DispatcherDep, SettingsDep
 from optimlab.service.api.errors import DATABASE_RETRY_SECONDS
 from optimlab.service.api.schemas.health import Readiness
 from optimlab.service.jobs.readiness import check_readiness
@@ -20,7 +20,7 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
-def readyz(db: EngineDep, dispatcher: DispatcherDep, settings: SettingsDep) -> JSONResponse:
+def readyz(db: DbDep, dispatcher: DispatcherDep, settings: SettingsDep) -> JSONResponse:
     """Database and broker reachable (and, where configured, a worker consuming); else 503."""
     found = check_readiness(db=db, dispatcher=dispatcher, settings=settings)
     body = Readiness.model_validate(found, from_attributes=True)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from optimlab.service.api.deps import CallerDep, DispatcherDep, EngineDep, SettingsDep
+from optimlab.service.api.deps import CallerDep, DbDep, DispatcherDep, SettingsDep
 from optimlab.service.api.schemas.common import QUOTA, ErrorPublic, ValidationErrorPublic
 from optimlab.service.api.schemas.jobs import (
     JobLogsPublic,
@@ -28,7 +28,7 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 
 @router.delete("/{job_id}", status_code=204, response_class=Response, responses={
     **NOT_FOUND, 409: {"model": ErrorPublic, "description": "Queued or running: cancel it first"}})
-def delete_job(job_id: uuid.UUID, db: EngineDep, caller: CallerDep,
+def delete_job(job_id: uuid.UUID, db: DbDep, caller: CallerDep,
                settings: SettingsDep) -> Response:
     """Delete a finished job with its points, tags, log lines and checkpoints."""
     deletion.delete_job(db=db, caller=caller, job_id=job_id, settings=settings)
@@ -38,7 +38,7 @@ def delete_job(job_id: uuid.UUID, db: EngineDep, caller: CallerDep,
 @router.post("/{job_id}/rerun", status_code=201, response_model=JobPublic, responses={
     **NOT_FOUND, 503: {"model": ErrorPublic, "description": "The broker is unreachable"},
     **QUOTA})
-def rerun_job(job_id: uuid.UUID, response: Response, db: EngineDep, caller: CallerDep,
+def rerun_job(job_id: uuid.UUID, response: Response, db: DbDep, caller: CallerDep,
               dispatcher: DispatcherDep, settings: SettingsDep) -> JobPublic:
     """A new job with the same spec (in no sweep), submitted as ``POST /v1/jobs`` does."""
     job = rerun.rerun_job(db=db, caller=caller, dispatcher=dispatcher, settings=settings,
@@ -48,7 +48,7 @@ def rerun_job(job_id: uuid.UUID, response: Response, db: EngineDep, caller: Call
 
 
 @router.patch("/{job_id}", response_model=JobPublic, responses=NOT_FOUND)
-def patch_job(job_id: uuid.UUID, patch: JobPatch, db: EngineDep,
+def patch_job(job_id: uuid.UUID, patch: JobPatch, db: DbDep,
               caller: CallerDep) -> JobPublic:
     """Rename the job or replace its tags (in its spec too), in any state."""
     return JobPublic.of(relabel.relabel_job(db=db, caller=caller, job_id=job_id,
@@ -62,7 +62,7 @@ def patch_job(job_id: uuid.UUID, patch: JobPatch, db: EngineDep,
     404: {"model": ErrorPublic, "description": "No job with this id, or no checkpoint (at "
                                               "this step) yet"}})
 def download_checkpoint(
-        job_id: uuid.UUID, db: EngineDep, settings: SettingsDep, caller: CallerDep,
+        job_id: uuid.UUID, db: DbDep, settings: SettingsDep, caller: CallerDep,
         step: Annotated[int | None, Query(ge=0, description="a checkpointed step; default: "
                                                             "the latest")] = None) -> Response:
     """The model parameters (``state_dict``, as safetensors) of the job's latest checkpoint,
@@ -75,14 +75,14 @@ def download_checkpoint(
 
 
 @router.get("/{job_id}/series", response_model=JobSeriesPublic, responses=NOT_FOUND)
-def list_series(job_id: uuid.UUID, db: EngineDep, caller: CallerDep) -> JobSeriesPublic:
+def list_series(job_id: uuid.UUID, db: DbDep, caller: CallerDep) -> JobSeriesPublic:
     """Every stored series with its point count and first and last step; loss and lr first."""
     extents = queries.series_extents(db=db, caller=caller, job_id=job_id)
     return JobSeriesPublic(job_id=job_id, series=[SeriesExtentPublic.of(e) for e in extents])
 
 
 @router.get("/{job_id}/logs", response_model=JobLogsPublic, responses=NOT_FOUND)
-def read_logs(job_id: uuid.UUID, db: EngineDep, caller: CallerDep,
+def read_logs(job_id: uuid.UUID, db: DbDep, caller: CallerDep,
               attempt: Annotated[int | None, Query(
                   ge=1, le=2**31 - 1, description="one run's lines")] = None,
               min_level: logs.LevelName = "DEBUG",

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from optimlab.service.api.deps import CallerDep, DispatcherDep, EngineDep, SettingsDep
+from optimlab.service.api.deps import CallerDep, DbDep, DispatcherDep, SettingsDep
 from optimlab.service.api.schemas.common import QUOTA, ErrorPublic, ValidationErrorPublic
 from optimlab.service.api.schemas.jobs import JobPublic, JobsPublic, Status
 from optimlab.service.jobs import cancel, listing, queries, submit
@@ -25,7 +25,7 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorPublic, "description": "Body over the size limit"},
     503: {"model": ErrorPublic, "description": "The broker is unreachable; the job is failed"},
     **QUOTA})
-def create_job(spec: JobSpec, response: Response, db: EngineDep, caller: CallerDep,
+def create_job(spec: JobSpec, response: Response, db: DbDep, caller: CallerDep,
                dispatcher: DispatcherDep, settings: SettingsDep) -> JobPublic:
     """Validate the spec, store the job as queued and send it to a worker."""
     job = submit.submit_job(db=db, caller=caller, dispatcher=dispatcher,
@@ -35,7 +35,7 @@ def create_job(spec: JobSpec, response: Response, db: EngineDep, caller: CallerD
 
 
 @router.get("", response_model=JobsPublic)
-def list_jobs(db: EngineDep, caller: CallerDep, status: Status | None = None,
+def list_jobs(db: DbDep, caller: CallerDep, status: Status | None = None,
               tag: Annotated[str | None, Query(max_length=100)] = None,
               name: Annotated[str | None, Query(max_length=200,
                                                 description="a substring of the name")] = None,
@@ -67,13 +67,13 @@ def _naive_utc(value: datetime | None) -> datetime | None:
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses=NOT_FOUND)
-def get_job(job_id: uuid.UUID, db: EngineDep, caller: CallerDep) -> JobPublic:
+def get_job(job_id: uuid.UUID, db: DbDep, caller: CallerDep) -> JobPublic:
     """The job: status, spec, timestamps, error and summary (progress while it runs)."""
     return JobPublic.of(queries.get_job(db=db, caller=caller, job_id=job_id))
 
 
 @router.post("/{job_id}/cancel", response_model=JobPublic, responses={
     **NOT_FOUND, 409: {"model": ErrorPublic, "description": "The job has already finished"}})
-def cancel_job(job_id: uuid.UUID, db: EngineDep, caller: CallerDep) -> JobPublic:
+def cancel_job(job_id: uuid.UUID, db: DbDep, caller: CallerDep) -> JobPublic:
     """A queued job never runs; a running one stops within about a second, keeping its metrics."""
     return JobPublic.of(cancel.cancel_job(db=db, caller=caller, job_id=job_id))

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response, StreamingResponse
 
 from optimlab.service.api import csv_export
-from optimlab.service.api.deps import CallerDep, EngineDep
+from optimlab.service.api.deps import CallerDep, DbDep
 from optimlab.service.api.responses import OrjsonResponse
 from optimlab.service.api.schemas.common import ErrorPublic, ValidationErrorPublic
 from optimlab.service.api.schemas.metrics import MetricsPublic
@@ -75,7 +75,7 @@ def _window(from_step: int | None, to_step: int | None, max_points: int | None,
 @router.get("/{job_id}/metrics", response_class=OrjsonResponse, response_model=None,
             responses={200: {"model": MetricsPublic,
                              "content": {"application/x-ndjson": {}}}, **NOT_FOUND})
-def get_metrics(job_id: uuid.UUID, db: EngineDep, caller: CallerDep, names: NamesQuery = None,
+def get_metrics(job_id: uuid.UUID, db: DbDep, caller: CallerDep, names: NamesQuery = None,
                 from_step: FromQuery = None, to_step: ToQuery = None,
                 max_points: MaxPointsQuery = None, smoothing: SmoothingQuery = None,
                 fmt: FormatQuery = "json") -> Response:
@@ -132,7 +132,7 @@ def _ndjson(rows: Iterator[history.Row], *, smoothed: bool) -> Iterator[bytes]:
 
 @router.get("/{job_id}/metrics.csv", response_class=StreamingResponse,
             responses={200: {"content": {"text/csv": {}}}, **NOT_FOUND})
-def get_metrics_csv(job_id: uuid.UUID, db: EngineDep, caller: CallerDep,
+def get_metrics_csv(job_id: uuid.UUID, db: DbDep, caller: CallerDep,
                     names: NamesQuery = None,
                     from_step: FromQuery = None, to_step: ToQuery = None,
                     max_points: MaxPointsQuery = None,

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query
 from matplotlib.figure import Figure
 from starlette.responses import Response
 
-from optimlab.service.api.deps import CallerDep, EngineDep
+from optimlab.service.api.deps import CallerDep, DbDep
 from optimlab.service.api.schemas.common import ErrorPublic, ValidationErrorPublic
 from optimlab.service.jobs import compare, landscape, plots, sweep_plots
 from optimlab.service.jobs.errors import InvalidQuery
@@ -76,7 +76,7 @@ def _series(text: str) -> list[str]:
 
 
 @router.get("/v1/jobs/{job_id}/plot.{fmt}", response_class=Response, responses=JOB_NOT_FOUND)
-def plot_job(job_id: uuid.UUID, fmt: Format, db: EngineDep, caller: CallerDep,
+def plot_job(job_id: uuid.UUID, fmt: Format, db: DbDep, caller: CallerDep,
              metrics: MetricsQuery = "loss",
              max_points: MaxPointsQuery = 1000, log: LogQuery = None) -> Response:
     """The job's series over steps, downsampled to bucket means with their
@@ -89,7 +89,7 @@ def plot_job(job_id: uuid.UUID, fmt: Format, db: EngineDep, caller: CallerDep,
 
 @router.get("/v1/jobs/{job_id}/landscape.{fmt}", response_class=Response,
             responses=JOB_NOT_FOUND)
-def plot_job_landscape(job_id: uuid.UUID, fmt: Format, db: EngineDep, caller: CallerDep,
+def plot_job_landscape(job_id: uuid.UUID, fmt: Format, db: DbDep, caller: CallerDep,
                        max_points: PathPointsQuery = landscape.MAX_POINTS,
                        resolution: ResolutionQuery = RESOLUTION) -> Response:
     """For an expression model of two one-number parameters minimised itself (loss "none"):
@@ -102,7 +102,7 @@ def plot_job_landscape(job_id: uuid.UUID, fmt: Format, db: EngineDep, caller: Ca
 
 
 @router.get("/v1/compare/plot.{fmt}", response_class=Response, responses=JOBS_NOT_FOUND)
-def plot_comparison(fmt: Format, db: EngineDep, caller: CallerDep, jobs: JobsQuery,
+def plot_comparison(fmt: Format, db: DbDep, caller: CallerDep, jobs: JobsQuery,
                     metric: MetricQuery = "loss", max_points: MaxPointsQuery = 1000,
                     band: BandQuery = "minmax", log: LogQuery = None) -> Response:
     """The metric of several jobs on shared step buckets: one line per seed group (the mean,
@@ -116,7 +116,7 @@ def plot_comparison(fmt: Format, db: EngineDep, caller: CallerDep, jobs: JobsQue
 
 
 @router.get("/v1/compare/landscape.{fmt}", response_class=Response, responses=JOBS_NOT_FOUND)
-def plot_comparison_landscape(fmt: Format, db: EngineDep, caller: CallerDep, jobs: JobsQuery,
+def plot_comparison_landscape(fmt: Format, db: DbDep, caller: CallerDep, jobs: JobsQuery,
                               max_points: PathPointsQuery = landscape.MAX_POINTS,
                               resolution: ResolutionQuery = RESOLUTION) -> Response:
     """Several jobs' paths over the objective they share (the same expression of the same
@@ -131,7 +131,7 @@ def plot_comparison_landscape(fmt: Format, db: EngineDep, caller: CallerDep, job
 
 @router.get("/v1/sweeps/{sweep_id}/plot.{fmt}", response_class=Response,
             responses=SWEEP_NOT_FOUND)
-def plot_sweep(sweep_id: uuid.UUID, fmt: Format, db: EngineDep, caller: CallerDep,
+def plot_sweep(sweep_id: uuid.UUID, fmt: Format, db: DbDep, caller: CallerDep,
                metric: Annotated[str, Query(
                    min_length=1, max_length=100,
                    description="A numeric summary field: final_loss, best_loss, "

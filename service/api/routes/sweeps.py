@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from optimlab.service.api.deps import CallerDep, DispatcherDep, EngineDep, SettingsDep
+from optimlab.service.api.deps import CallerDep, DbDep, DispatcherDep, SettingsDep
 from optimlab.service.api.schemas.common import QUOTA, ErrorPublic, ValidationErrorPublic
 from optimlab.service.api.schemas.sweeps import SweepPublic, SweepsPublic
 from optimlab.service.jobs import sweeps
@@ -28,7 +28,7 @@ RankQuery = Annotated[str, Query(
 
 @router.post("", status_code=201, response_model=SweepPublic, responses={
     503: {"model": ErrorPublic, "description": "The broker is unreachable"}, **QUOTA})
-def create_sweep(request: SweepSpec, response: Response, db: EngineDep, caller: CallerDep,
+def create_sweep(request: SweepSpec, response: Response, db: DbDep, caller: CallerDep,
                  dispatcher: DispatcherDep, settings: SettingsDep) -> SweepPublic:
     """Expand the axes (grid or random) and seeds into jobs, validate every one, then queue
     them all; one invalid point refuses the whole sweep, naming the point."""
@@ -41,7 +41,7 @@ def create_sweep(request: SweepSpec, response: Response, db: EngineDep, caller: 
 
 
 @router.get("", response_model=SweepsPublic)
-def list_sweeps(db: EngineDep, caller: CallerDep, tag: Annotated[str | None,
+def list_sweeps(db: DbDep, caller: CallerDep, tag: Annotated[str | None,
                 Query(max_length=100)] = None,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 50,
                 cursor: Annotated[str | None, Query(max_length=500)] = None) -> SweepsPublic:
@@ -53,7 +53,7 @@ def list_sweeps(db: EngineDep, caller: CallerDep, tag: Annotated[str | None,
 
 
 @router.get("/{sweep_id}", response_model=SweepPublic, responses=NOT_FOUND)
-def get_sweep(sweep_id: uuid.UUID, db: EngineDep, caller: CallerDep,
+def get_sweep(sweep_id: uuid.UUID, db: DbDep, caller: CallerDep,
               rank_by: RankQuery = "final_loss",
               limit: Annotated[int | None, Query(ge=1, le=100_000)] = None) -> SweepPublic:
     """Counts by status, every job ranked by ``rank_by`` with its axis values (unfinished
@@ -64,7 +64,7 @@ def get_sweep(sweep_id: uuid.UUID, db: EngineDep, caller: CallerDep,
 
 
 @router.post("/{sweep_id}/cancel", response_model=SweepPublic, responses=NOT_FOUND)
-def cancel_sweep(sweep_id: uuid.UUID, db: EngineDep, caller: CallerDep) -> SweepPublic:
+def cancel_sweep(sweep_id: uuid.UUID, db: DbDep, caller: CallerDep) -> SweepPublic:
     """Cancel every queued or running job of the sweep; finished jobs keep their results."""
     return SweepPublic.of(sweeps.cancel_sweep(db=db, caller=caller, sweep_id=sweep_id),
                           detailed=True)

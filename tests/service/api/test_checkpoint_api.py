@@ -19,7 +19,7 @@ from optimlab.service.jobs import keys
 from optimlab.service.settings import Settings
 from optimlab.worker.checkpoints import CheckpointStore
 from optimlab.worker.engine.training import total_norm
-from optimlab.worker.execution import execute_job
+from optimlab.worker.execution import execute
 from tests.conftest import Stack
 
 SPEC: dict[str, Any] = {
@@ -39,7 +39,7 @@ def run(client: TestClient, db: Engine, settings: Settings, spec: dict[str, Any]
     response = client.post("/v1/jobs", json=spec)
     assert response.status_code == 201, response.text
     job_id: str = response.json()["id"]
-    execute_job(job_id, db=db, settings=settings, worker="w")
+    execute([job_id], db=db, settings=settings, worker="w")
     assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "succeeded"
     return job_id
 

@@ -321,7 +321,7 @@ def test_the_sql_source_refuses_unknown_ids_naming_the_field(db: Engine) -> None
 
 def test_a_job_trains_on_an_uploaded_data_set(client: TestClient, db: Engine,
                                               stack: Stack) -> None:
-    from optimlab.worker.execution import execute_job
+    from optimlab.worker.execution import execute
 
     dataset = upload(client, CSV, target="label").json()
     spec = {"model": {"kind": "mlp", "hidden": [4]},
@@ -332,7 +332,7 @@ def test_a_job_trains_on_an_uploaded_data_set(client: TestClient, db: Engine,
     assert posted.status_code == 201, posted.text
     job_id = posted.json()["id"]
     refused = client.delete(f"/v1/datasets/{dataset['id']}")
-    execute_job(job_id, db=db, settings=stack.settings, worker="test")
+    execute([job_id], db=db, settings=stack.settings, worker="test")
     done = client.get(f"/v1/jobs/{job_id}").json()
     deleted = client.delete(f"/v1/datasets/{dataset['id']}")
 
@@ -347,7 +347,7 @@ def test_a_job_trains_on_an_uploaded_data_set(client: TestClient, db: Engine,
 def test_a_classifier_on_an_uploaded_data_set_uses_its_labels(client: TestClient,
                                                               db: Engine,
                                                               stack: Stack) -> None:
-    from optimlab.worker.execution import execute_job
+    from optimlab.worker.execution import execute
 
     dataset = upload(client, IMAGES, filename="images.npz").json()
     spec = {"model": {"kind": "cnn", "channels": [2], "hidden": 4},
@@ -356,7 +356,7 @@ def test_a_classifier_on_an_uploaded_data_set_uses_its_labels(client: TestClient
 
     posted = client.post("/v1/jobs", json=spec)
     assert posted.status_code == 201, posted.text
-    execute_job(posted.json()["id"], db=db, settings=stack.settings, worker="test")
+    execute([posted.json()["id"]], db=db, settings=stack.settings, worker="test")
     done = client.get(f"/v1/jobs/{posted.json()['id']}").json()
 
     assert done["status"] == "succeeded", done["error"]

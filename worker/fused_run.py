@@ -1,92 +1,68 @@
-"""Run a fused task: claim its jobs, train them as one run, store each job's outcome.
+"""Train a fused task's jobs as one run (the engine's fused kernel, in the mode
+kernels.choose_kernel found exact) and store each job's outcome.
 
 Each job keeps its own row, attempt and metrics: the worker's sink (sql_sink.py) writes
-every job's batch fenced by that job's attempt, in one transaction per flush. Whatever
-cannot fuse (a probe finds the numbers would change, or the fused run fails) runs job by
-job instead, each under the claim it already holds.
-
-The run checkpoints its stacked state under its group's key (fused_checkpoints.py); a new
-attempt at any of the group's jobs (Celery redelivering the task, or the orphans requeued
-as one fused task) resumes from the newest checkpoint that every claimed job's stored
-points reach, and each job's first write replaces what the dead attempt stored after it.
+every job's batch fenced by that job's attempt, in one transaction per flush. The run
+checkpoints its stacked state under its group's key (fused_checkpoints.py); a new attempt
+at any of the group's jobs resumes from the newest checkpoint that every claimed job's
+stored points reach, and each job's first write replaces what the dead attempt stored
+after it. What cannot run fused goes back to the executor (execution.py) to run alone.
 """
 
 from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import Engine
 
-from optimlab.service.db import jobs, metrics
+from optimlab.service.db import jobs
 from optimlab.service.db.dataset_source import SqlDatasetSource
 from optimlab.service.settings import Settings
+from optimlab.worker.alone import stopped_for_wall_time
 from optimlab.worker.checkpoints import CheckpointStore
 from optimlab.worker.engine import TrainingSummary
 from optimlab.worker.engine.fused.loop import run_fused
 from optimlab.worker.engine.kernels import FusedKernel, choose_kernel
-from optimlab.worker.execution import (
-    Heartbeat,
-    JobResult,
-    claim_jobs,
-    finish_all,
-    run_claimed,
-    stopped_for_wall_time,
-    store_lines,
-)
 from optimlab.worker.fused_checkpoints import (
+    FusedGroup,
     StoreCheckpointer,
     describe,
     forget_if_done,
-    fused_group,
     policy,
     start,
 )
-from optimlab.worker.run_log import RunLog, capturing
+from optimlab.worker.job_rows import JobResult, finish_all
+from optimlab.worker.run_log import RunLog
 from optimlab.worker.spec import JobSpec
 from optimlab.worker.sql_sink import SqlJobsSink, backoff_of, finite_json
 from optimlab.worker.usage import ProcessMeter
 
-log = logging.getLogger(__name__)
+# The executor's lines (stored with each run's log) keep its name, whichever of its
+# modules writes them.
+log = logging.getLogger("optimlab.worker.execution")
 
 
-
-def execute_fused(job_ids: Sequence[str], *, db: Engine, settings: Settings,
-                  worker: str) -> None:
-    # the points of a dead attempt stay until this run knows which it resumes from
-    claims = claim_jobs(job_ids, db=db, settings=settings, worker=worker,
-                        keep_points=True)
-    if not claims:
-        return
-    # One heartbeat for every claimed job until the task ends: the probe takes seconds, and
-    # jobs waiting for their turn to run alone must not look abandoned meanwhile.
-    with Heartbeat(db, claims, every=settings.heartbeat_seconds):
-        with capturing() as run_log:  # the probe's warnings are the run's too
-            left, reason = _fused_run(job_ids, claims, db=db, settings=settings,
-                                      worker=worker, run_log=run_log)
-            if left:
-                with db.begin() as conn:
-                    store_lines(conn, left, run_log.take(last=True))
-        if left:
-            log.debug("fused task of %d jobs runs them one by one: %s", len(left), reason)
-        _run_alone(left, db=db, settings=settings, worker=worker, reason=reason)
+@dataclass(frozen=True)
+class FusedResult:
+    left: list[jobs.Claim]  # the jobs still held that must run alone
+    reason: str  # why they must
+    started: bool  # the fused run trained (and may have stored points) before it stopped
 
 
-def _fused_run(sent: Sequence[str], claims: list[jobs.Claim], *, db: Engine,
-               settings: Settings, worker: str, run_log: RunLog
-               ) -> tuple[list[jobs.Claim], str]:
-    """Train the jobs as one run (from the group's checkpoint where one serves) and store
-    their outcomes; or return the jobs still held that must run one by one instead, and
-    why."""
-    group = fused_group(db, sent, [str(claim.job_id) for claim in claims])
+def run_fused_task(group: FusedGroup, claims: list[jobs.Claim], *, db: Engine,
+                   settings: Settings, worker: str, run_log: RunLog) -> FusedResult:
+    """Train a fused task's claimed jobs as one run (from the group's checkpoint where one
+    serves) and store their outcomes; or say which jobs it still holds must run one by one
+    instead, and why."""
     store = CheckpointStore(settings.checkpoints)
     begin = start(db, store, group, claims)
     plan, reason = _fusion_plan(claims, db, resuming=begin.state is not None)
     if plan is None:
-        return claims, reason or "not fusable"
+        return FusedResult(claims, reason or "not fusable", started=False)
     specs, kernel = plan
     mode = kernel.mode
     where = "" if begin.state is None else f" at step {begin.step + 1}"
@@ -95,9 +71,8 @@ def _fused_run(sent: Sequence[str], claims: list[jobs.Claim], *, db: Engine,
                      "jobs", claim.job_id, claim.attempt, where, worker, len(claims) - 1)
     notes = [{"resume": describe(begin, index, claim.attempt)}
              for index, claim in enumerate(claims)]
-    sink = SqlJobsSink(db, claims, run_log, settings=settings,
-                        replace_after=begin.step, notes=notes,
-                        max_seconds=settings.max_job_seconds)
+    sink = SqlJobsSink(db, claims, run_log, settings=settings, replace_after=begin.step,
+                       notes=notes, max_seconds=settings.max_job_seconds)
     checkpointer = StoreCheckpointer(store, group, policy(specs[0], settings), sink.drain,
                                      keep=settings.checkpoint_keep,
                                      recomputed=begin.recomputed)
@@ -113,7 +88,7 @@ def _fused_run(sent: Sequence[str], claims: list[jobs.Claim], *, db: Engine,
     except Exception as exc:  # the jobs are still good alone: run them so
         log.exception("fused run failed; its jobs run one by one")
         detail = "".join(traceback.format_exception_only(exc)).strip()
-        return _left(claims, sink), f"the fused run failed: {detail}"
+        return FusedResult(_left(claims, sink), f"the fused run failed: {detail}", started=True)
     extra = {"fusion": {"fused_with": len(claims) - 1, "mode": mode, "reason": None},
              "process": meter.figures(shared_by=len(claims))}
     done = [_outcome(claim, summary, {**extra, **notes[index]}, sink.timed_out.get(index))
@@ -121,7 +96,7 @@ def _fused_run(sent: Sequence[str], claims: list[jobs.Claim], *, db: Engine,
             if index not in sink.superseded]
     finish_all(db, done, run_log=run_log, backoff=backoff_of(settings))
     forget_if_done(db, store, group)
-    return [], ""
+    return FusedResult([], "", started=True)
 
 
 def _outcome(claim: jobs.Claim, summary: TrainingSummary, extra: dict[str, Any],
@@ -150,15 +125,3 @@ def _fusion_plan(claims: list[jobs.Claim], db: Engine, *, resuming: bool = False
         return None, "a spec no longer validates"
     kernel, reason = choose_kernel(specs, source=SqlDatasetSource(db), resuming=resuming)
     return (None, reason) if kernel is None else ((specs, kernel), None)
-
-
-def _run_alone(claims: list[jobs.Claim], *, db: Engine, settings: Settings, worker: str,
-               reason: str) -> None:
-    for claim in claims:
-        with db.begin() as conn:  # start again from step 0, under the same attempt
-            if jobs.lock_for_write(conn, claim) is None:
-                continue
-            metrics.delete_points(conn, claim.job_id)
-        run_claimed(claim, db=db, settings=settings, worker=worker,
-                    note={"fusion": {"fused_with": 0, "reason": reason}},
-                    beat=False)  # the task's heartbeat beats every claimed job
