@@ -20,16 +20,19 @@ from optimlab.service.jobs.cancel import cancel_job
 from optimlab.service.jobs.sweep_spec import SweepSpec
 from optimlab.service.jobs.sweeps import submit_sweep
 from optimlab.service.settings import Settings
+from optimlab.worker import fused_run
 from optimlab.worker.checkpoints import CheckpointStore
 from optimlab.worker.engine.fused.loop import run_fused
 from optimlab.worker.execution import execute
 from optimlab.worker.fused_checkpoints import StoreCheckpointer, fused_group
 from optimlab.worker.recovery import requeue_orphans
+from optimlab.worker.resumption import StoreCheckpointer as JobCheckpointer
 from optimlab.worker.spec import JobSpec
 from optimlab.worker.sql_sink import WALL_TIME, SqlJobsSink
 from tests.conftest import Stack
 from tests.seed_table import SEED_SPEC
 from tests.worker.engine.fused.fusing import CollectingSink
+from tests.worker.engine.histories import engine_history
 
 SWEEP: dict[str, Any] = {
     "name": "resumed", "base": {**SEED_SPEC, "steps": 240, "checkpoint_every": 30},
@@ -71,14 +74,16 @@ def settings_of(stack: Stack) -> Settings:
                                              "checkpoint_keep": 100})
 
 
-def die_after_checkpoints(monkeypatch: pytest.MonkeyPatch, count: int, writes: int) -> None:
+def die_after_checkpoints(monkeypatch: pytest.MonkeyPatch, count: int, writes: int,
+                          checkpointer: Any = StoreCheckpointer) -> None:
     """The run dies ``writes`` flushes after its ``count``-th checkpoint, once those are
-    stored (a killed process's last transactions are committed or not at all)."""
+    stored (a killed process's last transactions are committed or not at all);
+    ``checkpointer``: the fused runs' class, or a job alone's (resumption.py)."""
     saved = 0
     after = 0
-    save, write = StoreCheckpointer.save, SqlJobsSink.write
+    save, write = checkpointer.save, SqlJobsSink.write
 
-    def counting_save(self: StoreCheckpointer, step: int, state: Any) -> None:
+    def counting_save(self: Any, step: int, state: Any) -> None:
         nonlocal saved
         save(self, step, state)
         saved += 1
@@ -93,7 +98,7 @@ def die_after_checkpoints(monkeypatch: pytest.MonkeyPatch, count: int, writes: i
                 raise Killed
         return answer
 
-    monkeypatch.setattr(StoreCheckpointer, "save", counting_save)
+    monkeypatch.setattr(checkpointer, "save", counting_save)
     monkeypatch.setattr(SqlJobsSink, "write", dying_write)
 
 
@@ -205,3 +210,66 @@ def test_a_task_without_a_checkpoint_starts_again_from_step_zero(
         assert done.summary["resume"] == {"attempts": 2, "started_at_step": 0,
                                           "steps_recomputed": left[job_id] + 1}
         assert stored(db, job_id) == expected[index]
+
+
+def test_a_fused_tasks_job_sent_alone_resumes_from_its_groups_checkpoint(
+        db: Engine, stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reconciler re-sends a lost message's jobs one by one: each still resumes from the
+    group's checkpoint (the job rows, not the message, say it belongs to a fused task)."""
+    settings = settings_of(stack)
+    task, ids = submitted(db, settings, SWEEP)
+    killed(task, db, settings, monkeypatch, count=2, writes=5)
+    group = fused_group(db, task)
+    store = CheckpointStore(settings.checkpoints)
+    checkpoint = store.steps(group.key)[-1]
+    orphaned(db, ids)
+    with db.connect() as conn:
+        left = metrics.last_steps(conn, ids)
+
+    for job_id in task:
+        execute([job_id], db=db, settings=settings, worker="second")
+
+    expected = uninterrupted([get(db, i).spec for i in ids])
+    for index, job_id in enumerate(ids):
+        done = get(db, job_id)
+        assert done.status == jobs.SUCCEEDED, done.error
+        assert done.summary is not None
+        assert done.summary["resume"] == {
+            "attempts": 2, "started_at_step": checkpoint + 1,
+            "steps_recomputed": left[job_id] - checkpoint}
+        assert done.summary["fusion"]["fused_with"] == 0
+        assert stored(db, job_id) == expected[index]
+    assert store.steps(group.key) == []
+
+
+def test_a_fused_tasks_job_run_alone_resumes_from_its_own_checkpoint(
+        db: Engine, stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task whose jobs run one by one (here: kept apart) dies mid-job; sent again, that
+    job resumes from its own checkpoint, the others start from step 0."""
+    monkeypatch.setattr(fused_run, "_fusion_plan", lambda *_, **__: (None, "kept apart"))
+    settings = settings_of(stack)
+    task, ids = submitted(db, settings, SWEEP)
+    with monkeypatch.context() as patch:
+        die_after_checkpoints(patch, count=2, writes=5, checkpointer=JobCheckpointer)
+        with pytest.raises(Killed):
+            execute(task, db=db, settings=settings, worker="first")
+    store = CheckpointStore(settings.checkpoints)
+    checkpoint = store.steps(task[0])[-1]
+    orphaned(db, ids)
+    with db.connect() as conn:
+        left = metrics.last_steps(conn, ids)
+    assert left[ids[0]] > checkpoint
+    assert all(left[job_id] == -1 for job_id in ids[1:])  # never started
+
+    execute(task, db=db, settings=settings, worker="second")
+
+    for index, job_id in enumerate(ids):
+        done = get(db, job_id)
+        assert done.status == jobs.SUCCEEDED, done.error
+        assert done.summary is not None
+        assert done.summary["attempts"] == 2
+        assert done.summary["fusion"] == {"fused_with": 0, "reason": "kept apart"}
+        recomputed = left[job_id] - checkpoint if index == 0 else 0
+        assert done.summary["steps_recomputed"] == recomputed
+        alone, _ = engine_history(done.spec)
+        assert stored(db, job_id) == alone

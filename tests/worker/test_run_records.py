@@ -18,7 +18,7 @@ from optimlab.service.db.models import JobLog, MetricChunk
 from optimlab.service.jobs.callers import LOCAL
 from optimlab.service.jobs.cancel import cancel_job
 from optimlab.service.jobs.deletion import delete_job
-from optimlab.worker import execution, fused_run
+from optimlab.worker import alone, fused_run
 from optimlab.worker.execution import execute
 from optimlab.worker.run_log import capturing
 from optimlab.worker.sql_sink import WALL_TIME
@@ -142,7 +142,7 @@ def test_a_failed_runs_error_and_traceback_are_kept(db: Engine, stack: Stack,
     def boom(*_: Any, **__: Any) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(execution, "run_training", boom)
+    monkeypatch.setattr(alone, "run_training", boom)
     job_id = insert(db, SEED_SPEC)
 
     run(db, stack, job_id)
