@@ -80,7 +80,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 # Whole folders and modules of tests that start processes (workers, `optimlab up`, a
 # browser) or build the wheel: `make test` runs them; `pytest -m "not slow"` leaves them out.
-SLOW_PATHS = ("tests/e2e/", "tests/browser/", "tests/test_packaging.py")
+SLOW_PATHS = ("tests/e2e/", "tests/browser/", "tests/client/", "tests/test_packaging.py",
+              "tests/test_readme.py", "tests/test_compose.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
