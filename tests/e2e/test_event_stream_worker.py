@@ -28,6 +28,17 @@ from tests.sse import (
 STEPS = 30_000  # a few seconds of batches on this machine
 
 
+def until_two_batches(http: httpx.Client, path: str) -> list[Event]:
+    """The stream's events up to its second metrics batch; then the client leaves."""
+    events: list[Event] = []
+    with stream(http, path) as response:
+        for event in read_events(response):
+            events.append(event)
+            if len([e for e in events if e.event == "metrics"]) == 2:
+                break
+    return events
+
+
 @pytest.fixture
 def stack(shared_worker_stack: Stack) -> Stack:
     """The module's worker runs every test's jobs (tests/e2e/conftest.py)."""
@@ -41,8 +52,7 @@ def without_wall_time(points: list[Point]) -> list[Point]:
 
 
 @pytest.mark.timeout(240)
-def test_a_client_that_reconnects_midway_gets_the_stored_history_once(
-        stack: Stack) -> None:
+def test_a_client_that_reconnects_midway_gets_the_stored_history_once(stack: Stack) -> None:
     with live_server(create_app(stack.settings)) as url, \
             httpx.Client(base_url=url, timeout=60) as http:
         created = http.post("/v1/jobs", json={**SEED_SPEC, "name": "followed",
@@ -51,12 +61,7 @@ def test_a_client_that_reconnects_midway_gets_the_stored_history_once(
         job_id = created.json()["id"]
         path = f"/v1/jobs/{job_id}/events"
 
-        first: list[Event] = []
-        with stream(http, path) as response:
-            for event in read_events(response):
-                first.append(event)
-                if len([e for e in first if e.event == "metrics"]) == 2:
-                    break  # the client goes away mid-run
+        first = until_two_batches(http, path)  # the client goes away mid-run
         time.sleep(0.5)  # the run goes on meanwhile
         with stream(http, path, last_event_id=last_id(first)) as response:
             second = list(read_events(response))
@@ -92,12 +97,7 @@ def test_a_sweeps_stream_resumed_midway_holds_each_jobs_stored_history_once(
         sweep_id = created.json()["id"]
         path = f"/v1/sweeps/{sweep_id}/events"
 
-        first: list[Event] = []
-        with stream(http, path) as response:
-            for event in read_events(response):
-                first.append(event)
-                if len([e for e in first if e.event == "metrics"]) == 2:
-                    break
+        first = until_two_batches(http, path)
         time.sleep(0.5)
         with stream(http, path, last_event_id=last_id(first)) as response:
             second = list(read_events(response))

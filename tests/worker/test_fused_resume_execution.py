@@ -24,7 +24,7 @@ from optimlab.worker import fused_run
 from optimlab.worker.checkpoints import CheckpointStore
 from optimlab.worker.engine.fused.loop import run_fused
 from optimlab.worker.execution import execute
-from optimlab.worker.fused_checkpoints import StoreCheckpointer, fused_group
+from optimlab.worker.fused_checkpoints import FusedGroup, StoreCheckpointer, fused_group
 from optimlab.worker.recovery import requeue_orphans
 from optimlab.worker.resumption import StoreCheckpointer as JobCheckpointer
 from optimlab.worker.spec import JobSpec
@@ -121,6 +121,18 @@ def killed(task: list[str], db: Engine, settings: Settings,
             execute(task, db=db, settings=settings, worker="first")
 
 
+def killed_past_its_second_checkpoint(
+        db: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> tuple[list[str], list[uuid.UUID], FusedGroup, CheckpointStore, int]:
+    """SWEEP's fused task, dead five flushes after its second checkpoint: the task, its
+    jobs, their group, the checkpoint store and the step of the group's newest checkpoint."""
+    task, ids = submitted(db, settings, SWEEP)
+    killed(task, db, settings, monkeypatch, count=2, writes=5)
+    group = fused_group(db, task)
+    store = CheckpointStore(settings.checkpoints)
+    return task, ids, group, store, store.steps(group.key)[-1]
+
+
 def orphaned(db: Engine, ids: list[uuid.UUID]) -> None:
     """The jobs' heartbeats stale, their holder on a host that died: they are lost."""
     with db.begin() as conn:
@@ -154,11 +166,8 @@ def get(db: Engine, job_id: uuid.UUID) -> Job:
 def test_a_killed_fused_task_resumes_from_its_checkpoint_with_every_history_exact(
         db: Engine, stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = settings_of(stack)
-    task, ids = submitted(db, settings, SWEEP)
-    killed(task, db, settings, monkeypatch, count=2, writes=5)
-    group = fused_group(db, task)
-    store = CheckpointStore(settings.checkpoints)
-    checkpoint = store.steps(group.key)[-1]
+    task, ids, group, store, checkpoint = killed_past_its_second_checkpoint(db, settings,
+                                                                           monkeypatch)
     with db.connect() as conn:
         left = metrics.last_steps(conn, ids)
     assert all(last > checkpoint for last in left.values())  # points past the checkpoint
@@ -217,17 +226,14 @@ def test_a_fused_tasks_job_sent_alone_resumes_from_its_groups_checkpoint(
     """The reconciler re-sends a lost message's jobs one by one: each still resumes from the
     group's checkpoint (the job rows, not the message, say it belongs to a fused task)."""
     settings = settings_of(stack)
-    task, ids = submitted(db, settings, SWEEP)
-    killed(task, db, settings, monkeypatch, count=2, writes=5)
-    group = fused_group(db, task)
-    store = CheckpointStore(settings.checkpoints)
-    checkpoint = store.steps(group.key)[-1]
+    task, ids, group, store, checkpoint = killed_past_its_second_checkpoint(db, settings,
+                                                                           monkeypatch)
     orphaned(db, ids)
     with db.connect() as conn:
         left = metrics.last_steps(conn, ids)
 
-    for job_id in task:
-        execute([job_id], db=db, settings=settings, worker="second")
+    for one in task:
+        execute([one], db=db, settings=settings, worker="second")
 
     expected = uninterrupted([get(db, i).spec for i in ids])
     for index, job_id in enumerate(ids):
