@@ -19,7 +19,7 @@ from optimlab.service.db import jobs, metrics
 from optimlab.service.settings import Settings
 from optimlab.worker.alone import run_claimed
 from optimlab.worker.fused_checkpoints import fused_group
-from optimlab.worker.fused_run import run_fused_task
+from optimlab.worker.fused_run import FusedResult, run_fused_task
 from optimlab.worker.job_rows import Heartbeat, claim_jobs, store_lines
 from optimlab.worker.limits import use_limits
 from optimlab.worker.run_log import capturing
@@ -47,14 +47,21 @@ def execute(job_ids: Sequence[str], *, db: Engine, settings: Settings, worker: s
                 if result.left:
                     with db.begin() as conn:
                         store_lines(conn, result.left, run_log.take(last=True))
-            if result.left:
-                log.debug("fused task of %d jobs runs them one by one: %s", len(result.left),
-                          result.reason)
-            for claim in result.left:
-                if result.started:  # start again from step 0, under the same attempt
-                    with db.begin() as conn:
-                        if jobs.lock_for_write(conn, claim) is None:
-                            continue
-                        metrics.delete_points(conn, claim.job_id)
-                run_claimed(claim, db=db, settings=settings, worker=worker,
-                            note={"fusion": {"fused_with": 0, "reason": result.reason}})
+            _run_each_alone(result, db=db, settings=settings, worker=worker)
+
+
+def _run_each_alone(result: FusedResult, *, db: Engine, settings: Settings,
+                    worker: str) -> None:
+    """The jobs a fused task could not run fused, one by one under the claims they hold;
+    after a fused run that stopped part-way, each from step 0 again."""
+    if result.left:
+        log.debug("fused task of %d jobs runs them one by one: %s", len(result.left),
+                  result.reason)
+    for claim in result.left:
+        if result.started:  # the same attempt starts again: its fused points go first
+            with db.begin() as conn:
+                if jobs.lock_for_write(conn, claim) is None:
+                    continue
+                metrics.delete_points(conn, claim.job_id)
+        run_claimed(claim, db=db, settings=settings, worker=worker,
+                    note={"fusion": {"fused_with": 0, "reason": result.reason}})
