@@ -44,8 +44,8 @@ typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy tests bench examples
 
 # The suite runs in two processes (pytest-xdist, each test taken as a process frees up;
-# TEST_WORKERS=0 runs it in this one): 15 min against 24 on a 2-core machine. The slowest
-# tests are listed at the end.
+# TEST_WORKERS=0 runs it in this one): 12.5 min against ~20 on a 2-core machine, which it
+# keeps busy (a third process is slower). The slowest tests are listed at the end.
 TEST_WORKERS ?= 2
 pytest: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal --durations=25
