@@ -26,15 +26,6 @@ from optimlab.worker.run_log import Pending, RunLog, rows_for
 log = logging.getLogger("optimlab.worker.execution")
 
 
-def claim_job(job_id: str, *, db: Engine, settings: Settings,
-              worker: str) -> jobs.Claim | None:
-    """Take the job for a new run (queued, or running with a stale heartbeat), or None.
-    Earlier runs' points stay: the run replaces those past its checkpoint (run_claimed)."""
-    claims = claim_jobs([job_id], db=db, settings=settings, worker=worker,
-                        keep_points=True)
-    return claims[0] if claims else None
-
-
 def claim_jobs(job_ids: Sequence[str], *, db: Engine, settings: Settings,
                worker: str, keep_points: bool = False) -> list[jobs.Claim]:
     """Claim each job that is free for a new run, in the given order, in one transaction:

@@ -22,7 +22,7 @@ from optimlab.worker.checkpoints import CheckpointStore
 from optimlab.worker.engine import run_training
 from optimlab.worker.engine.sink import JobUpdate
 from optimlab.worker.execution import execute
-from optimlab.worker.job_rows import claim_job
+from optimlab.worker.job_rows import claim_jobs
 from optimlab.worker.resumption import StoreCheckpointer, checkpoint_policy
 from optimlab.worker.spec import JobSpec
 from optimlab.worker.sql_sink import WALL_TIME, SqlJobsSink
@@ -72,8 +72,8 @@ def history(db: Engine, job_id: uuid.UUID) -> dict[str, list[tuple[int, bytes]]]
 
 def die_after(db: Engine, settings: Settings, job_id: uuid.UUID, step: int) -> None:
     """Run attempt 1 as the worker does, and kill it once it has stored ``step``."""
-    claim = claim_job(str(job_id), db=db, settings=settings, worker="doomed")
-    assert claim is not None
+    (claim,) = claim_jobs([str(job_id)], db=db, settings=settings, worker="doomed",
+                          keep_points=True)
 
     class Dying(SqlJobsSink):
         def write(self, updates: Sequence[JobUpdate]) -> list[bool]:
